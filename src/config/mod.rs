@@ -1,0 +1,180 @@
+//! Configuration: one YAML file, parsed then validated into the typed
+//! [`Config`] the rest of the gateway uses.
+//!
+//! Loading is three steps, each with errors that name the field:
+//! 1. parse YAML into a tree and expand `${…}` in every string (`expand.rs`);
+//! 2. deserialise the tree into raw structs that reject unknown keys (`raw.rs`);
+//! 3. validate meaning and build typed values (`validate.rs`).
+//!
+//! Nothing here may print a secret: errors name fields, variables and files,
+//! and secret values are [`secrecy::SecretString`]s.
+
+mod expand;
+mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderMap, Uri};
+
+use crate::verify::VerifySpec;
+
+pub use expand::expand_str;
+pub use validate::UNMATCHED_ROUTE;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Webhook ingress listener.
+    pub listen: SocketAddr,
+    /// Admin listener: health, readiness, metrics.
+    pub admin_listen: SocketAddr,
+    /// Embedded store directory (used by the dedup and spool features).
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    /// How long shutdown waits for in-flight requests before closing them.
+    pub shutdown_timeout: Duration,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Request bodies larger than this get 413, without being buffered.
+    pub max_body_bytes: u64,
+    /// Time a sender has to send the request line and headers.
+    pub header_read_timeout: Duration,
+    /// Time a sender has to send the whole body once the headers arrived.
+    pub body_read_timeout: Duration,
+    /// Largest upstream response body relayed to the sender in sync mode.
+    pub max_upstream_response_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_upstream_response_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique, `[a-z0-9_-]+`; used as the `route` metric label.
+    pub name: String,
+    /// Exact path matched for `POST` requests (query string ignored).
+    pub path: String,
+    pub verify: VerifySpec,
+    pub ack: AckMode,
+    pub dedup: DedupMode,
+    pub upstream: Upstream,
+}
+
+/// When the sender gets its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// Forward first, then relay the upstream's answer to the sender.
+    Sync,
+}
+
+impl AckMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckMode::Sync => "sync",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupMode {
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http://host:port/path[?query]`.
+    pub url: Uri,
+    /// Bound on the whole exchange with the upstream (connect, request, response).
+    pub timeout: Duration,
+    /// Added to every forwarded request. Values are marked sensitive: they
+    /// may carry the upstream's own credentials.
+    pub headers: HeaderMap,
+}
+
+/// A configuration problem, with the file and the field it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    /// Field path such as `routes[0].verify.secrets[1]`; empty for the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `file`, expanding `${VAR}` from `env`.
+    pub fn load(file: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: Some(file.to_path_buf()),
+            path: String::new(),
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Config::from_yaml(&text, env).map_err(|mut e| {
+            e.file = Some(file.to_path_buf());
+            e
+        })
+    }
+
+    /// Parses and validates YAML text, expanding `${VAR}` from `env`.
+    pub fn from_yaml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut tree: serde_yaml::Value = serde_yaml::from_str(text)
+            .map_err(|e| ConfigError::at("", format!("invalid YAML: {e}")))?;
+        if tree.is_null() {
+            return Err(ConfigError::at("", "the file is empty"));
+        }
+        expand::expand_tree(&mut tree, &mut String::new(), env)
+            .map_err(|(path, message)| ConfigError::at(path, message))?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::at(path, e.into_inner().to_string())
+        })?;
+        validate::validate(raw)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! The configuration file exactly as written, after `${…}` expansion.
+//!
+//! These structs only describe shape: every field the user may write, with
+//! `deny_unknown_fields` so a typo is an error rather than a silently ignored
+//! setting. Meaning (durations, addresses, per-scheme rules) is checked in
+//! `validate.rs`, which turns them into the typed [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub admin: Option<RawAdmin>,
+    pub data_dir: Option<String>,
+    pub limits: Option<RawLimits>,
+    pub shutdown_timeout: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body_bytes: Option<u64>,
+    pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub max_upstream_response_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    pub path: String,
+    pub verify: Option<RawVerify>,
+    pub ack: Option<String>,
+    pub dedup: Option<serde_yaml::Value>,
+    pub upstream: RawUpstream,
+}
+
+/// One flat struct for every scheme: which fields apply to which scheme is
+/// checked in validation, so the error can say "`prefix` does not apply to
+/// scheme `header`" instead of serde's generic "unknown field".
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub scheme: String,
+    pub header: Option<String>,
+    pub algorithm: Option<String>,
+    pub encoding: Option<String>,
+    pub prefix: Option<String>,
+    pub secrets: Option<Vec<SecretString>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: String,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}

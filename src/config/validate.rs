@@ -1,0 +1,361 @@
+//! Raw structs -> typed [`Config`]: every rule about meaning lives here.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::raw::{RawConfig, RawRoute, RawUpstream, RawVerify};
+use super::{AckMode, Config, ConfigError, DedupMode, Limits, Route, Upstream};
+use crate::forward::is_hop_by_hop;
+use crate::verify::{presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, VerifySpec};
+
+/// The route label used for requests that match no route.
+pub const UNMATCHED_ROUTE: &str = "_unmatched";
+
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen = socket_addr("listen", raw.listen.as_deref().unwrap_or("0.0.0.0:8080"))?;
+    let admin = raw.admin.unwrap_or_default();
+    let admin_listen = socket_addr(
+        "admin.listen",
+        admin.listen.as_deref().unwrap_or("127.0.0.1:9090"),
+    )?;
+    if admin_listen == listen {
+        return Err(ConfigError::at(
+            "admin.listen",
+            "must differ from `listen`: the admin endpoints are served on their own port",
+        ));
+    }
+    let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
+
+    let defaults = Limits::default();
+    let raw_limits = raw.limits.unwrap_or_default();
+    let limits = Limits {
+        max_body_bytes: positive(
+            "limits.max_body_bytes",
+            raw_limits.max_body_bytes,
+            defaults.max_body_bytes,
+        )?,
+        header_read_timeout: duration(
+            "limits.header_read_timeout",
+            raw_limits.header_read_timeout.as_deref(),
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: duration(
+            "limits.body_read_timeout",
+            raw_limits.body_read_timeout.as_deref(),
+            defaults.body_read_timeout,
+        )?,
+        max_upstream_response_bytes: positive(
+            "limits.max_upstream_response_bytes",
+            raw_limits.max_upstream_response_bytes,
+            defaults.max_upstream_response_bytes,
+        )?,
+    };
+    let shutdown_timeout = duration(
+        "shutdown_timeout",
+        raw.shutdown_timeout.as_deref(),
+        Duration::from_secs(30),
+    )?;
+
+    if raw.routes.is_empty() {
+        return Err(ConfigError::at("routes", "at least one route is required"));
+    }
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, raw_route) in raw.routes.into_iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let route = route(&at, raw_route)?;
+        if !names.insert(route.name.clone()) {
+            return Err(ConfigError::at(
+                format!("{at}.name"),
+                format!("route name {:?} is used by an earlier route", route.name),
+            ));
+        }
+        if !paths.insert(route.path.clone()) {
+            return Err(ConfigError::at(
+                format!("{at}.path"),
+                format!("path {:?} is used by an earlier route", route.path),
+            ));
+        }
+        routes.push(route);
+    }
+
+    Ok(Config {
+        listen,
+        admin_listen,
+        data_dir,
+        limits,
+        shutdown_timeout,
+        routes,
+    })
+}
+
+fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
+    let name_ok = !raw.name.is_empty()
+        && raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !name_ok {
+        return Err(ConfigError::at(
+            format!("{at}.name"),
+            format!(
+                "{:?} is not a valid route name: use lower-case letters, digits, `_` and `-`",
+                raw.name
+            ),
+        ));
+    }
+    if raw.name == UNMATCHED_ROUTE {
+        return Err(ConfigError::at(
+            format!("{at}.name"),
+            format!("{UNMATCHED_ROUTE:?} is reserved for requests that match no route"),
+        ));
+    }
+    if !raw.path.starts_with('/') || raw.path.contains(['?', '#']) || raw.path.parse::<Uri>().is_err()
+    {
+        return Err(ConfigError::at(
+            format!("{at}.path"),
+            format!(
+                "{:?} is not a valid path: it must start with `/` and hold no query or fragment",
+                raw.path
+            ),
+        ));
+    }
+    let verify = match raw.verify {
+        Some(v) => verify(&format!("{at}.verify"), v)?,
+        None => {
+            return Err(ConfigError::at(
+                format!("{at}.verify"),
+                "every route needs `verify`; to accept unverified requests write `verify: { scheme: none }`",
+            ))
+        }
+    };
+    let ack = match raw.ack.as_deref() {
+        None | Some("sync") => AckMode::Sync,
+        Some("async") => {
+            return Err(ConfigError::at(
+                format!("{at}.ack"),
+                "`async` acknowledgement is not available in this version of hookgate; use `sync`",
+            ))
+        }
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{at}.ack"),
+                format!("unknown ack mode {other:?}: expected `sync`"),
+            ))
+        }
+    };
+    let dedup = match &raw.dedup {
+        None => DedupMode::Off,
+        Some(serde_yaml::Value::String(s)) if s == "off" => DedupMode::Off,
+        Some(_) => {
+            return Err(ConfigError::at(
+                format!("{at}.dedup"),
+                "deduplication is not available in this version of hookgate; write `dedup: off`",
+            ))
+        }
+    };
+    let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
+    Ok(Route {
+        name: raw.name,
+        path: raw.path,
+        verify,
+        ack,
+        dedup,
+        upstream,
+    })
+}
+
+fn verify(at: &str, raw: RawVerify) -> Result<VerifySpec, ConfigError> {
+    let scheme = raw.scheme.clone();
+    // Which optional fields each scheme takes; anything else is an error.
+    let allowed: &[&str] = match scheme.as_str() {
+        "none" => &[],
+        "header" | "api_key" => &["header", "secrets"],
+        "hmac" => &["header", "algorithm", "encoding", "prefix", "secrets"],
+        s if presets::hmac_preset(s).is_some() => &["secrets"],
+        other => {
+            return Err(ConfigError::at(
+                format!("{at}.scheme"),
+                format!(
+                    "unknown scheme {other:?}: expected one of none, header, api_key, hmac, {}",
+                    presets::NAMES.join(", ")
+                ),
+            ))
+        }
+    };
+    let given = [
+        ("header", raw.header.is_some()),
+        ("algorithm", raw.algorithm.is_some()),
+        ("encoding", raw.encoding.is_some()),
+        ("prefix", raw.prefix.is_some()),
+        ("secrets", raw.secrets.is_some()),
+    ];
+    for (field, present) in given {
+        if present && !allowed.contains(&field) {
+            let why = if presets::hmac_preset(&scheme).is_some() {
+                format!("is fixed by the `{scheme}` preset; only `secrets` can be set")
+            } else {
+                format!("does not apply to scheme `{scheme}`")
+            };
+            return Err(ConfigError::at(format!("{at}.{field}"), why));
+        }
+    }
+
+    let kind = match scheme.as_str() {
+        "none" => SpecKind::None,
+        "header" => SpecKind::Header {
+            header: header_name(
+                &format!("{at}.header"),
+                raw.header
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::at(format!("{at}.header"), "required for scheme `header`"))?,
+            )?,
+            secrets: secrets(at, raw.secrets)?,
+        },
+        "api_key" => SpecKind::ApiKey {
+            header: header_name(&format!("{at}.header"), raw.header.as_deref().unwrap_or("X-API-Key"))?,
+            secrets: secrets(at, raw.secrets)?,
+        },
+        "hmac" => {
+            let header = header_name(
+                &format!("{at}.header"),
+                raw.header
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::at(format!("{at}.header"), "required for scheme `hmac`"))?,
+            )?;
+            let algorithm = match raw.algorithm.as_deref() {
+                None => return Err(ConfigError::at(format!("{at}.algorithm"), "required for scheme `hmac`: sha1, sha256 or sha512")),
+                Some(a) => Algorithm::parse(a).ok_or_else(|| {
+                    ConfigError::at(format!("{at}.algorithm"), format!("unknown algorithm {a:?}: expected sha1, sha256 or sha512"))
+                })?,
+            };
+            let encoding = match raw.encoding.as_deref() {
+                None => Encoding::Hex,
+                Some(e) => Encoding::parse(e).ok_or_else(|| {
+                    ConfigError::at(format!("{at}.encoding"), format!("unknown encoding {e:?}: expected hex or base64"))
+                })?,
+            };
+            SpecKind::Hmac {
+                spec: HmacSpec {
+                    sources: vec![SignatureSource {
+                        header,
+                        algorithm,
+                        encoding,
+                        prefix: raw.prefix.unwrap_or_default(),
+                    }],
+                },
+                secrets: secrets(at, raw.secrets)?,
+            }
+        }
+        preset => SpecKind::Hmac {
+            spec: presets::hmac_preset(preset).expect("checked above"),
+            secrets: secrets(at, raw.secrets)?,
+        },
+    };
+    Ok(VerifySpec { scheme, kind })
+}
+
+fn secrets(at: &str, raw: Option<Vec<SecretString>>) -> Result<Vec<SecretString>, ConfigError> {
+    let secrets = raw.unwrap_or_default();
+    if secrets.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.secrets"),
+            "at least one secret is required (list several to rotate)",
+        ));
+    }
+    for (i, s) in secrets.iter().enumerate() {
+        if s.expose_secret().is_empty() {
+            return Err(ConfigError::at(
+                format!("{at}.secrets[{i}]"),
+                "the secret is empty (is its environment variable set to an empty string?)",
+            ));
+        }
+    }
+    Ok(secrets)
+}
+
+fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
+    let url: Uri = raw.url.parse().map_err(|e| {
+        ConfigError::at(format!("{at}.url"), format!("{:?} is not a valid URL: {e}", raw.url))
+    })?;
+    match url.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(ConfigError::at(
+                format!("{at}.url"),
+                "https upstreams are not supported yet; use http:// (hookgate usually runs next to its upstream)",
+            ))
+        }
+        _ => {
+            return Err(ConfigError::at(
+                format!("{at}.url"),
+                format!("{:?} must be an absolute http:// URL", raw.url),
+            ))
+        }
+    }
+    let authority = url.authority().ok_or_else(|| {
+        ConfigError::at(format!("{at}.url"), "the URL has no host")
+    })?;
+    if authority.as_str().contains('@') {
+        return Err(ConfigError::at(
+            format!("{at}.url"),
+            "credentials in the URL are not supported; send them with `upstream.headers`",
+        ));
+    }
+    let timeout = duration(&format!("{at}.timeout"), raw.timeout.as_deref(), Duration::from_secs(10))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in raw.headers {
+        let field = format!("{at}.headers.{name}");
+        let header = header_name(&field, &name)?;
+        if is_hop_by_hop(&header) || header == http::header::HOST || header == http::header::CONTENT_LENGTH {
+            return Err(ConfigError::at(field, "this header is managed by hookgate and cannot be set"));
+        }
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| ConfigError::at(&field, "the value is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(header, value);
+    }
+    Ok(Upstream { url, timeout, headers })
+}
+
+fn header_name(at: &str, name: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::at(at, format!("{name:?} is not a valid header name")))
+}
+
+fn socket_addr(at: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::at(
+            at,
+            format!("{value:?} is not an address: write IP:PORT, e.g. \"0.0.0.0:8080\" or \"[::]:8080\""),
+        )
+    })
+}
+
+fn duration(at: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(value) = value else { return Ok(default) };
+    let parsed = humantime::parse_duration(value).map_err(|_| {
+        ConfigError::at(
+            at,
+            format!("{value:?} is not a duration: write e.g. 250ms, 10s, 5m, 24h or 7d"),
+        )
+    })?;
+    if parsed.is_zero() {
+        return Err(ConfigError::at(at, "must be greater than zero"));
+    }
+    Ok(parsed)
+}
+
+fn positive(at: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::at(at, "must be greater than zero")),
+        Some(v) => Ok(v),
+    }
+}

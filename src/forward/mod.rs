@@ -1,0 +1,175 @@
+//! Forwarding verified requests to a route's upstream.
+//!
+//! One pooled hyper-util client is shared by every route (keep-alive, no
+//! connection per request). The whole exchange, connect to last response
+//! byte, is bounded by the route's `upstream.timeout`, and the response body
+//! by `limits.max_upstream_response_bytes`, so a slow or chatty upstream
+//! cannot hold a sender's request open forever or exhaust memory.
+
+mod headers;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub use headers::{is_hop_by_hop, relayed_response_headers, upstream_request_headers, HOOKGATE_ROUTE};
+
+use crate::config::Upstream;
+
+/// Why an upstream exchange produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Connection refused or reset, DNS failure, protocol error.
+    #[error("upstream unreachable: {0}")]
+    Unavailable(String),
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("upstream response body is larger than {0} bytes")]
+    ResponseTooLarge(u64),
+}
+
+/// The upstream's complete answer.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What to send: everything but the target comes from the verified request.
+pub struct Outgoing<'a> {
+    pub upstream: &'a Upstream,
+    /// The sender's query string, appended to the upstream URL's.
+    pub query: Option<&'a str>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    max_response_bytes: u64,
+}
+
+impl UpstreamClient {
+    pub fn new(max_response_bytes: u64) -> UpstreamClient {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        UpstreamClient {
+            client,
+            max_response_bytes,
+        }
+    }
+
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<UpstreamResponse, ForwardError> {
+        let timeout = out.upstream.timeout;
+        let uri = target_uri(&out.upstream.url, out.query);
+        let mut request = Request::new(Full::new(out.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = out.headers;
+
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.max_response_bytes as usize)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ForwardError::ResponseTooLarge(self.max_response_bytes)
+                    } else {
+                        ForwardError::Unavailable(format!("reading the response body: {e}"))
+                    }
+                })?
+                .to_bytes();
+            Ok(UpstreamResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ForwardError::Timeout(timeout))?
+    }
+}
+
+/// The upstream URL with the sender's query string appended.
+fn target_uri(base: &Uri, query: Option<&str>) -> Uri {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return base.clone();
+    };
+    let path = base.path();
+    let path_and_query = match base.query() {
+        Some(own) => format!("{path}?{own}&{query}"),
+        None => format!("{path}?{query}"),
+    };
+    let mut parts = base.clone().into_parts();
+    // Both halves were valid URI parts, so the join is too; fall back to the
+    // base URL rather than fail the request if that ever stops being true.
+    match path_and_query.parse() {
+        Ok(pq) => {
+            parts.path_and_query = Some(pq);
+            Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
+        }
+        Err(_) => base.clone(),
+    }
+}
+
+/// Builds the upstream request headers for a verified request.
+pub fn outgoing_headers(
+    incoming: HeaderMap,
+    strip: Option<&HeaderName>,
+    route: &HeaderValue,
+    upstream: &Upstream,
+    peer: IpAddr,
+) -> HeaderMap {
+    upstream_request_headers(incoming, strip, route, &upstream.headers, peer)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_appended() {
+        let base: Uri = "http://127.0.0.1:3000/hook".parse().unwrap();
+        assert_eq!(target_uri(&base, None), base);
+        assert_eq!(
+            target_uri(&base, Some("a=1")).to_string(),
+            "http://127.0.0.1:3000/hook?a=1"
+        );
+        let with_query: Uri = "http://h/hook?src=x".parse().unwrap();
+        assert_eq!(
+            target_uri(&with_query, Some("a=1")).to_string(),
+            "http://h/hook?src=x&a=1"
+        );
+    }
+}

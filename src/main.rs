@@ -1,0 +1,159 @@
+//! The `hookgate` command line: `serve` and `check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use hookgate::config::Config;
+use hookgate::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "hookgate", version, about = "Webhook verification gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log format on stderr. The level is set with HOOKGATE_LOG (default: info).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormatArg,
+    },
+    /// Load and validate the configuration, print a summary of its routes.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(short, long = "config", env = "HOOKGATE_CONFIG", default_value = "hookgate.yaml")]
+    path: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = std::env::vars().collect();
+    match cli.command {
+        Command::Check { config } => match Config::load(&config.path, &env) {
+            Ok(config) => {
+                print!("{}", summary(&config));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, log_format } => {
+            telemetry::init_logging(match log_format {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            });
+            let config = match Config::load(&config.path, &env) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = hookgate::Server::bind(config).await?;
+        server.serve(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// What `hookgate check` prints: every setting that matters, no secret.
+fn summary(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let l = &config.limits;
+    let _ = writeln!(out, "configuration OK");
+    let _ = writeln!(out, "ingress  {}", config.listen);
+    let _ = writeln!(out, "admin    {} (/healthz /readyz /metrics)", config.admin_listen);
+    let _ = writeln!(
+        out,
+        "limits   body {} bytes, headers within {:?}, body within {:?}",
+        l.max_body_bytes, l.header_read_timeout, l.body_read_timeout
+    );
+    let _ = writeln!(out, "routes   {}", config.routes.len());
+    for route in &config.routes {
+        let headers: Vec<&str> = route.upstream.headers.keys().map(|k| k.as_str()).collect();
+        let _ = writeln!(out, "- {} POST {}", route.name, route.path);
+        let _ = writeln!(out, "    verify    {}", route.verify.summary());
+        let _ = writeln!(out, "    ack       {}", route.ack.as_str());
+        let _ = writeln!(out, "    dedup     off");
+        let _ = writeln!(
+            out,
+            "    upstream  {} (timeout {:?}{})",
+            route.upstream.url,
+            route.upstream.timeout,
+            if headers.is_empty() {
+                String::new()
+            } else {
+                format!(", adds headers: {}", headers.join(", "))
+            }
+        );
+    }
+    out
+}

@@ -1,0 +1,122 @@
+//! Listeners: accepting connections, the per-connection service stack, and
+//! graceful shutdown.
+
+mod error;
+mod handler;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+pub use error::{json_error, RequestError};
+pub use handler::Gateway;
+
+/// Response body of the ingress stack (as boxed by the panic guard).
+pub type IngressBody = tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>;
+
+use crate::config::Limits;
+
+/// The HTTP/1.1 + HTTP/2 (h2c) connection settings shared by both listeners.
+pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // A sender that does not finish its request head in time is cut off
+        // (slowloris); the body has its own timeout in the handler.
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// The ingress stack for one connection, outermost layer first.
+pub fn ingress_stack(
+    gateway: Arc<Gateway>,
+    sensitive: Arc<[HeaderName]>,
+    peer: SocketAddr,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = Response<IngressBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    ServiceBuilder::new()
+        // Last line of defence: a bug that panics answers this one request
+        // with a JSON 500 and keeps the connection's other requests and the
+        // process alive.
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("request handler panicked");
+            json_error(http::StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        }))
+        // Credential and signature headers are marked sensitive before any
+        // layer or handler could log the request.
+        .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
+        .service_fn(move |request: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+        })
+}
+
+/// Accepts connections until `stop` turns true, serving each with the
+/// service `make(peer)` and registering it with `connections`, which is
+/// handed back (with no watcher of its own left) so the caller can drain.
+pub async fn accept_loop<M, S, B>(
+    listener: TcpListener,
+    builder: auto::Builder<TokioExecutor>,
+    make: M,
+    connections: GracefulShutdown,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown
+where
+    M: Fn(SocketAddr) -> S,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            // The only change ever sent is "stop"; a dropped sender also stops.
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning; the
+                    // listener itself stays open.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(make(peer));
+        let builder = builder.clone();
+        let watcher = connections.watcher();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    connections
+}

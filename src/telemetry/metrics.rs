@@ -1,0 +1,242 @@
+//! The metrics registry of one gateway instance.
+//!
+//! Each gateway owns its own Prometheus recorder (not the process-global
+//! one), so several instances in one test process report separately. Every
+//! series a route can produce is registered when the route is built: the
+//! request path only increments pre-resolved handles, and dashboards see
+//! zeros instead of missing series.
+
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use super::names::{self, Kind};
+use crate::verify::VerifyError;
+
+/// What became of a request: the `outcome` label of `hookgate_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified, forwarded, and the upstream answered 2xx.
+    Accepted,
+    /// Verified and forwarded; the upstream's non-2xx answer was relayed.
+    UpstreamRejected,
+    Unauthorized,
+    TooLarge,
+    NotFound,
+    MethodNotAllowed,
+    /// The body was malformed or the sender went away mid-body.
+    BadRequest,
+    /// The sender did not finish sending the body in time.
+    Timeout,
+    /// The upstream could not be reached or gave no usable answer (502).
+    UpstreamError,
+    /// The upstream did not answer in time (504).
+    UpstreamTimeout,
+    /// The handler failed unexpectedly (500); a bug, never expected.
+    InternalError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 11] = [
+        Outcome::Accepted,
+        Outcome::UpstreamRejected,
+        Outcome::Unauthorized,
+        Outcome::TooLarge,
+        Outcome::NotFound,
+        Outcome::MethodNotAllowed,
+        Outcome::BadRequest,
+        Outcome::Timeout,
+        Outcome::UpstreamError,
+        Outcome::UpstreamTimeout,
+        Outcome::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::UpstreamRejected => "upstream_rejected",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::TooLarge => "too_large",
+            Outcome::NotFound => "not_found",
+            Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Timeout => "timeout",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::InternalError => "internal_error",
+        }
+    }
+}
+
+/// Upstream answer classes: the `class` label of `hookgate_upstream_responses_total`.
+pub const UPSTREAM_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "error", "timeout"];
+
+/// Histogram buckets for latencies, in seconds: 0.5 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+    ready: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        for (name, kind, help) in names::ALL {
+            let (name, help) = (metrics::KeyName::from(*name), metrics::SharedString::from(*help));
+            match kind {
+                Kind::Counter => recorder.describe_counter(name, None, help),
+                Kind::Gauge => recorder.describe_gauge(name, None, help),
+                Kind::Histogram => {
+                    recorder.describe_histogram(name, Some(metrics::Unit::Seconds), help)
+                }
+            }
+        }
+        let recorder = Arc::new(recorder);
+        let build = gauge(
+            &recorder,
+            names::BUILD_INFO,
+            vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+        );
+        build.set(1.0);
+        let ready = gauge(&recorder, names::READY, vec![]);
+        Metrics {
+            recorder,
+            handle,
+            ready,
+        }
+    }
+
+    /// Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into their buckets; call periodically.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(if ready { 1.0 } else { 0.0 });
+    }
+
+    /// Registers every series of one route and returns their handles.
+    pub fn route(&self, route: &str, secret_count: usize) -> RouteMetrics {
+        let r = &self.recorder;
+        let with = |extra: Option<(&'static str, String)>| {
+            let mut labels = vec![Label::new("route", route.to_string())];
+            if let Some((k, v)) = extra {
+                labels.push(Label::new(k, v));
+            }
+            labels
+        };
+        RouteMetrics {
+            requests: Outcome::ALL.map(|o| {
+                counter(r, names::REQUESTS_TOTAL, with(Some(("outcome", o.as_str().into()))))
+            }),
+            verify_failures: VerifyError::ALL.map(|e| {
+                counter(r, names::VERIFY_FAILURES_TOTAL, with(Some(("reason", e.code().into()))))
+            }),
+            secret_matches: (0..secret_count)
+                .map(|i| counter(r, names::SECRET_MATCHES_TOTAL, with(Some(("secret_index", i.to_string())))))
+                .collect(),
+            upstream_responses: UPSTREAM_CLASSES.map(|c| {
+                counter(r, names::UPSTREAM_RESPONSES_TOTAL, with(Some(("class", c.into()))))
+            }),
+            request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
+            upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
+        }
+    }
+}
+
+/// Pre-registered handles for one route.
+pub struct RouteMetrics {
+    requests: [Counter; Outcome::ALL.len()],
+    verify_failures: [Counter; VerifyError::ALL.len()],
+    secret_matches: Vec<Counter>,
+    upstream_responses: [Counter; UPSTREAM_CLASSES.len()],
+    request_duration: Histogram,
+    upstream_duration: Histogram,
+}
+
+impl RouteMetrics {
+    pub fn request(&self, outcome: Outcome, seconds: f64) {
+        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.requests[i].increment(1);
+        self.request_duration.record(seconds);
+    }
+
+    pub fn verify_failure(&self, error: VerifyError) {
+        let i = VerifyError::ALL.iter().position(|e| *e == error).unwrap_or(0);
+        self.verify_failures[i].increment(1);
+    }
+
+    pub fn secret_matched(&self, index: usize) {
+        if let Some(c) = self.secret_matches.get(index) {
+            c.increment(1);
+        }
+    }
+
+    /// Records one upstream exchange; `class` is one of [`UPSTREAM_CLASSES`].
+    pub fn upstream(&self, class: &str, seconds: f64) {
+        if let Some(i) = UPSTREAM_CLASSES.iter().position(|c| *c == class) {
+            self.upstream_responses[i].increment(1);
+        }
+        self.upstream_duration.record(seconds);
+    }
+}
+
+fn metadata() -> Metadata<'static> {
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+}
+
+fn counter(r: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> Counter {
+    r.register_counter(&Key::from_parts(name, labels), &metadata())
+}
+
+fn gauge(r: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> Gauge {
+    r.register_gauge(&Key::from_parts(name, labels), &metadata())
+}
+
+fn histogram(r: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> Histogram {
+    r.register_histogram(&Key::from_parts(name, labels), &metadata())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_series_exist_before_any_request_and_count() {
+        let m = Metrics::new();
+        let r = m.route("trutac", 2);
+        r.request(Outcome::Accepted, 0.01);
+        r.verify_failure(VerifyError::BadSignature);
+        r.secret_matched(1);
+        m.run_upkeep();
+        let text = m.render();
+        assert!(text.contains(r#"hookgate_requests_total{route="trutac",outcome="accepted"} 1"#), "{text}");
+        assert!(text.contains(r#"hookgate_requests_total{route="trutac",outcome="unauthorized"} 0"#));
+        assert!(text.contains(r#"hookgate_verify_failures_total{route="trutac",reason="bad_signature"} 1"#));
+        assert!(text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="1"} 1"#));
+        assert!(text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="0"} 0"#));
+        assert!(text.contains("hookgate_request_duration_seconds_bucket{route=\"trutac\",le=\"0.025\"} 1"));
+        assert!(text.contains("# HELP hookgate_requests_total"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Metrics and logs. Metric names are an API: they live in [`names`], are
+//! described once, and carry labels only from bounded sets (route names from
+//! the config, outcome and reason codes), never raw paths or request data.
+
+pub mod metrics;
+pub mod names;
+
+pub use self::metrics::{Metrics, Outcome, RouteMetrics};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the global tracing subscriber. The level comes from
+/// `HOOKGATE_LOG` (tracing `EnvFilter` syntax), default `info`.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

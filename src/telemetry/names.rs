@@ -1,0 +1,39 @@
+//! Every metric hookgate exports. Dashboards and alerts depend on these
+//! names and labels: change them only as a breaking change.
+
+/// Counter `{route, outcome}`: every request, by what became of it.
+pub const REQUESTS_TOTAL: &str = "hookgate_requests_total";
+/// Histogram `{route}`: time from request head to response, in seconds.
+pub const REQUEST_DURATION_SECONDS: &str = "hookgate_request_duration_seconds";
+/// Histogram `{route}`: time of the exchange with the upstream, in seconds.
+pub const UPSTREAM_DURATION_SECONDS: &str = "hookgate_upstream_duration_seconds";
+/// Counter `{route, reason}`: verification failures by reason code.
+pub const VERIFY_FAILURES_TOTAL: &str = "hookgate_verify_failures_total";
+/// Counter `{route, secret_index}`: which rotated secret verified a request.
+pub const SECRET_MATCHES_TOTAL: &str = "hookgate_secret_matches_total";
+/// Counter `{route, class}`: upstream answers by status class (`2xx`…`5xx`)
+/// or failure (`error`, `timeout`).
+pub const UPSTREAM_RESPONSES_TOTAL: &str = "hookgate_upstream_responses_total";
+/// Gauge `{}`: 1 while the gateway is ready to take traffic.
+pub const READY: &str = "hookgate_ready";
+/// Gauge `{version}`: always 1; carries the build version.
+pub const BUILD_INFO: &str = "hookgate_build_info";
+
+/// Every name above with its type and help text, described at start-up.
+pub const ALL: &[(&str, Kind, &str)] = &[
+    (REQUESTS_TOTAL, Kind::Counter, "Webhook requests by route and outcome."),
+    (REQUEST_DURATION_SECONDS, Kind::Histogram, "Time from request head to response sent to the sender."),
+    (UPSTREAM_DURATION_SECONDS, Kind::Histogram, "Duration of the exchange with the upstream."),
+    (VERIFY_FAILURES_TOTAL, Kind::Counter, "Requests that failed verification, by reason."),
+    (SECRET_MATCHES_TOTAL, Kind::Counter, "Verified requests by the index of the secret that matched."),
+    (UPSTREAM_RESPONSES_TOTAL, Kind::Counter, "Upstream answers by status class, or error/timeout."),
+    (READY, Kind::Gauge, "1 while the gateway is ready to take traffic."),
+    (BUILD_INFO, Kind::Gauge, "Build information; always 1."),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
