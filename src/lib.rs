@@ -70,11 +70,15 @@ impl Server {
     }
 
     pub fn ingress_addr(&self) -> SocketAddr {
-        self.ingress.local_addr().expect("bound listener has an address")
+        self.ingress
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.local_addr().expect("bound listener has an address")
+        self.admin
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, reports not

@@ -36,7 +36,12 @@ enum Command {
 #[derive(clap::Args)]
 struct ConfigArg {
     /// Configuration file.
-    #[arg(short, long = "config", env = "HOOKGATE_CONFIG", default_value = "hookgate.yaml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "HOOKGATE_CONFIG",
+        default_value = "hookgate.yaml"
+    )]
     path: PathBuf,
 }
 
@@ -89,38 +94,35 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let server = hookgate::Server::bind(config).await?;
-        server.serve(shutdown_signal()).await;
+        server.serve(shutdown).await;
         Ok(())
     })
 }
 
-/// Resolves on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Registers SIGTERM (Kubernetes, systemd) and SIGINT (Ctrl-C) handlers now,
+/// before the listeners are up, so a signal that arrives during start-up is
+/// not lost (the default action would kill the process without draining);
+/// the returned future resolves on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// What `hookgate check` prints: every setting that matters, no secret.
@@ -130,7 +132,11 @@ fn summary(config: &Config) -> String {
     let l = &config.limits;
     let _ = writeln!(out, "configuration OK");
     let _ = writeln!(out, "ingress  {}", config.listen);
-    let _ = writeln!(out, "admin    {} (/healthz /readyz /metrics)", config.admin_listen);
+    let _ = writeln!(
+        out,
+        "admin    {} (/healthz /readyz /metrics)",
+        config.admin_listen
+    );
     let _ = writeln!(
         out,
         "limits   body {} bytes, headers within {:?}, body within {:?}",

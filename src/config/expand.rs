@@ -96,11 +96,7 @@ fn resolve(expr: &str, env: &HashMap<String, String>) -> Result<String, String> 
         Some((name, default)) => (name, Some(default)),
         None => (expr, None),
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
             "`${{{name}}}` is not a valid variable name (letters, digits and `_`)"
         ));

@@ -62,12 +62,19 @@ fn the_issue_example_parses_with_defaults() {
 
 #[test]
 fn shipped_example_config_is_valid() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+        .unwrap();
     let c = Config::from_yaml(&text, &HashMap::new()).unwrap();
     let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["trutac", "timify", "partner"]);
-    assert!(matches!(c.route("timify").unwrap().verify.kind, SpecKind::Header { .. }));
-    assert!(matches!(c.route("partner").unwrap().verify.kind, SpecKind::ApiKey { .. }));
+    assert!(matches!(
+        c.route("timify").unwrap().verify.kind,
+        SpecKind::Header { .. }
+    ));
+    assert!(matches!(
+        c.route("partner").unwrap().verify.kind,
+        SpecKind::ApiKey { .. }
+    ));
 }
 
 #[test]
@@ -84,16 +91,36 @@ fn durations_and_limits() {
     assert_eq!(err.path, "limits.body_read_timeout");
     let err = load(&format!("limits: {{ max_body_bytes: 0 }}\n{MINIMAL}")).unwrap_err();
     assert_eq!(err.path, "limits.max_body_bytes");
-    expect_error("timeout: 10s", "timeout: 0s", "routes[0].upstream.timeout", "greater than zero");
+    expect_error(
+        "timeout: 10s",
+        "timeout: 0s",
+        "routes[0].upstream.timeout",
+        "greater than zero",
+    );
 }
 
 #[test]
 fn unknown_keys_are_errors_with_their_path() {
     let err = load(&format!("lisen: x\n{MINIMAL}")).unwrap_err();
     assert!(err.message.contains("lisen"), "{err}");
-    expect_error("ack: sync", "ack: sync\n    retries: 3", "routes[0].retries", "unknown field");
-    expect_error("timeout: 10s", "timeout: 10s\n      tls: true", "routes[0].upstream.tls", "unknown field");
-    expect_error("scheme: trutac,", "scheme: trutac, algo: sha1,", "routes[0].verify.algo", "unknown field");
+    expect_error(
+        "ack: sync",
+        "ack: sync\n    retries: 3",
+        "routes[0].retries",
+        "unknown field",
+    );
+    expect_error(
+        "timeout: 10s",
+        "timeout: 10s\n      tls: true",
+        "routes[0].upstream.tls",
+        "unknown field",
+    );
+    expect_error(
+        "scheme: trutac,",
+        "scheme: trutac, algo: sha1,",
+        "routes[0].verify.algo",
+        "unknown field",
+    );
 }
 
 #[test]
@@ -115,7 +142,8 @@ fn secrets_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("trutac");
     std::fs::write(&file, "from-file\n").unwrap();
-    let c = load(&MINIMAL.replace("${TRUTAC_SECRET}", &format!("${{file:{}}}", file.display()))).unwrap();
+    let c = load(&MINIMAL.replace("${TRUTAC_SECRET}", &format!("${{file:{}}}", file.display())))
+        .unwrap();
     match &c.routes[0].verify.kind {
         SpecKind::Hmac { secrets, .. } => assert_eq!(secrets[0].expose_secret(), "from-file"),
         other => panic!("{other:?}"),
@@ -124,30 +152,87 @@ fn secrets_from_files() {
 
 #[test]
 fn a_route_without_verify_is_an_error_and_none_is_explicit() {
-    let without = MINIMAL.replace("    verify: { scheme: trutac, secrets: [\"${TRUTAC_SECRET}\"] }\n", "");
+    let without = MINIMAL.replace(
+        "    verify: { scheme: trutac, secrets: [\"${TRUTAC_SECRET}\"] }\n",
+        "",
+    );
     let err = load(&without).unwrap_err();
     assert_eq!(err.path, "routes[0].verify");
     assert!(err.message.contains("scheme: none"), "{err}");
-    let none = MINIMAL.replace("{ scheme: trutac, secrets: [\"${TRUTAC_SECRET}\"] }", "{ scheme: none }");
-    assert!(matches!(load(&none).unwrap().routes[0].verify.kind, SpecKind::None));
+    let none = MINIMAL.replace(
+        "{ scheme: trutac, secrets: [\"${TRUTAC_SECRET}\"] }",
+        "{ scheme: none }",
+    );
+    assert!(matches!(
+        load(&none).unwrap().routes[0].verify.kind,
+        SpecKind::None
+    ));
 }
 
 #[test]
 fn scheme_rules() {
     let v = "{ scheme: trutac, secrets: [\"${TRUTAC_SECRET}\"] }";
     let cases = [
-        ("{ scheme: md5, secrets: [a] }", "routes[0].verify.scheme", "unknown scheme"),
-        ("{ scheme: trutac }", "routes[0].verify.secrets", "at least one secret"),
-        ("{ scheme: trutac, secrets: [] }", "routes[0].verify.secrets", "at least one secret"),
-        ("{ scheme: trutac, secrets: [a, \"\"] }", "routes[0].verify.secrets[1]", "empty"),
-        ("{ scheme: trutac, header: X, secrets: [a] }", "routes[0].verify.header", "fixed by the `trutac` preset"),
-        ("{ scheme: header, secrets: [a] }", "routes[0].verify.header", "required"),
-        ("{ scheme: header, header: X, prefix: p, secrets: [a] }", "routes[0].verify.prefix", "does not apply"),
-        ("{ scheme: none, secrets: [a] }", "routes[0].verify.secrets", "does not apply"),
-        ("{ scheme: hmac, header: X, secrets: [a] }", "routes[0].verify.algorithm", "required"),
-        ("{ scheme: hmac, header: X, algorithm: md5, secrets: [a] }", "routes[0].verify.algorithm", "md5"),
-        ("{ scheme: hmac, header: X, algorithm: sha1, encoding: b32, secrets: [a] }", "routes[0].verify.encoding", "b32"),
-        ("{ scheme: hmac, header: \"bad header\", algorithm: sha1, secrets: [a] }", "routes[0].verify.header", "not a valid header"),
+        (
+            "{ scheme: md5, secrets: [a] }",
+            "routes[0].verify.scheme",
+            "unknown scheme",
+        ),
+        (
+            "{ scheme: trutac }",
+            "routes[0].verify.secrets",
+            "at least one secret",
+        ),
+        (
+            "{ scheme: trutac, secrets: [] }",
+            "routes[0].verify.secrets",
+            "at least one secret",
+        ),
+        (
+            "{ scheme: trutac, secrets: [a, \"\"] }",
+            "routes[0].verify.secrets[1]",
+            "empty",
+        ),
+        (
+            "{ scheme: trutac, header: X, secrets: [a] }",
+            "routes[0].verify.header",
+            "fixed by the `trutac` preset",
+        ),
+        (
+            "{ scheme: header, secrets: [a] }",
+            "routes[0].verify.header",
+            "required",
+        ),
+        (
+            "{ scheme: header, header: X, prefix: p, secrets: [a] }",
+            "routes[0].verify.prefix",
+            "does not apply",
+        ),
+        (
+            "{ scheme: none, secrets: [a] }",
+            "routes[0].verify.secrets",
+            "does not apply",
+        ),
+        (
+            "{ scheme: hmac, header: X, secrets: [a] }",
+            "routes[0].verify.algorithm",
+            "required",
+        ),
+        (
+            "{ scheme: hmac, header: X, algorithm: md5, secrets: [a] }",
+            "routes[0].verify.algorithm",
+            "md5",
+        ),
+        (
+            "{ scheme: hmac, header: X, algorithm: sha1, encoding: b32, secrets: [a] }",
+            "routes[0].verify.encoding",
+            "b32",
+        ),
+        (
+            "{ scheme: hmac, header: \"bad header\", algorithm: sha1, secrets: [a] }",
+            "routes[0].verify.header",
+            "not a valid header",
+        ),
     ];
     for (replacement, path, needle) in cases {
         let err = load(&MINIMAL.replace(v, replacement)).unwrap_err();
@@ -167,24 +252,80 @@ fn scheme_rules() {
 
 #[test]
 fn route_rules() {
-    expect_error("name: trutac", "name: TruTac", "routes[0].name", "not a valid route name");
-    expect_error("name: trutac", "name: _unmatched", "routes[0].name", "reserved");
-    expect_error("path: /hooks/trutac", "path: hooks", "routes[0].path", "start with `/`");
-    expect_error("path: /hooks/trutac", "path: /hooks?x=1", "routes[0].path", "query");
+    expect_error(
+        "name: trutac",
+        "name: TruTac",
+        "routes[0].name",
+        "not a valid route name",
+    );
+    expect_error(
+        "name: trutac",
+        "name: _unmatched",
+        "routes[0].name",
+        "reserved",
+    );
+    expect_error(
+        "path: /hooks/trutac",
+        "path: hooks",
+        "routes[0].path",
+        "start with `/`",
+    );
+    expect_error(
+        "path: /hooks/trutac",
+        "path: /hooks?x=1",
+        "routes[0].path",
+        "query",
+    );
     expect_error("ack: sync", "ack: async", "routes[0].ack", "not available");
-    expect_error("ack: sync", "ack: later", "routes[0].ack", "unknown ack mode");
-    expect_error("dedup: off", "dedup: { key: x }", "routes[0].dedup", "write `dedup: off`");
-    expect_error("http://127.0.0.1:3000/trutac", "https://x/y", "routes[0].upstream.url", "https");
-    expect_error("http://127.0.0.1:3000/trutac", "/relative", "routes[0].upstream.url", "absolute");
-    expect_error("http://127.0.0.1:3000/trutac", "http://u:p@h/", "routes[0].upstream.url", "credentials");
-    expect_error("X-Source: trutac", "Connection: close", "routes[0].upstream.headers.Connection", "managed by hookgate");
+    expect_error(
+        "ack: sync",
+        "ack: later",
+        "routes[0].ack",
+        "unknown ack mode",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { key: x }",
+        "routes[0].dedup",
+        "write `dedup: off`",
+    );
+    expect_error(
+        "http://127.0.0.1:3000/trutac",
+        "https://x/y",
+        "routes[0].upstream.url",
+        "https",
+    );
+    expect_error(
+        "http://127.0.0.1:3000/trutac",
+        "/relative",
+        "routes[0].upstream.url",
+        "absolute",
+    );
+    expect_error(
+        "http://127.0.0.1:3000/trutac",
+        "http://u:p@h/",
+        "routes[0].upstream.url",
+        "credentials",
+    );
+    expect_error(
+        "X-Source: trutac",
+        "Connection: close",
+        "routes[0].upstream.headers.Connection",
+        "managed by hookgate",
+    );
     let err = load(&format!("listen: \"localhost:80\"\n{MINIMAL}")).unwrap_err();
     assert_eq!(err.path, "listen");
-    let err = load(&format!("listen: \"127.0.0.1:80\"\nadmin: {{ listen: \"127.0.0.1:80\" }}\n{MINIMAL}")).unwrap_err();
+    let err = load(&format!(
+        "listen: \"127.0.0.1:80\"\nadmin: {{ listen: \"127.0.0.1:80\" }}\n{MINIMAL}"
+    ))
+    .unwrap_err();
     assert_eq!(err.path, "admin.listen");
     assert_eq!(load("routes: []").unwrap_err().path, "routes");
     assert!(load("").unwrap_err().message.contains("empty"));
-    assert!(load("routes: [").unwrap_err().message.contains("invalid YAML"));
+    assert!(load("routes: [")
+        .unwrap_err()
+        .message
+        .contains("invalid YAML"));
 }
 
 #[test]
@@ -203,11 +344,13 @@ fn errors_and_debug_output_never_show_secrets() {
     let debug = format!("{c:?}");
     assert!(!debug.contains("t-secret"), "{debug}");
     // A type error in a secret list names the field, not a neighbouring secret.
-    let err = load(&MINIMAL.replace("[\"${TRUTAC_SECRET}\"]", "[\"${TRUTAC_SECRET}\", {a: 1}]")).unwrap_err();
+    let err = load(&MINIMAL.replace("[\"${TRUTAC_SECRET}\"]", "[\"${TRUTAC_SECRET}\", {a: 1}]"))
+        .unwrap_err();
     assert_eq!(err.path, "routes[0].verify.secrets[1]");
     assert!(!err.to_string().contains("t-secret"), "{err}");
     // Upstream header values may be credentials too.
-    let c = load(&MINIMAL.replace("X-Source: trutac", "Authorization: Bearer upstream-token")).unwrap();
+    let c =
+        load(&MINIMAL.replace("X-Source: trutac", "Authorization: Bearer upstream-token")).unwrap();
     assert!(!format!("{c:?}").contains("upstream-token"));
 }
 
@@ -218,7 +361,10 @@ fn load_names_the_file() {
     std::fs::write(&file, MINIMAL.replace("ack: sync", "ack: never")).unwrap();
     let err = Config::load(&file, &env(&[("TRUTAC_SECRET", "x")])).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with(&format!("{}: routes[0].ack: ", file.display())), "{text}");
+    assert!(
+        text.starts_with(&format!("{}: routes[0].ack: ", file.display())),
+        "{text}"
+    );
     let missing = Config::load(&dir.path().join("nope.yaml"), &HashMap::new()).unwrap_err();
     assert!(missing.to_string().contains("nope.yaml"));
 }

@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::raw::{RawConfig, RawRoute, RawUpstream, RawVerify};
 use super::{AckMode, Config, ConfigError, DedupMode, Limits, Route, Upstream};
 use crate::forward::is_hop_by_hop;
-use crate::verify::{presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, VerifySpec};
+use crate::verify::{
+    presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, VerifySpec,
+};
 
 /// The route label used for requests that match no route.
 pub const UNMATCHED_ROUTE: &str = "_unmatched";
@@ -23,7 +25,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         "admin.listen",
         admin.listen.as_deref().unwrap_or("127.0.0.1:9090"),
     )?;
-    if admin_listen == listen {
+    if admin_listen == listen && listen.port() != 0 {
         return Err(ConfigError::at(
             "admin.listen",
             "must differ from `listen`: the admin endpoints are served on their own port",
@@ -116,7 +118,9 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             format!("{UNMATCHED_ROUTE:?} is reserved for requests that match no route"),
         ));
     }
-    if !raw.path.starts_with('/') || raw.path.contains(['?', '#']) || raw.path.parse::<Uri>().is_err()
+    if !raw.path.starts_with('/')
+        || raw.path.contains(['?', '#'])
+        || raw.path.parse::<Uri>().is_err()
     {
         return Err(ConfigError::at(
             format!("{at}.path"),
@@ -135,31 +139,29 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             ))
         }
     };
-    let ack = match raw.ack.as_deref() {
-        None | Some("sync") => AckMode::Sync,
-        Some("async") => {
-            return Err(ConfigError::at(
+    let ack =
+        match raw.ack.as_deref() {
+            None | Some("sync") => AckMode::Sync,
+            Some("async") => return Err(ConfigError::at(
                 format!("{at}.ack"),
                 "`async` acknowledgement is not available in this version of hookgate; use `sync`",
-            ))
-        }
-        Some(other) => {
-            return Err(ConfigError::at(
-                format!("{at}.ack"),
-                format!("unknown ack mode {other:?}: expected `sync`"),
-            ))
-        }
-    };
-    let dedup = match &raw.dedup {
-        None => DedupMode::Off,
-        Some(serde_yaml::Value::String(s)) if s == "off" => DedupMode::Off,
-        Some(_) => {
-            return Err(ConfigError::at(
+            )),
+            Some(other) => {
+                return Err(ConfigError::at(
+                    format!("{at}.ack"),
+                    format!("unknown ack mode {other:?}: expected `sync`"),
+                ))
+            }
+        };
+    let dedup =
+        match &raw.dedup {
+            None => DedupMode::Off,
+            Some(serde_yaml::Value::String(s)) if s == "off" => DedupMode::Off,
+            Some(_) => return Err(ConfigError::at(
                 format!("{at}.dedup"),
                 "deduplication is not available in this version of hookgate; write `dedup: off`",
-            ))
-        }
-    };
+            )),
+        };
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
     Ok(Route {
         name: raw.name,
@@ -212,33 +214,47 @@ fn verify(at: &str, raw: RawVerify) -> Result<VerifySpec, ConfigError> {
         "header" => SpecKind::Header {
             header: header_name(
                 &format!("{at}.header"),
-                raw.header
-                    .as_deref()
-                    .ok_or_else(|| ConfigError::at(format!("{at}.header"), "required for scheme `header`"))?,
+                raw.header.as_deref().ok_or_else(|| {
+                    ConfigError::at(format!("{at}.header"), "required for scheme `header`")
+                })?,
             )?,
             secrets: secrets(at, raw.secrets)?,
         },
         "api_key" => SpecKind::ApiKey {
-            header: header_name(&format!("{at}.header"), raw.header.as_deref().unwrap_or("X-API-Key"))?,
+            header: header_name(
+                &format!("{at}.header"),
+                raw.header.as_deref().unwrap_or("X-API-Key"),
+            )?,
             secrets: secrets(at, raw.secrets)?,
         },
         "hmac" => {
             let header = header_name(
                 &format!("{at}.header"),
-                raw.header
-                    .as_deref()
-                    .ok_or_else(|| ConfigError::at(format!("{at}.header"), "required for scheme `hmac`"))?,
+                raw.header.as_deref().ok_or_else(|| {
+                    ConfigError::at(format!("{at}.header"), "required for scheme `hmac`")
+                })?,
             )?;
             let algorithm = match raw.algorithm.as_deref() {
-                None => return Err(ConfigError::at(format!("{at}.algorithm"), "required for scheme `hmac`: sha1, sha256 or sha512")),
+                None => {
+                    return Err(ConfigError::at(
+                        format!("{at}.algorithm"),
+                        "required for scheme `hmac`: sha1, sha256 or sha512",
+                    ))
+                }
                 Some(a) => Algorithm::parse(a).ok_or_else(|| {
-                    ConfigError::at(format!("{at}.algorithm"), format!("unknown algorithm {a:?}: expected sha1, sha256 or sha512"))
+                    ConfigError::at(
+                        format!("{at}.algorithm"),
+                        format!("unknown algorithm {a:?}: expected sha1, sha256 or sha512"),
+                    )
                 })?,
             };
             let encoding = match raw.encoding.as_deref() {
                 None => Encoding::Hex,
                 Some(e) => Encoding::parse(e).ok_or_else(|| {
-                    ConfigError::at(format!("{at}.encoding"), format!("unknown encoding {e:?}: expected hex or base64"))
+                    ConfigError::at(
+                        format!("{at}.encoding"),
+                        format!("unknown encoding {e:?}: expected hex or base64"),
+                    )
                 })?,
             };
             SpecKind::Hmac {
@@ -282,7 +298,10 @@ fn secrets(at: &str, raw: Option<Vec<SecretString>>) -> Result<Vec<SecretString>
 
 fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
     let url: Uri = raw.url.parse().map_err(|e| {
-        ConfigError::at(format!("{at}.url"), format!("{:?} is not a valid URL: {e}", raw.url))
+        ConfigError::at(
+            format!("{at}.url"),
+            format!("{:?} is not a valid URL: {e}", raw.url),
+        )
     })?;
     match url.scheme_str() {
         Some("http") => {}
@@ -299,29 +318,43 @@ fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
             ))
         }
     }
-    let authority = url.authority().ok_or_else(|| {
-        ConfigError::at(format!("{at}.url"), "the URL has no host")
-    })?;
+    let authority = url
+        .authority()
+        .ok_or_else(|| ConfigError::at(format!("{at}.url"), "the URL has no host"))?;
     if authority.as_str().contains('@') {
         return Err(ConfigError::at(
             format!("{at}.url"),
             "credentials in the URL are not supported; send them with `upstream.headers`",
         ));
     }
-    let timeout = duration(&format!("{at}.timeout"), raw.timeout.as_deref(), Duration::from_secs(10))?;
+    let timeout = duration(
+        &format!("{at}.timeout"),
+        raw.timeout.as_deref(),
+        Duration::from_secs(10),
+    )?;
     let mut headers = HeaderMap::new();
     for (name, value) in raw.headers {
         let field = format!("{at}.headers.{name}");
         let header = header_name(&field, &name)?;
-        if is_hop_by_hop(&header) || header == http::header::HOST || header == http::header::CONTENT_LENGTH {
-            return Err(ConfigError::at(field, "this header is managed by hookgate and cannot be set"));
+        if is_hop_by_hop(&header)
+            || header == http::header::HOST
+            || header == http::header::CONTENT_LENGTH
+        {
+            return Err(ConfigError::at(
+                field,
+                "this header is managed by hookgate and cannot be set",
+            ));
         }
         let mut value = HeaderValue::from_str(&value)
             .map_err(|_| ConfigError::at(&field, "the value is not a valid header value"))?;
         value.set_sensitive(true);
         headers.insert(header, value);
     }
-    Ok(Upstream { url, timeout, headers })
+    Ok(Upstream {
+        url,
+        timeout,
+        headers,
+    })
 }
 
 fn header_name(at: &str, name: &str) -> Result<HeaderName, ConfigError> {
@@ -339,7 +372,9 @@ fn socket_addr(at: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 fn duration(at: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(value) = value else { return Ok(default) };
+    let Some(value) = value else {
+        return Ok(default);
+    };
     let parsed = humantime::parse_duration(value).map_err(|_| {
         ConfigError::at(
             at,

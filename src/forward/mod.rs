@@ -8,16 +8,17 @@
 
 mod headers;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-pub use headers::{is_hop_by_hop, relayed_response_headers, upstream_request_headers, HOOKGATE_ROUTE};
+pub use headers::{
+    is_hop_by_hop, relayed_response_headers, upstream_request_headers, HOOKGATE_ROUTE,
+};
 
 use crate::config::Upstream;
 
@@ -130,17 +131,6 @@ fn target_uri(base: &Uri, query: Option<&str>) -> Uri {
         }
         Err(_) => base.clone(),
     }
-}
-
-/// Builds the upstream request headers for a verified request.
-pub fn outgoing_headers(
-    incoming: HeaderMap,
-    strip: Option<&HeaderName>,
-    route: &HeaderValue,
-    upstream: &Upstream,
-    peer: IpAddr,
-) -> HeaderMap {
-    upstream_request_headers(incoming, strip, route, &upstream.headers, peer)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -135,7 +135,10 @@ mod tests {
             let r = e.into_response(true);
             assert_eq!(r.status(), e.status());
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
-            assert!(!e.status().is_server_error() || e.status().as_u16() >= 502, "{e:?}");
+            assert!(
+                !e.status().is_server_error() || e.status().as_u16() >= 502,
+                "{e:?}"
+            );
         }
         let r = RequestError::MethodNotAllowed.into_response(true);
         assert_eq!(r.headers()[header::ALLOW], "POST");

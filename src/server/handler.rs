@@ -63,7 +63,11 @@ impl Gateway {
     }
 
     /// Answers one request. Never fails: every error becomes a response.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let http1 = request.version() <= Version::HTTP_11;
         let Some(route) = self.routes.get(request.uri().path()) else {
@@ -161,7 +165,11 @@ impl Gateway {
 /// Reads the whole body, refusing more than `max_body_bytes` (from
 /// Content-Length before reading anything, and while streaming for chunked
 /// bodies) and giving up after `body_read_timeout`.
-async fn read_body(body: Incoming, headers: &HeaderMap, limits: &Limits) -> Result<Bytes, RequestError> {
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limits: &Limits,
+) -> Result<Bytes, RequestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -170,7 +178,12 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limits: &Limits) -> Resu
         return Err(RequestError::TooLarge);
     }
     let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    match tokio::time::timeout(limits.body_read_timeout, Limited::new(body, limit).collect()).await {
+    match tokio::time::timeout(
+        limits.body_read_timeout,
+        Limited::new(body, limit).collect(),
+    )
+    .await
+    {
         Err(_) => Err(RequestError::BodyTimeout),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(RequestError::TooLarge),
         Ok(Err(_)) => Err(RequestError::BadBody),

@@ -61,10 +61,12 @@ pub fn ingress_stack(
         // Last line of defence: a bug that panics answers this one request
         // with a JSON 500 and keeps the connection's other requests and the
         // process alive.
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("request handler panicked");
-            json_error(http::StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("request handler panicked");
+                json_error(http::StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            },
+        ))
         // Credential and signature headers are marked sensitive before any
         // layer or handler could log the request.
         .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
@@ -86,7 +88,10 @@ pub async fn accept_loop<M, S, B>(
 ) -> GracefulShutdown
 where
     M: Fn(SocketAddr) -> S,
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

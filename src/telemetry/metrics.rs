@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use super::names::{self, Kind};
 use crate::verify::VerifyError;
@@ -98,7 +100,10 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         for (name, kind, help) in names::ALL {
-            let (name, help) = (metrics::KeyName::from(*name), metrics::SharedString::from(*help));
+            let (name, help) = (
+                metrics::KeyName::from(*name),
+                metrics::SharedString::from(*help),
+            );
             match kind {
                 Kind::Counter => recorder.describe_counter(name, None, help),
                 Kind::Gauge => recorder.describe_gauge(name, None, help),
@@ -148,16 +153,34 @@ impl Metrics {
         };
         RouteMetrics {
             requests: Outcome::ALL.map(|o| {
-                counter(r, names::REQUESTS_TOTAL, with(Some(("outcome", o.as_str().into()))))
+                counter(
+                    r,
+                    names::REQUESTS_TOTAL,
+                    with(Some(("outcome", o.as_str().into()))),
+                )
             }),
             verify_failures: VerifyError::ALL.map(|e| {
-                counter(r, names::VERIFY_FAILURES_TOTAL, with(Some(("reason", e.code().into()))))
+                counter(
+                    r,
+                    names::VERIFY_FAILURES_TOTAL,
+                    with(Some(("reason", e.code().into()))),
+                )
             }),
             secret_matches: (0..secret_count)
-                .map(|i| counter(r, names::SECRET_MATCHES_TOTAL, with(Some(("secret_index", i.to_string())))))
+                .map(|i| {
+                    counter(
+                        r,
+                        names::SECRET_MATCHES_TOTAL,
+                        with(Some(("secret_index", i.to_string()))),
+                    )
+                })
                 .collect(),
             upstream_responses: UPSTREAM_CLASSES.map(|c| {
-                counter(r, names::UPSTREAM_RESPONSES_TOTAL, with(Some(("class", c.into()))))
+                counter(
+                    r,
+                    names::UPSTREAM_RESPONSES_TOTAL,
+                    with(Some(("class", c.into()))),
+                )
             }),
             request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
             upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
@@ -183,7 +206,10 @@ impl RouteMetrics {
     }
 
     pub fn verify_failure(&self, error: VerifyError) {
-        let i = VerifyError::ALL.iter().position(|e| *e == error).unwrap_or(0);
+        let i = VerifyError::ALL
+            .iter()
+            .position(|e| *e == error)
+            .unwrap_or(0);
         self.verify_failures[i].increment(1);
     }
 
@@ -231,12 +257,24 @@ mod tests {
         r.secret_matched(1);
         m.run_upkeep();
         let text = m.render();
-        assert!(text.contains(r#"hookgate_requests_total{route="trutac",outcome="accepted"} 1"#), "{text}");
-        assert!(text.contains(r#"hookgate_requests_total{route="trutac",outcome="unauthorized"} 0"#));
-        assert!(text.contains(r#"hookgate_verify_failures_total{route="trutac",reason="bad_signature"} 1"#));
-        assert!(text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="1"} 1"#));
-        assert!(text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="0"} 0"#));
-        assert!(text.contains("hookgate_request_duration_seconds_bucket{route=\"trutac\",le=\"0.025\"} 1"));
+        assert!(
+            text.contains(r#"hookgate_requests_total{route="trutac",outcome="accepted"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookgate_requests_total{route="trutac",outcome="unauthorized"} 0"#)
+        );
+        assert!(text.contains(
+            r#"hookgate_verify_failures_total{route="trutac",reason="bad_signature"} 1"#
+        ));
+        assert!(
+            text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="1"} 1"#)
+        );
+        assert!(
+            text.contains(r#"hookgate_secret_matches_total{route="trutac",secret_index="0"} 0"#)
+        );
+        assert!(text
+            .contains("hookgate_request_duration_seconds_bucket{route=\"trutac\",le=\"0.025\"} 1"));
         assert!(text.contains("# HELP hookgate_requests_total"));
     }
 }

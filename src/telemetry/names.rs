@@ -21,13 +21,41 @@ pub const BUILD_INFO: &str = "hookgate_build_info";
 
 /// Every name above with its type and help text, described at start-up.
 pub const ALL: &[(&str, Kind, &str)] = &[
-    (REQUESTS_TOTAL, Kind::Counter, "Webhook requests by route and outcome."),
-    (REQUEST_DURATION_SECONDS, Kind::Histogram, "Time from request head to response sent to the sender."),
-    (UPSTREAM_DURATION_SECONDS, Kind::Histogram, "Duration of the exchange with the upstream."),
-    (VERIFY_FAILURES_TOTAL, Kind::Counter, "Requests that failed verification, by reason."),
-    (SECRET_MATCHES_TOTAL, Kind::Counter, "Verified requests by the index of the secret that matched."),
-    (UPSTREAM_RESPONSES_TOTAL, Kind::Counter, "Upstream answers by status class, or error/timeout."),
-    (READY, Kind::Gauge, "1 while the gateway is ready to take traffic."),
+    (
+        REQUESTS_TOTAL,
+        Kind::Counter,
+        "Webhook requests by route and outcome.",
+    ),
+    (
+        REQUEST_DURATION_SECONDS,
+        Kind::Histogram,
+        "Time from request head to response sent to the sender.",
+    ),
+    (
+        UPSTREAM_DURATION_SECONDS,
+        Kind::Histogram,
+        "Duration of the exchange with the upstream.",
+    ),
+    (
+        VERIFY_FAILURES_TOTAL,
+        Kind::Counter,
+        "Requests that failed verification, by reason.",
+    ),
+    (
+        SECRET_MATCHES_TOTAL,
+        Kind::Counter,
+        "Verified requests by the index of the secret that matched.",
+    ),
+    (
+        UPSTREAM_RESPONSES_TOTAL,
+        Kind::Counter,
+        "Upstream answers by status class, or error/timeout.",
+    ),
+    (
+        READY,
+        Kind::Gauge,
+        "1 while the gateway is ready to take traffic.",
+    ),
     (BUILD_INFO, Kind::Gauge, "Build information; always 1."),
 ];
 

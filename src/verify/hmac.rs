@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use hmac::{Mac, Hmac};
+use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -73,9 +73,7 @@ impl Encoding {
     fn decode(self, text: &[u8]) -> Option<Vec<u8>> {
         match self {
             Encoding::Hex => hex::decode(text).ok(),
-            Encoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .ok(),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
         }
     }
 }
@@ -112,12 +110,8 @@ impl KeyedMac {
         const ANY_LENGTH: &str = "HMAC takes keys of any length";
         match algorithm {
             Algorithm::Sha1 => KeyedMac::Sha1(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
-            Algorithm::Sha256 => {
-                KeyedMac::Sha256(Hmac::new_from_slice(key).expect(ANY_LENGTH))
-            }
-            Algorithm::Sha512 => {
-                KeyedMac::Sha512(Hmac::new_from_slice(key).expect(ANY_LENGTH))
-            }
+            Algorithm::Sha256 => KeyedMac::Sha256(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
+            Algorithm::Sha512 => KeyedMac::Sha512(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
         }
     }
 
@@ -233,7 +227,10 @@ mod tests {
     #[test]
     fn trutac_sign_verify_tamper() {
         let body = Bytes::from_static(br#"{"action":"clocking.created","clocking":{"id":7}}"#);
-        let sig = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, "s3cret", &body)));
+        let sig = format!(
+            "sha1={}",
+            hex::encode(sign(Algorithm::Sha1, "s3cret", &body))
+        );
         let v = trutac(&["s3cret"]);
         let ok = v.verify(&headers(&[("TT-Hook-Signature", &sig)]), &body);
         assert_eq!(ok.unwrap().secret_index, Some(0));
@@ -255,7 +252,9 @@ mod tests {
         let mac = hex::encode_upper(sign(Algorithm::Sha1, "k", &body));
         let v = trutac(&["k"]);
         for sig in [format!("sha1={mac}"), format!("SHA1={mac}")] {
-            assert!(v.verify(&headers(&[("tt-hook-signature", &sig)]), &body).is_ok());
+            assert!(v
+                .verify(&headers(&[("tt-hook-signature", &sig)]), &body)
+                .is_ok());
         }
     }
 
@@ -282,8 +281,8 @@ mod tests {
         for bad in [
             "sha1=zz".to_string(),
             "sha1=".to_string(),
-            good_hex.clone(),                  // no prefix
-            format!("sha256={good_hex}"),      // wrong prefix
+            good_hex.clone(),                   // no prefix
+            format!("sha256={good_hex}"),       // wrong prefix
             format!("sha1={}", &good_hex[2..]), // wrong length
             "garbage".to_string(),
         ] {
@@ -300,7 +299,10 @@ mod tests {
         let body = Bytes::from_static(b"x");
         let good = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, "k", &body)));
         let v = trutac(&["k"]);
-        let h = headers(&[("TT-Hook-Signature", "sha1=00"), ("TT-Hook-Signature", &good)]);
+        let h = headers(&[
+            ("TT-Hook-Signature", "sha1=00"),
+            ("TT-Hook-Signature", &good),
+        ]);
         assert!(v.verify(&h, &body).is_ok());
     }
 
@@ -308,10 +310,17 @@ mod tests {
     fn github_prefers_sha256_and_falls_back_to_sha1() {
         let body = Bytes::from_static(b"{\"zen\":\"x\"}");
         let v = HmacVerifier::new(hmac_preset("github").unwrap(), &secrets(&["gh"]));
-        let s256 = format!("sha256={}", hex::encode(sign(Algorithm::Sha256, "gh", &body)));
+        let s256 = format!(
+            "sha256={}",
+            hex::encode(sign(Algorithm::Sha256, "gh", &body))
+        );
         let s1 = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, "gh", &body)));
-        assert!(v.verify(&headers(&[("X-Hub-Signature-256", &s256)]), &body).is_ok());
-        assert!(v.verify(&headers(&[("X-Hub-Signature", &s1)]), &body).is_ok());
+        assert!(v
+            .verify(&headers(&[("X-Hub-Signature-256", &s256)]), &body)
+            .is_ok());
+        assert!(v
+            .verify(&headers(&[("X-Hub-Signature", &s1)]), &body)
+            .is_ok());
         // When both are sent, the SHA-256 one decides: a bad SHA-256 is not
         // rescued by a good SHA-1.
         let bad256 = format!("sha256={}", hex::encode([0u8; 32]));
@@ -336,7 +345,8 @@ mod tests {
             }],
         };
         let v = HmacVerifier::new(spec, &secrets(&["k"]));
-        let sig = base64::engine::general_purpose::STANDARD.encode(sign(Algorithm::Sha512, "k", &body));
+        let sig =
+            base64::engine::general_purpose::STANDARD.encode(sign(Algorithm::Sha512, "k", &body));
         assert!(v.verify(&headers(&[("x-sig", &sig)]), &body).is_ok());
         assert_eq!(
             v.verify(&headers(&[("x-sig", "not base64!")]), &body),

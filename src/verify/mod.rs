@@ -68,7 +68,10 @@ impl VerifySpec {
         match &self.kind {
             SpecKind::None => "none (requests are NOT verified)".to_string(),
             SpecKind::Header { header, .. } => {
-                format!("{}: header {header} equals one of {secrets} secret(s)", self.scheme)
+                format!(
+                    "{}: header {header} equals one of {secrets} secret(s)",
+                    self.scheme
+                )
             }
             SpecKind::ApiKey { header, .. } => {
                 format!("{}: key in {header}, {secrets} secret(s)", self.scheme)

@@ -94,7 +94,12 @@ mod tests {
         let ok = v.verify(&with("X-Timify-Secret", "new")).unwrap();
         assert_eq!(ok.secret_index, Some(1));
         assert_eq!(ok.strip_header.unwrap(), "x-timify-secret");
-        assert_eq!(v.verify(&with("X-Timify-Secret", "old")).unwrap().secret_index, Some(0));
+        assert_eq!(
+            v.verify(&with("X-Timify-Secret", "old"))
+                .unwrap()
+                .secret_index,
+            Some(0)
+        );
     }
 
     #[test]
@@ -111,7 +116,10 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(v.verify(&HeaderMap::new()), Err(VerifyError::MissingCredentials));
+        assert_eq!(
+            v.verify(&HeaderMap::new()),
+            Err(VerifyError::MissingCredentials)
+        );
         assert_eq!(
             v.verify(&with("X-Other", "secret")),
             Err(VerifyError::MissingCredentials)

@@ -1,0 +1,148 @@
+//! The `hookgate` binary: `check` output and exit codes, `serve` shutdown
+//! on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn hookgate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    // Never inherit a developer's own settings.
+    for var in [
+        "HOOKGATE_CONFIG",
+        "TRUTAC_SECRET",
+        "TIMIFY_SECRET",
+        "PARTNER_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
+
+#[test]
+fn check_passes_on_the_example_and_prints_routes_without_secrets() {
+    let out = hookgate()
+        .args(["check", "--config", EXAMPLE])
+        .env("TRUTAC_SECRET", "prod-trutac-Zx81")
+        .env("TIMIFY_SECRET", "prod-timify-Qq02")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "trutac POST /hooks/trutac",
+        "timify POST /hooks/timify",
+        "partner POST /hooks/partner",
+        "TT-Hook-Signature",
+        "x-timify-secret",
+    ] {
+        assert!(
+            stdout.to_lowercase().contains(&expected.to_lowercase()),
+            "{expected} not in\n{stdout}"
+        );
+    }
+    for secret in [
+        "prod-trutac-Zx81",
+        "prod-timify-Qq02",
+        "dev-partner-key-change-me",
+    ] {
+        assert!(!stdout.contains(secret), "secret printed:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_reads_the_config_path_from_the_environment() {
+    let out = hookgate()
+        .arg("check")
+        .env("HOOKGATE_CONFIG", EXAMPLE)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn check_fails_with_file_field_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "routes:\n  - name: t\n    path: /t\n    verify: { scheme: trutac, secrets: [\"${MISSING_SECRET}\"] }\n    upstream: { url: \"http://127.0.0.1:1/\" }\n",
+    )
+    .unwrap();
+    let out = hookgate()
+        .args(["check", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bad.yaml"), "{stderr}");
+    assert!(stderr.contains("routes[0].verify.secrets[0]"), "{stderr}");
+    assert!(stderr.contains("MISSING_SECRET"), "{stderr}");
+
+    let out = hookgate()
+        .args(["check", "-c", "/nonexistent/hookgate.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/hookgate.yaml"));
+}
+
+#[test]
+fn serve_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        "listen: \"127.0.0.1:0\"\nadmin: { listen: \"127.0.0.1:0\" }\nroutes:\n  - name: t\n    path: /t\n    verify: { scheme: none }\n    upstream: { url: \"http://127.0.0.1:1/\" }\n",
+    )
+    .unwrap();
+    let mut child = hookgate()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .expect("log ended before the gateway served")
+            .unwrap();
+        if line.contains("hookgate is serving") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no start-up line"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let code = child.wait().unwrap();
+    assert!(code.success(), "exit {code:?}; log: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("hookgate stopped")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_one() {
+    let out = hookgate()
+        .args(["serve", "-c", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

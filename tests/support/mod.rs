@@ -1,0 +1,251 @@
+//! Test helpers: a real gateway on port 0, a real upstream on port 0 that
+//! records what it receives, and a small HTTP client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub uri: http::Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+type Responder = dyn Fn(&Received) -> Response<Full<Bytes>> + Send + Sync;
+
+/// A recording upstream: answers every request with `respond` after `delay`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Upstream {
+    /// An upstream that answers `200 {"ok":true}`.
+    pub async fn start() -> Upstream {
+        Upstream::with(Duration::ZERO, |_| {
+            json_response(StatusCode::OK, r#"{"ok":true}"#)
+        })
+        .await
+    }
+
+    pub async fn with(
+        delay: Duration,
+        respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let respond: Arc<Responder> = Arc::new(respond);
+        let log = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                let respond = respond.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        let respond = respond.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let r = Received {
+                                uri: parts.uri,
+                                headers: parts.headers,
+                                body,
+                            };
+                            log.lock().unwrap().push(r.clone());
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(respond(&r))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+/// A gateway running in this process on port 0.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Boots a gateway from YAML. `listen` and `admin.listen` default to
+    /// port 0 unless the YAML sets them.
+    pub async fn start(yaml: &str) -> Gateway {
+        Gateway::start_with_env(yaml, &[]).await
+    }
+
+    pub async fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        let mut text = yaml.to_string();
+        if !text.contains("\nlisten:") && !text.starts_with("listen:") {
+            text = format!("listen: \"127.0.0.1:0\"\n{text}");
+        }
+        if !text.contains("admin:") {
+            text = format!("admin: {{ listen: \"127.0.0.1:0\" }}\n{text}");
+        }
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = hookgate::Config::from_yaml(&text, &env).expect("test config is valid");
+        let server = hookgate::Server::bind(config).await.unwrap();
+        let (addr, admin) = (server.ingress_addr(), server.admin_addr());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.serve(async {
+            let _ = rx.await;
+        }));
+        Gateway {
+            addr,
+            admin,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Starts graceful shutdown; await the returned handle for its end.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap()
+    }
+
+    /// The admin `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = get(&self.admin_url("/metrics")).await;
+        String::from_utf8(r.body.to_vec()).unwrap()
+    }
+
+    /// The value of one series in `/metrics`, e.g.
+    /// `hookgate_requests_total{route="trutac",outcome="accepted"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        metric_value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_string()
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(request: Request<Full<Bytes>>) -> Answer {
+    let response = client().request(request).await.expect("request sent");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Answer {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// POSTs `body` with the given headers.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
+    let mut builder = Request::post(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    send(builder.body(Full::new(body.into())).unwrap()).await
+}
+
+/// `sha1=<hex HMAC-SHA1>` as TruTac sends it.
+pub fn trutac_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A free port with nothing listening on it.
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
