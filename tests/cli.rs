@@ -96,6 +96,15 @@ fn check_fails_with_file_field_and_problem() {
 
 #[test]
 fn serve_exits_zero_on_sigterm() {
+    serve_and_signal("-TERM");
+}
+
+#[test]
+fn serve_exits_zero_on_sigint() {
+    serve_and_signal("-INT");
+}
+
+fn serve_and_signal(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hookgate.yaml");
     std::fs::write(
@@ -125,7 +134,7 @@ fn serve_exits_zero_on_sigterm() {
         );
     }
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());

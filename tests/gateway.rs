@@ -96,6 +96,35 @@ async fn trutac_signed_request_is_forwarded_exactly() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_pooled_and_hop_by_hop_headers_dropped() {
+    let (upstream, gateway) = setup().await;
+    for _ in 0..5 {
+        let sig = trutac_signature(SECRET, CLOCKING.as_bytes());
+        let answer = post(
+            &gateway.url("/hooks/trutac"),
+            &[
+                ("TT-Hook-Signature", sig.as_str()),
+                ("Connection", "keep-alive, X-Hop"),
+                ("X-Hop", "per-connection"),
+                ("Keep-Alive", "timeout=5"),
+                ("Hookgate-Route", "spoofed"),
+            ],
+            CLOCKING,
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(upstream.received().len(), 5);
+    // One keep-alive connection to the upstream, not one per request.
+    assert_eq!(upstream.connections(), 1);
+    for r in upstream.received() {
+        assert!(r.headers.get("x-hop").is_none());
+        assert!(r.headers.get("keep-alive").is_none());
+        assert_eq!(r.headers["hookgate-route"], "trutac");
+    }
+}
+
+#[tokio::test]
 async fn trutac_ping_event_with_whitespace_and_unicode_body_verifies() {
     let (upstream, gateway) = setup().await;
     // The MAC is over the raw bytes: re-serialising would break this body.
@@ -661,6 +690,31 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_reports_not_ready() {
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_in_flight_requests_only_up_to_its_bound() {
+    let upstream = Upstream::with(Duration::from_secs(30), |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    let yaml = format!(
+        "shutdown_timeout: 300ms\nroutes:\n  - {{ name: hang, path: /hang, verify: {{ scheme: none }}, upstream: {{ url: \"{}\", timeout: 60s }} }}\n",
+        upstream.url("/")
+    );
+    let mut gateway = Gateway::start(&yaml).await;
+    let url = gateway.url("/hang");
+    let stuck = tokio::spawn(async move { post(&url, &[], "{}").await });
+    while upstream.received().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // serve() returns after the bound even though the upstream never answers.
+    let done = gateway.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(10), done)
+        .await
+        .expect("shutdown was not bounded")
+        .unwrap();
+    stuck.abort();
 }
 
 #[tokio::test]

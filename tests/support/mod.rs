@@ -32,6 +32,7 @@ type Responder = dyn Fn(&Received) -> Response<Full<Bytes>> + Send + Sync;
 pub struct Upstream {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -52,11 +53,14 @@ impl Upstream {
         let received = Arc::new(Mutex::new(Vec::new()));
         let respond: Arc<Responder> = Arc::new(respond);
         let log = received.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = log.clone();
                 let respond = respond.clone();
                 tokio::spawn(async move {
@@ -84,7 +88,16 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, received }
+        Upstream {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    /// How many TCP connections the upstream has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn received(&self) -> Vec<Received> {
