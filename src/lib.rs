@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod dedup;
 pub mod forward;
 pub mod server;
 pub mod telemetry;
@@ -28,13 +29,18 @@ use tokio::sync::watch;
 pub use config::Config;
 
 use admin::Admin;
+use config::{DedupBackend, DedupMode, StoreErrorPolicy};
+use secrecy::ExposeSecret;
 use server::Gateway;
+use server::Stores;
 use telemetry::Metrics;
 use verify::SpecKind;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("cannot open the dedup store: {0}")]
+    Store(#[from] dedup::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -49,11 +55,34 @@ pub struct Server {
     ingress: TcpListener,
     admin: TcpListener,
     metrics: Metrics,
+    stores: Stores,
 }
 
 impl Server {
-    /// Binds the ingress and admin listeners (port 0 picks a free port).
+    /// Opens the stores the routes use and binds the ingress and admin
+    /// listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let uses = |backend| {
+            config
+                .routes
+                .iter()
+                .any(|r| matches!(&r.dedup, DedupMode::On(d) if d.backend == backend))
+        };
+        let mut stores = Stores::default();
+        if uses(DedupBackend::Local) {
+            stores.local = Some(dedup::LocalStore::open(&config.data_dir)?);
+        }
+        if uses(DedupBackend::Redis) {
+            let redis = config
+                .redis
+                .as_ref()
+                .expect("validated: routes using redis have a redis block");
+            stores.redis = Some(dedup::RedisStore::new(
+                redis.url.expose_secret(),
+                &redis.key_prefix,
+                redis.timeout,
+            )?);
+        }
         let bind = |what, addr| async move {
             TcpListener::bind(addr)
                 .await
@@ -66,6 +95,7 @@ impl Server {
             ingress,
             admin,
             metrics: Metrics::new(),
+            stores,
         })
     }
 
@@ -89,13 +119,25 @@ impl Server {
             ingress,
             admin,
             metrics,
+            stores,
         } = self;
-        let gateway = Arc::new(Gateway::new(&config, &metrics));
+        let gateway = Arc::new(Gateway::new(&config, &metrics, &stores));
         let sensitive = sensitive_headers(&config);
         let ready = Arc::new(AtomicBool::new(false));
+        // Readiness depends on the local store always (it is on this
+        // machine), and on Redis only when a route refuses to work without
+        // it: with `on_store_error: accept` a Redis outage degrades dedup,
+        // and pulling every replica out of the load balancer would turn it
+        // into an outage.
+        let redis_required = config.routes.iter().any(|r| {
+            matches!(&r.dedup, DedupMode::On(d)
+                if d.backend == DedupBackend::Redis && d.on_store_error == StoreErrorPolicy::Reject)
+        });
         let admin_state = Admin {
             metrics: metrics.clone(),
             ready: ready.clone(),
+            local: stores.local.clone(),
+            redis: stores.redis.clone().filter(|_| redis_required),
         };
 
         let (stop_ingress, stop_ingress_rx) = watch::channel(false);
@@ -115,8 +157,8 @@ impl Server {
             move |_peer| {
                 let admin = admin_state.clone();
                 tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let response = admin.handle(&request);
-                    async move { Ok::<_, std::convert::Infallible>(response) }
+                    let admin = admin.clone();
+                    async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
                 })
             },
             GracefulShutdown::new(),
@@ -132,6 +174,20 @@ impl Server {
                 }
             })
         };
+
+        let pruner = stores.local.clone().map(|local| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    match local.prune_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
+                        Err(error) => tracing::warn!(%error, "pruning expired dedup keys failed"),
+                    }
+                }
+            })
+        });
 
         ready.store(true, Ordering::Release);
         metrics.set_ready(true);
@@ -162,9 +218,15 @@ impl Server {
         let admin_conns = admin_task.await.unwrap_or_default();
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
         upkeep.abort();
+        if let Some(pruner) = pruner {
+            pruner.abort();
+        }
         tracing::info!("hookgate stopped");
     }
 }
+
+/// How often expired dedup keys are deleted from the local store.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Binds and serves `config` until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {

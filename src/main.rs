@@ -125,6 +125,25 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+fn dedup_summary(config: &Config, route: &hookgate::config::Route) -> String {
+    use hookgate::config::{DedupBackend, DedupMode};
+    match &route.dedup {
+        DedupMode::Off => "off".to_string(),
+        DedupMode::On(d) => {
+            let backend = match (d.backend, &config.redis) {
+                (DedupBackend::Redis, Some(redis)) => format!("redis {}", redis.redacted_url()),
+                (backend, _) => backend.as_str().to_string(),
+            };
+            format!(
+                "key {} for {:?}, {backend}, on store error: {}",
+                d.key.as_str(),
+                d.ttl,
+                d.on_store_error.as_str()
+            )
+        }
+    }
+}
+
 /// What `hookgate check` prints: every setting that matters, no secret.
 fn summary(config: &Config) -> String {
     use std::fmt::Write;
@@ -148,7 +167,7 @@ fn summary(config: &Config) -> String {
         let _ = writeln!(out, "- {} POST {}", route.name, route.path);
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
         let _ = writeln!(out, "    ack       {}", route.ack.as_str());
-        let _ = writeln!(out, "    dedup     off");
+        let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
         let _ = writeln!(
             out,
             "    upstream  {} (timeout {:?}{})",

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{HeaderMap, Uri};
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::dedup::KeyTemplate;
 use crate::verify::VerifySpec;
 
 pub use expand::expand_str;
@@ -38,6 +40,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long shutdown waits for in-flight requests before closing them.
     pub shutdown_timeout: Duration,
+    /// Needed only when a route uses `dedup.backend: redis`.
+    pub redis: Option<RedisConfig>,
     pub routes: Vec<Route>,
 }
 
@@ -91,9 +95,79 @@ impl AckMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether and how a route drops repeated copies of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DedupMode {
     Off,
+    On(Dedup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    /// Which parts of a request identify its event.
+    pub key: KeyTemplate,
+    /// How long an accepted event is remembered.
+    pub ttl: Duration,
+    pub backend: DedupBackend,
+    pub on_store_error: StoreErrorPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupBackend {
+    /// SQLite in `data_dir`.
+    Local,
+    /// The top-level `redis` server, shared by replicas.
+    Redis,
+}
+
+impl DedupBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DedupBackend::Local => "local",
+            DedupBackend::Redis => "redis",
+        }
+    }
+}
+
+/// What to do when the dedup store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorPolicy {
+    /// Forward without dedup (nothing lost; a duplicate is possible).
+    Accept,
+    /// Answer 503 with Retry-After.
+    Reject,
+}
+
+impl StoreErrorPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreErrorPolicy::Accept => "accept",
+            StoreErrorPolicy::Reject => "reject",
+        }
+    }
+}
+
+/// The Redis server used by `backend: redis` routes.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port/db`; may hold a password.
+    pub url: SecretString,
+    pub key_prefix: String,
+    /// Bound on connecting and on each command.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The URL with any password replaced, for display.
+    pub fn redacted_url(&self) -> String {
+        let url = self.url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

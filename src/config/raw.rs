@@ -18,8 +18,28 @@ pub struct RawConfig {
     pub data_dir: Option<String>,
     pub limits: Option<RawLimits>,
     pub shutdown_timeout: Option<String>,
+    pub redis: Option<RawRedis>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// May carry a password: a secret.
+    pub url: SecretString,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// `dedup:` as a map (the string `off` is handled before this).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedup {
+    pub key: Option<String>,
+    pub ttl: Option<String>,
+    pub backend: Option<String>,
+    pub on_store_error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

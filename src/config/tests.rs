@@ -284,12 +284,6 @@ fn route_rules() {
         "unknown ack mode",
     );
     expect_error(
-        "dedup: off",
-        "dedup: { key: x }",
-        "routes[0].dedup",
-        "write `dedup: off`",
-    );
-    expect_error(
         "http://127.0.0.1:3000/trutac",
         "https://x/y",
         "routes[0].upstream.url",
@@ -326,6 +320,118 @@ fn route_rules() {
         .unwrap_err()
         .message
         .contains("invalid YAML"));
+}
+
+#[test]
+fn dedup_settings_defaults_and_errors() {
+    let on = |yaml: &str| match load(yaml).unwrap().routes[0].dedup.clone() {
+        DedupMode::On(d) => d,
+        DedupMode::Off => panic!("dedup is off"),
+    };
+    // The issue's example.
+    let d = on(&MINIMAL.replace(
+        "dedup: off",
+        "dedup:\n      key: \"{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}\"\n      ttl: 24h\n      backend: local\n      on_store_error: accept",
+    ));
+    assert_eq!(
+        d.key.as_str(),
+        "{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}"
+    );
+    assert_eq!(d.ttl, Duration::from_secs(86400));
+    assert_eq!(
+        (d.backend, d.on_store_error),
+        (DedupBackend::Local, StoreErrorPolicy::Accept)
+    );
+    // No block: on, with the body digest for a preset without an event ID...
+    let d = on(&MINIMAL.replace("    dedup: off\n", ""));
+    assert_eq!(d.key.as_str(), "{body_sha256}");
+    assert_eq!(d.ttl, Duration::from_secs(86400));
+    // ...and the natural ID for one that has it.
+    let d = on(&MINIMAL
+        .replace("    dedup: off\n", "")
+        .replace("scheme: trutac", "scheme: github"));
+    assert_eq!(d.key.as_str(), "{header:X-GitHub-Delivery}");
+    // A partial block keeps the other defaults.
+    let d = on(&MINIMAL.replace("dedup: off", "dedup: { ttl: 1h, on_store_error: reject }"));
+    assert_eq!(
+        (d.key.as_str(), d.ttl),
+        ("{body_sha256}", Duration::from_secs(3600))
+    );
+    assert_eq!(d.on_store_error, StoreErrorPolicy::Reject);
+
+    expect_error(
+        "dedup: off",
+        "dedup: { key: x }",
+        "routes[0].dedup.key",
+        "has no part",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { key: \"{json:id}\" }",
+        "routes[0].dedup.key",
+        "JSON pointer",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { ttl: forever }",
+        "routes[0].dedup.ttl",
+        "not a duration",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { backend: memcached }",
+        "routes[0].dedup.backend",
+        "memcached",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { on_store_error: ignore }",
+        "routes[0].dedup.on_store_error",
+        "ignore",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { window: 1h }",
+        "routes[0].dedup.window",
+        "unknown field",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: on",
+        "routes[0].dedup",
+        "expected `off` or a map",
+    );
+    expect_error(
+        "dedup: off",
+        "dedup: { backend: redis }",
+        "routes[0].dedup.backend",
+        "top-level `redis:`",
+    );
+}
+
+#[test]
+fn redis_block() {
+    let yaml = format!(
+        "redis: {{ url: \"redis://:hunter2@10.0.0.5:6379/0\" }}\n{}",
+        MINIMAL.replace("dedup: off", "dedup: { backend: redis }")
+    );
+    let c = load(&yaml).unwrap();
+    let redis = c.redis.as_ref().unwrap();
+    assert_eq!(redis.key_prefix, "hookgate:");
+    assert_eq!(redis.timeout, Duration::from_secs(1));
+    assert_eq!(redis.redacted_url(), "redis://***@10.0.0.5:6379/0");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    let err = load(&format!(
+        "redis: {{ url: \"http://:hunter2@x\" }}\n{MINIMAL}"
+    ))
+    .unwrap_err();
+    assert_eq!(err.path, "redis.url");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = load(&format!(
+        "redis: {{ url: \"redis://x\", prefix: a }}\n{MINIMAL}"
+    ))
+    .unwrap_err();
+    assert_eq!(err.path, "redis.prefix");
 }
 
 #[test]

@@ -8,8 +8,13 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::raw::{RawConfig, RawRoute, RawUpstream, RawVerify};
-use super::{AckMode, Config, ConfigError, DedupMode, Limits, Route, Upstream};
+use super::raw::{RawConfig, RawDedup, RawRedis, RawRoute, RawUpstream, RawVerify};
+use super::{
+    AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, RedisConfig, Route,
+    StoreErrorPolicy, Upstream,
+};
+use crate::dedup::key::{natural_key, BODY_SHA256};
+use crate::dedup::KeyTemplate;
 use crate::forward::is_hop_by_hop;
 use crate::verify::{
     presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, VerifySpec,
@@ -63,6 +68,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         Duration::from_secs(30),
     )?;
 
+    let redis = raw.redis.map(redis).transpose()?;
+
     if raw.routes.is_empty() {
         return Err(ConfigError::at("routes", "at least one route is required"));
     }
@@ -84,6 +91,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 format!("path {:?} is used by an earlier route", route.path),
             ));
         }
+        if let DedupMode::On(Dedup {
+            backend: DedupBackend::Redis,
+            ..
+        }) = route.dedup
+        {
+            if redis.is_none() {
+                return Err(ConfigError::at(
+                    format!("{at}.dedup.backend"),
+                    "`backend: redis` needs the top-level `redis:` block with the server's `url`",
+                ));
+            }
+        }
         routes.push(route);
     }
 
@@ -93,8 +112,98 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         data_dir,
         limits,
         shutdown_timeout,
+        redis,
         routes,
     })
+}
+
+fn redis(raw: RawRedis) -> Result<RedisConfig, ConfigError> {
+    let url = raw.url.expose_secret();
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://"))
+    {
+        // Never echo the value: it may hold a password.
+        return Err(ConfigError::at(
+            "redis.url",
+            "must be a redis:// (or rediss://, redis+unix://) URL",
+        ));
+    }
+    if redis::Client::open(url).is_err() {
+        return Err(ConfigError::at("redis.url", "is not a valid Redis URL"));
+    }
+    Ok(RedisConfig {
+        url: raw.url,
+        key_prefix: raw.key_prefix.unwrap_or_else(|| "hookgate:".to_string()),
+        timeout: duration(
+            "redis.timeout",
+            raw.timeout.as_deref(),
+            Duration::from_secs(1),
+        )?,
+    })
+}
+
+/// `dedup:` is `off`, a map, or absent (the scheme's natural event ID, else
+/// the body digest, with every other setting at its default).
+fn dedup(at: &str, raw: Option<serde_yaml::Value>, scheme: &str) -> Result<DedupMode, ConfigError> {
+    let settings: RawDedup = match raw {
+        Some(serde_yaml::Value::String(s)) if s == "off" => return Ok(DedupMode::Off),
+        None => RawDedup::default(),
+        Some(value @ serde_yaml::Value::Mapping(_)) => serde_path_to_error::deserialize(value)
+            .map_err(|e| {
+                let inner = e.path().to_string();
+                let path = if inner == "." {
+                    at.to_string()
+                } else {
+                    format!("{at}.{inner}")
+                };
+                ConfigError::at(path, e.into_inner().to_string())
+            })?,
+        Some(_) => {
+            return Err(ConfigError::at(
+                at,
+                "expected `off` or a map with `key`, `ttl`, `backend`, `on_store_error`",
+            ))
+        }
+    };
+    let template = settings
+        .key
+        .as_deref()
+        .or_else(|| natural_key(scheme))
+        .unwrap_or(BODY_SHA256);
+    let key = KeyTemplate::parse(template).map_err(|e| ConfigError::at(format!("{at}.key"), e))?;
+    let ttl = duration(
+        &format!("{at}.ttl"),
+        settings.ttl.as_deref(),
+        Duration::from_secs(24 * 3600),
+    )?;
+    let backend = match settings.backend.as_deref() {
+        None | Some("local") => DedupBackend::Local,
+        Some("redis") => DedupBackend::Redis,
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{at}.backend"),
+                format!("unknown backend {other:?}: expected `local` or `redis`"),
+            ))
+        }
+    };
+    let on_store_error = match settings.on_store_error.as_deref() {
+        None | Some("accept") => StoreErrorPolicy::Accept,
+        Some("reject") => StoreErrorPolicy::Reject,
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{at}.on_store_error"),
+                format!("unknown policy {other:?}: expected `accept` or `reject`"),
+            ))
+        }
+    };
+    Ok(DedupMode::On(Dedup {
+        key,
+        ttl,
+        backend,
+        on_store_error,
+    }))
 }
 
 fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
@@ -153,15 +262,7 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
                 ))
             }
         };
-    let dedup =
-        match &raw.dedup {
-            None => DedupMode::Off,
-            Some(serde_yaml::Value::String(s)) if s == "off" => DedupMode::Off,
-            Some(_) => return Err(ConfigError::at(
-                format!("{at}.dedup"),
-                "deduplication is not available in this version of hookgate; write `dedup: off`",
-            )),
-        };
+    let dedup = dedup(&format!("{at}.dedup"), raw.dedup, &verify.scheme)?;
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
     Ok(Route {
         name: raw.name,

@@ -32,7 +32,16 @@ pub enum RequestError {
     UpstreamResponseTooLarge,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    /// Another copy of this event is being processed; retry after the
+    /// given number of seconds.
+    #[error("a copy of this event is in flight")]
+    InFlight(u64),
+    #[error("the dedup store is unavailable")]
+    StoreUnavailable,
 }
+
+/// Retry-After for a store outage, in seconds.
+const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 impl RequestError {
     pub fn status(self) -> StatusCode {
@@ -47,6 +56,8 @@ impl RequestError {
                 StatusCode::BAD_GATEWAY
             }
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::InFlight(_) => StatusCode::CONFLICT,
+            RequestError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -62,6 +73,8 @@ impl RequestError {
             RequestError::UpstreamUnavailable => "upstream_unavailable",
             RequestError::UpstreamResponseTooLarge => "upstream_response_too_large",
             RequestError::UpstreamTimeout => "upstream_timeout",
+            RequestError::InFlight(_) => "in_flight",
+            RequestError::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -77,6 +90,8 @@ impl RequestError {
                 Outcome::UpstreamError
             }
             RequestError::UpstreamTimeout => Outcome::UpstreamTimeout,
+            RequestError::InFlight(_) => Outcome::InFlight,
+            RequestError::StoreUnavailable => Outcome::StoreUnavailable,
         }
     }
 
@@ -94,6 +109,14 @@ impl RequestError {
         let headers = response.headers_mut();
         if self == RequestError::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        let retry_after = match self {
+            RequestError::InFlight(secs) => Some(secs),
+            RequestError::StoreUnavailable => Some(STORE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if http1 && self.closes_connection() {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -130,6 +153,8 @@ mod tests {
             RequestError::UpstreamUnavailable,
             RequestError::UpstreamResponseTooLarge,
             RequestError::UpstreamTimeout,
+            RequestError::InFlight(3),
+            RequestError::StoreUnavailable,
         ];
         for e in all {
             let r = e.into_response(true);
@@ -144,6 +169,13 @@ mod tests {
         assert_eq!(r.headers()[header::ALLOW], "POST");
         let r = RequestError::TooLarge.into_response(true);
         assert_eq!(r.headers()[header::CONNECTION], "close");
+        let r = RequestError::InFlight(3).into_response(true);
+        assert_eq!(
+            (r.status(), &r.headers()[header::RETRY_AFTER]),
+            (StatusCode::CONFLICT, &HeaderValue::from(3))
+        );
+        let r = RequestError::StoreUnavailable.into_response(true);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
         let r = RequestError::TooLarge.into_response(false);
         assert!(r.headers().get(header::CONNECTION).is_none());
     }

@@ -1,13 +1,19 @@
 //! The webhook request pipeline: route -> method -> bounded body -> verify
-//! -> forward -> relay. Each step returns a typed error; `error.rs` turns it
-//! into the response.
+//! -> dedup claim -> forward -> commit or release the claim -> relay. Each
+//! step returns a typed error; `error.rs` turns it into the response.
 //!
-//! Invariant: nothing reaches `UpstreamClient::send` unless its route's
-//! verifier returned `Ok` for these exact headers and body bytes.
+//! Invariants:
+//! - nothing reaches `UpstreamClient::send` unless its route's verifier
+//!   returned `Ok` for these exact headers and body bytes;
+//! - unverified requests never touch the dedup store;
+//! - (sync mode) a claim is committed only after the upstream answered 2xx;
+//!   on any other outcome, including the request being dropped, it is
+//!   released so the sender's retry is forwarded again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -15,7 +21,10 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use super::error::RequestError;
-use crate::config::{Config, Limits, Route, UNMATCHED_ROUTE};
+use crate::config::{
+    Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy, UNMATCHED_ROUTE,
+};
+use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::telemetry::{Metrics, Outcome, RouteMetrics};
 use crate::verify::Verifier;
@@ -27,7 +36,27 @@ struct RouteState {
     metrics: RouteMetrics,
     /// `Hookgate-Route` value, built once.
     label: HeaderValue,
+    dedup: Option<RouteDedup>,
 }
+
+struct RouteDedup {
+    config: Dedup,
+    store: Backend,
+    /// How long an uncommitted claim may live: the upstream exchange is
+    /// bounded by its timeout, plus a margin for the store round trips.
+    lease: Duration,
+    /// Retry-After for copies that arrive while the first is in flight.
+    retry_after_secs: u64,
+}
+
+/// The dedup stores the routes use, opened once at start-up.
+#[derive(Clone, Default)]
+pub struct Stores {
+    pub local: Option<crate::dedup::LocalStore>,
+    pub redis: Option<crate::dedup::RedisStore>,
+}
+
+const DUPLICATE_HEADER: http::HeaderName = http::HeaderName::from_static("hookgate-duplicate");
 
 /// Everything the ingress needs to answer a request; shared by all
 /// connections.
@@ -40,12 +69,37 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: &Config, metrics: &Metrics) -> Gateway {
+    /// Builds the routes. `stores` must hold every backend a route uses
+    /// (see [`Stores`]); a missing one is a bug in start-up.
+    pub fn new(config: &Config, metrics: &Metrics, stores: &Stores) -> Gateway {
         let routes = config
             .routes
             .iter()
             .map(|route| {
+                let dedup = match &route.dedup {
+                    DedupMode::Off => None,
+                    DedupMode::On(d) => Some(RouteDedup {
+                        store: match d.backend {
+                            DedupBackend::Local => Backend::Local(
+                                stores
+                                    .local
+                                    .clone()
+                                    .expect("local store opened at start-up"),
+                            ),
+                            DedupBackend::Redis => Backend::Redis(
+                                stores
+                                    .redis
+                                    .clone()
+                                    .expect("redis store opened at start-up"),
+                            ),
+                        },
+                        lease: route.upstream.timeout + Duration::from_secs(10),
+                        retry_after_secs: route.upstream.timeout.as_secs().clamp(1, 60),
+                        config: d.clone(),
+                    }),
+                };
                 let state = RouteState {
+                    dedup,
                     verifier: Verifier::new(&route.verify),
                     metrics: metrics.route(&route.name, route.verify.secret_count()),
                     label: HeaderValue::from_str(&route.name).expect("route names are validated"),
@@ -113,6 +167,17 @@ impl Gateway {
             route.metrics.secret_matched(index);
         }
 
+        let claim = match &route.dedup {
+            None => None,
+            Some(dedup) => {
+                match claim(route, dedup, &parts.headers, parts.uri.query(), &body).await? {
+                    Claimed::Held(guard) => Some(guard),
+                    Claimed::Unheld => None,
+                    Claimed::Duplicate => return Ok((Outcome::Duplicate, duplicate_response())),
+                }
+            }
+        };
+
         let upstream = &route.route.upstream;
         let headers = forward::upstream_request_headers(
             parts.headers,
@@ -132,6 +197,14 @@ impl Gateway {
             })
             .await;
         let seconds = sent.elapsed().as_secs_f64();
+        if let Some(guard) = claim {
+            let accepted = matches!(&result, Ok(answer) if answer.status.is_success());
+            if accepted {
+                guard.commit(&route.metrics).await;
+            } else {
+                guard.release(&route.metrics).await;
+            }
+        }
         match result {
             Ok(answer) => {
                 route.metrics.upstream(status_class(answer.status), seconds);
@@ -160,6 +233,126 @@ impl Gateway {
             }
         }
     }
+}
+
+enum Claimed {
+    /// First copy: forward it, then commit or release.
+    Held(ClaimGuard),
+    /// The store failed and the policy is `accept`: forward without dedup.
+    Unheld,
+    Duplicate,
+}
+
+/// Claims the request's event key. In-flight copies and (with the `reject`
+/// policy) store failures are errors for the sender.
+async fn claim(
+    route: &RouteState,
+    dedup: &RouteDedup,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Claimed, RequestError> {
+    let name = &route.route.name;
+    let (key, fell_back) = dedup.config.key.extract(name, headers, query, body);
+    if fell_back {
+        route.metrics.dedup_key_fallback();
+    }
+    match dedup.store.claim(name, &key, dedup.lease).await {
+        Ok(claim) => {
+            route.metrics.dedup(claim.result());
+            match claim {
+                Claim::New(token) => Ok(Claimed::Held(ClaimGuard {
+                    store: dedup.store.clone(),
+                    route: name.as_str().into(),
+                    key,
+                    token,
+                    ttl: dedup.config.ttl,
+                    armed: true,
+                })),
+                Claim::Duplicate => Ok(Claimed::Duplicate),
+                Claim::InFlight => Err(RequestError::InFlight(dedup.retry_after_secs)),
+            }
+        }
+        Err(error) => {
+            route.metrics.dedup_error();
+            match dedup.config.on_store_error {
+                StoreErrorPolicy::Accept => {
+                    tracing::warn!(route = %name, %error, "dedup store failed; forwarding without dedup");
+                    Ok(Claimed::Unheld)
+                }
+                StoreErrorPolicy::Reject => {
+                    tracing::warn!(route = %name, %error, "dedup store failed; rejecting with 503");
+                    Err(RequestError::StoreUnavailable)
+                }
+            }
+        }
+    }
+}
+
+/// A held claim. It must end in `commit` or `release`; if the request is
+/// dropped first (the sender went away), it is released in the background
+/// so the event is not blocked until the lease runs out.
+struct ClaimGuard {
+    store: Backend,
+    route: Arc<str>,
+    key: EventKey,
+    token: ClaimToken,
+    ttl: Duration,
+    armed: bool,
+}
+
+impl ClaimGuard {
+    async fn commit(mut self, metrics: &RouteMetrics) {
+        self.armed = false;
+        if let Err(error) = self
+            .store
+            .commit(&self.route, &self.key, self.token, self.ttl)
+            .await
+        {
+            // The event was delivered; a later copy may be forwarded again.
+            metrics.dedup_error();
+            tracing::warn!(route = %self.route, %error, "dedup commit failed");
+        }
+    }
+
+    async fn release(mut self, metrics: &RouteMetrics) {
+        self.armed = false;
+        if let Err(error) = self.store.release(&self.route, &self.key, self.token).await {
+            // The claim expires with its lease; until then copies get 409.
+            metrics.dedup_error();
+            tracing::warn!(route = %self.route, %error, "dedup release failed");
+        }
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, route, key, token) =
+            (self.store.clone(), self.route.clone(), self.key, self.token);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.release(&route, &key, token).await {
+                    tracing::warn!(%route, %error, "dedup release after a dropped request failed");
+                }
+            });
+        }
+    }
+}
+
+/// The answer to a copy of an event already accepted: the route's success
+/// status, marked so the sender's logs show why nothing happened.
+fn duplicate_response() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(br#"{"status":"duplicate"}"#)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+    response
 }
 
 /// Reads the whole body, refusing more than `max_body_bytes` (from

@@ -23,7 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use error::{json_error, RequestError};
-pub use handler::Gateway;
+pub use handler::{Gateway, Stores};
 
 /// Response body of the ingress stack (as boxed by the panic guard).
 pub type IngressBody = tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>;

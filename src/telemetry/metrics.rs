@@ -35,12 +35,18 @@ pub enum Outcome {
     UpstreamError,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
+    /// A copy of an event already accepted: answered 2xx, not forwarded.
+    Duplicate,
+    /// A copy of an event whose first copy is still being processed (409).
+    InFlight,
+    /// The dedup store failed and the route's policy is `reject` (503).
+    StoreUnavailable,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -51,6 +57,9 @@ impl Outcome {
         Outcome::Timeout,
         Outcome::UpstreamError,
         Outcome::UpstreamTimeout,
+        Outcome::Duplicate,
+        Outcome::InFlight,
+        Outcome::StoreUnavailable,
         Outcome::InternalError,
     ];
 
@@ -66,6 +75,9 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::UpstreamError => "upstream_error",
             Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::Duplicate => "duplicate",
+            Outcome::InFlight => "in_flight",
+            Outcome::StoreUnavailable => "store_unavailable",
             Outcome::InternalError => "internal_error",
         }
     }
@@ -73,6 +85,9 @@ impl Outcome {
 
 /// Upstream answer classes: the `class` label of `hookgate_upstream_responses_total`.
 pub const UPSTREAM_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "error", "timeout"];
+
+/// Dedup claim results: the `result` label of `hookgate_dedup_total`.
+pub const DEDUP_RESULTS: [&str; 3] = ["new", "duplicate", "in_flight"];
 
 /// Histogram buckets for latencies, in seconds: 0.5 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -182,6 +197,10 @@ impl Metrics {
                     with(Some(("class", c.into()))),
                 )
             }),
+            dedup: DEDUP_RESULTS
+                .map(|res| counter(r, names::DEDUP_TOTAL, with(Some(("result", res.into()))))),
+            dedup_errors: counter(r, names::DEDUP_ERRORS_TOTAL, with(None)),
+            dedup_key_fallbacks: counter(r, names::DEDUP_KEY_FALLBACKS_TOTAL, with(None)),
             request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
             upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
         }
@@ -194,6 +213,9 @@ pub struct RouteMetrics {
     verify_failures: [Counter; VerifyError::ALL.len()],
     secret_matches: Vec<Counter>,
     upstream_responses: [Counter; UPSTREAM_CLASSES.len()],
+    dedup: [Counter; DEDUP_RESULTS.len()],
+    dedup_errors: Counter,
+    dedup_key_fallbacks: Counter,
     request_duration: Histogram,
     upstream_duration: Histogram,
 }
@@ -217,6 +239,21 @@ impl RouteMetrics {
         if let Some(c) = self.secret_matches.get(index) {
             c.increment(1);
         }
+    }
+
+    /// Counts a dedup claim; `result` is one of [`DEDUP_RESULTS`].
+    pub fn dedup(&self, result: &str) {
+        if let Some(i) = DEDUP_RESULTS.iter().position(|r| *r == result) {
+            self.dedup[i].increment(1);
+        }
+    }
+
+    pub fn dedup_error(&self) {
+        self.dedup_errors.increment(1);
+    }
+
+    pub fn dedup_key_fallback(&self) {
+        self.dedup_key_fallbacks.increment(1);
     }
 
     /// Records one upstream exchange; `class` is one of [`UPSTREAM_CLASSES`].

@@ -14,6 +14,12 @@ pub const SECRET_MATCHES_TOTAL: &str = "hookgate_secret_matches_total";
 /// Counter `{route, class}`: upstream answers by status class (`2xx`…`5xx`)
 /// or failure (`error`, `timeout`).
 pub const UPSTREAM_RESPONSES_TOTAL: &str = "hookgate_upstream_responses_total";
+/// Counter `{route, result}`: dedup claims by result (`new`, `duplicate`, `in_flight`).
+pub const DEDUP_TOTAL: &str = "hookgate_dedup_total";
+/// Counter `{route}`: dedup store failures (claim, commit or release).
+pub const DEDUP_ERRORS_TOTAL: &str = "hookgate_dedup_errors_total";
+/// Counter `{route}`: verified requests whose dedup key fell back to the body digest.
+pub const DEDUP_KEY_FALLBACKS_TOTAL: &str = "hookgate_dedup_key_fallbacks_total";
 /// Gauge `{}`: 1 while the gateway is ready to take traffic.
 pub const READY: &str = "hookgate_ready";
 /// Gauge `{version}`: always 1; carries the build version.

@@ -121,6 +121,8 @@ pub fn json_response(status: StatusCode, body: &'static str) -> Response<Full<By
 pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The data directory when the helper made one (kept alive with the gateway).
+    pub data_dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -140,6 +142,14 @@ impl Gateway {
         if !text.contains("admin:") {
             text = format!("admin: {{ listen: \"127.0.0.1:0\" }}\n{text}");
         }
+        // Each gateway gets its own store unless the test shares one.
+        let data_dir = if text.contains("data_dir:") {
+            None
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            text = format!("data_dir: \"{}\"\n{text}", dir.path().display());
+            Some(dir)
+        };
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -154,6 +164,7 @@ impl Gateway {
         Gateway {
             addr,
             admin,
+            data_dir,
             shutdown: Some(tx),
             task: Some(task),
         }

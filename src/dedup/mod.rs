@@ -1,0 +1,148 @@
+//! Deduplication by event ID.
+//!
+//! Invariants (every backend keeps them; `tests/dedup_conformance.rs` checks
+//! them against each):
+//! - A claim is atomic: of any number of concurrent claims of one key, in
+//!   this process or across replicas sharing a backend, exactly one gets
+//!   [`Claim::New`].
+//! - A claim starts *in flight* with a lease; only [`DedupStore::commit`]
+//!   makes it a committed event for the window `ttl`. Until then other
+//!   copies get [`Claim::InFlight`] (the sender is told to retry), never a
+//!   false "duplicate".
+//! - [`DedupStore::release`] and `commit` act only on the caller's own claim
+//!   (its token): a claim that expired and was taken over by another copy
+//!   is never released or overwritten by the first.
+//! - An in-flight claim whose holder died expires with its lease, so a
+//!   crash never blocks an event for the whole window.
+//!
+//! Dedup runs after verification: unverified requests never reach a store.
+
+pub mod key;
+pub mod local;
+pub mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use key::{EventKey, KeyTemplate};
+pub use local::LocalStore;
+pub use redis::RedisStore;
+
+/// Identifies one claim, so its holder alone can commit or release it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimToken(pub u64);
+
+impl ClaimToken {
+    pub fn random() -> ClaimToken {
+        // Never 0, which backends may use as "no token".
+        ClaimToken(fastrand::u64(1..))
+    }
+}
+
+/// The result of claiming an event key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First copy: the caller holds the claim and must commit or release it.
+    New(ClaimToken),
+    /// The event was already accepted within the window.
+    Duplicate,
+    /// Another copy holds an uncommitted claim.
+    InFlight,
+}
+
+impl Claim {
+    /// The `result` label of `hookgate_dedup_total`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Claim::New(_) => "new",
+            Claim::Duplicate => "duplicate",
+            Claim::InFlight => "in_flight",
+        }
+    }
+}
+
+/// The store could not answer; the route's `on_store_error` decides.
+#[derive(Debug, thiserror::Error)]
+#[error("dedup store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// A backend that remembers event keys.
+pub trait DedupStore: Send + Sync {
+    /// Claims `key` for `lease` (the longest the caller may hold it uncommitted).
+    fn claim(
+        &self,
+        route: &str,
+        key: &EventKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Marks the caller's claim as an accepted event for `ttl`.
+    fn commit(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets the caller's claim so the sender's retry is processed again.
+    fn release(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Cheap health check for readiness.
+    fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The backend a route uses.
+#[derive(Clone)]
+pub enum Backend {
+    Local(LocalStore),
+    Redis(RedisStore),
+}
+
+impl DedupStore for Backend {
+    async fn claim(
+        &self,
+        route: &str,
+        key: &EventKey,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            Backend::Local(s) => s.claim(route, key, lease).await,
+            Backend::Redis(s) => s.claim(route, key, lease).await,
+        }
+    }
+
+    async fn commit(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Local(s) => s.commit(route, key, token, ttl).await,
+            Backend::Redis(s) => s.commit(route, key, token, ttl).await,
+        }
+    }
+
+    async fn release(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Local(s) => s.release(route, key, token).await,
+            Backend::Redis(s) => s.release(route, key, token).await,
+        }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Backend::Local(s) => s.check().await,
+            Backend::Redis(s) => s.check().await,
+        }
+    }
+}
