@@ -726,6 +726,8 @@ async fn the_readme_example_config_forwards_a_trutac_request() {
         .replace("127.0.0.1:3000", &upstream.addr.to_string())
         .replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"")
         .replace("\"127.0.0.1:9090\"", "\"127.0.0.1:0\"");
+    let data = tempfile::tempdir().unwrap();
+    let text = text.replace("\"./data\"", &format!("\"{}\"", data.path().display()));
     let gateway = Gateway::start(&text).await;
     // The development default secret, exactly as the README's curl example signs it.
     let body = r#"{"event":"ping"}"#;

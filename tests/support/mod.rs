@@ -2,6 +2,8 @@
 //! records what it receives, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
