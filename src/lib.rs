@@ -12,6 +12,8 @@ pub mod config;
 pub mod dedup;
 pub mod forward;
 pub mod server;
+pub mod spool;
+pub mod store;
 pub mod telemetry;
 pub mod verify;
 
@@ -29,7 +31,7 @@ use tokio::sync::watch;
 pub use config::Config;
 
 use admin::Admin;
-use config::{DedupBackend, DedupMode, StoreErrorPolicy};
+use config::{AckMode, DedupBackend, DedupMode, StoreErrorPolicy};
 use secrecy::ExposeSecret;
 use server::Gateway;
 use server::Stores;
@@ -68,9 +70,38 @@ impl Server {
                 .iter()
                 .any(|r| matches!(&r.dedup, DedupMode::On(d) if d.backend == backend))
         };
+        let metrics = Metrics::new();
         let mut stores = Stores::default();
-        if uses(DedupBackend::Local) {
-            stores.local = Some(dedup::LocalStore::open(&config.data_dir)?);
+        let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
+        if any_async || uses(DedupBackend::Local) {
+            let observer = metrics.clone();
+            let db = store::Db::open(
+                &config.data_dir,
+                config.store.fsync,
+                Box::new(move |took, _jobs| observer.store_commit(took.as_secs_f64())),
+            )
+            .map_err(|e| StartError::Store(dedup::StoreError(e.0)))?;
+            if uses(DedupBackend::Local) {
+                stores.local = Some(dedup::LocalStore::new(db.clone()).await?);
+            }
+            if any_async {
+                let routes = config
+                    .routes
+                    .iter()
+                    .filter(|r| r.ack == AckMode::Async)
+                    .map(|r| {
+                        (
+                            r.name.clone(),
+                            metrics.route(&r.name, r.verify.secret_count()),
+                        )
+                    })
+                    .collect();
+                stores.spool = Some(
+                    spool::Spool::open(db, routes)
+                        .await
+                        .map_err(|e| StartError::Store(dedup::StoreError(e.0)))?,
+                );
+            }
         }
         if uses(DedupBackend::Redis) {
             let redis = config
@@ -94,7 +125,7 @@ impl Server {
             config,
             ingress,
             admin,
-            metrics: Metrics::new(),
+            metrics,
             stores,
         })
     }
@@ -138,6 +169,8 @@ impl Server {
             ready: ready.clone(),
             local: stores.local.clone(),
             redis: stores.redis.clone().filter(|_| redis_required),
+            spool: stores.spool.clone(),
+            token: config.admin_token.clone(),
         };
 
         let (stop_ingress, stop_ingress_rx) = watch::channel(false);
@@ -175,19 +208,62 @@ impl Server {
             })
         };
 
-        let pruner = stores.local.clone().map(|local| {
+        let pruner = {
+            let (local, spool, retention) = (
+                stores.local.clone(),
+                stores.spool.clone(),
+                config.store.retention,
+            );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(PRUNE_INTERVAL);
                 loop {
                     tick.tick().await;
-                    match local.prune_expired().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
-                        Err(error) => tracing::warn!(%error, "pruning expired dedup keys failed"),
+                    if let Some(local) = &local {
+                        match local.prune_expired().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
+                            Err(error) => {
+                                tracing::warn!(%error, "pruning expired dedup keys failed")
+                            }
+                        }
+                    }
+                    if let Some(spool) = &spool {
+                        match spool.prune_delivered(retention).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::debug!(
+                                deleted = n,
+                                "pruned delivered events past retention"
+                            ),
+                            Err(error) => tracing::warn!(%error, "pruning delivered events failed"),
+                        }
                     }
                 }
             })
-        });
+        };
+
+        // One delivery worker per async route.
+        let (stop_workers, stop_workers_rx) = watch::channel(false);
+        let workers: Vec<_> = match &stores.spool {
+            None => Vec::new(),
+            Some(spool) => {
+                let client =
+                    forward::UpstreamClient::new(config.limits.max_upstream_response_bytes);
+                config
+                    .routes
+                    .iter()
+                    .filter(|r| r.ack == AckMode::Async)
+                    .map(|route| {
+                        let worker = spool::worker::DeliveryWorker {
+                            route: route.clone(),
+                            spool: spool.clone(),
+                            client: client.clone(),
+                            metrics: metrics.route(&route.name, route.verify.secret_count()),
+                        };
+                        tokio::spawn(worker.run(stop_workers_rx.clone(), config.shutdown_timeout))
+                    })
+                    .collect()
+            }
+        };
 
         ready.store(true, Ordering::Release);
         metrics.set_ready(true);
@@ -214,13 +290,17 @@ impl Server {
                 "in-flight requests did not finish in time; closing them"
             );
         }
+        // Then deliveries: no new attempts, running ones finish (bounded
+        // inside each worker); the rest stays pending on disk.
+        let _ = stop_workers.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
         let _ = stop_admin.send(true);
         let admin_conns = admin_task.await.unwrap_or_default();
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
         upkeep.abort();
-        if let Some(pruner) = pruner {
-            pruner.abort();
-        }
+        pruner.abort();
         tracing::info!("hookgate stopped");
     }
 }

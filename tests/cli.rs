@@ -110,7 +110,7 @@ fn serve_and_signal(signal: &str) {
     std::fs::write(
         &file,
         format!("data_dir: \"{}\"\n", dir.path().join("data").display())
-            + "listen: \"127.0.0.1:0\"\nadmin: { listen: \"127.0.0.1:0\" }\nroutes:\n  - name: t\n    path: /t\n    verify: { scheme: none }\n    upstream: { url: \"http://127.0.0.1:1/\" }\n",
+            + "listen: \"127.0.0.1:0\"\nadmin: { listen: \"127.0.0.1:0\" }\nroutes:\n  - name: t\n    path: /t\n    ack: sync\n    verify: { scheme: none }\n    upstream: { url: \"http://127.0.0.1:1/\" }\n",
     )
     .unwrap();
     let mut child = hookgate()

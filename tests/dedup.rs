@@ -16,7 +16,7 @@ const TRUTAC_KEY: &str = "{header:TT-Hook-Event}:{json:/action}:{json:/clocking/
 
 fn route(name: &str, upstream: &Upstream, dedup: &str) -> String {
     format!(
-        "  - name: {name}\n    path: /hooks/{name}\n    verify: {{ scheme: trutac, secrets: [\"{SECRET}\"] }}\n    dedup: {dedup}\n    upstream: {{ url: \"{}\", timeout: 5s }}\n",
+        "  - name: {name}\n    path: /hooks/{name}\n    ack: sync\n    verify: {{ scheme: trutac, secrets: [\"{SECRET}\"] }}\n    dedup: {dedup}\n    upstream: {{ url: \"{}\", timeout: 5s }}\n",
         upstream.url("/")
     )
 }
@@ -178,7 +178,7 @@ async fn an_upstream_failure_releases_the_claim_so_the_retry_is_forwarded() {
 async fn unreachable_upstream_releases_the_claim_too() {
     let closed = closed_port().await;
     let yaml = format!(
-        "routes:\n  - {{ name: r, path: /r, verify: {{ scheme: none }}, upstream: {{ url: \"http://{closed}/\" }} }}\n"
+        "routes:\n  - {{ name: r, path: /r, ack: sync, verify: {{ scheme: none }}, upstream: {{ url: \"http://{closed}/\" }} }}\n"
     );
     let gateway = Gateway::start(&yaml).await;
     for _ in 0..2 {
@@ -257,7 +257,7 @@ async fn a_sender_with_an_event_id_header_is_deduped_by_it() {
     let upstream = Upstream::start().await;
     // GitHub's natural ID is X-GitHub-Delivery: no dedup block needed.
     let yaml = format!(
-        "routes:\n  - {{ name: github, path: /gh, verify: {{ scheme: github, secrets: [gh] }}, upstream: {{ url: \"{}\" }} }}\n",
+        "routes:\n  - {{ name: github, path: /gh, ack: sync, verify: {{ scheme: github, secrets: [gh] }}, upstream: {{ url: \"{}\" }} }}\n",
         upstream.url("/")
     );
     let gateway = Gateway::start(&yaml).await;

@@ -130,7 +130,7 @@ async fn futures_join_all<T: Send + 'static>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(Arc::new(LocalStore::open(dir.path()).unwrap())).await;
+    conformance(Arc::new(LocalStore::open(dir.path()).await.unwrap())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -145,14 +145,14 @@ async fn local_store_survives_reopen_and_drops_stale_in_flight_claims() {
     let dir = tempfile::tempdir().unwrap();
     let (committed, in_flight) = (key(8), key(9));
     {
-        let s = LocalStore::open(dir.path()).unwrap();
+        let s = LocalStore::open(dir.path()).await.unwrap();
         let t = token(s.claim("r", &committed, LONG).await.unwrap());
         s.commit("r", &committed, t, LONG).await.unwrap();
         token(s.claim("r", &in_flight, LONG).await.unwrap());
         assert!(s.path().exists());
     }
     // As after a crash: a new process on the same data_dir.
-    let s = LocalStore::open(dir.path()).unwrap();
+    let s = LocalStore::open(dir.path()).await.unwrap();
     assert_eq!(
         s.claim("r", &committed, LONG).await.unwrap(),
         Claim::Duplicate
@@ -166,7 +166,7 @@ async fn local_store_survives_reopen_and_drops_stale_in_flight_claims() {
 #[tokio::test]
 async fn local_store_prunes_expired_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let s = LocalStore::open(dir.path()).unwrap();
+    let s = LocalStore::open(dir.path()).await.unwrap();
     for n in 0..5 {
         let k = key(10 + n);
         let t = token(s.claim("r", &k, LONG).await.unwrap());

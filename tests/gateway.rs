@@ -34,10 +34,12 @@ routes:
   - name: timify
     path: /hooks/timify
     verify: {{ scheme: header, header: X-Timify-Secret, secrets: ["timify-secret"] }}
+    ack: sync
     upstream: {{ url: "{}" }}
   - name: partner
     path: /hooks/partner
     verify: {{ scheme: api_key, header: Authorization, secrets: ["partner-key"] }}
+    ack: sync
     upstream: {{ url: "{}" }}
 {extra_routes}"#,
         upstream.url("/trutac"),
@@ -346,10 +348,12 @@ routes:
   - name: down
     path: /down
     verify: {{ scheme: none }}
+    ack: sync
     upstream: {{ url: "http://{closed}/x" }}
   - name: slow
     path: /slow
     verify: {{ scheme: none }}
+    ack: sync
     upstream: {{ url: "{}", timeout: 300ms }}
 "#,
         slow.url("/x")
@@ -393,7 +397,7 @@ async fn oversized_upstream_response_is_502() {
     })
     .await;
     let yaml = format!(
-        "limits: {{ max_upstream_response_bytes: 1024 }}\nroutes:\n  - {{ name: big, path: /big, verify: {{ scheme: none }}, upstream: {{ url: \"{}\" }} }}\n",
+        "limits: {{ max_upstream_response_bytes: 1024 }}\nroutes:\n  - {{ name: big, path: /big, ack: sync, verify: {{ scheme: none }}, upstream: {{ url: \"{}\" }} }}\n",
         upstream.url("/")
     );
     let gateway = Gateway::start(&yaml).await;
@@ -699,7 +703,7 @@ async fn shutdown_waits_for_in_flight_requests_only_up_to_its_bound() {
     })
     .await;
     let yaml = format!(
-        "shutdown_timeout: 300ms\nroutes:\n  - {{ name: hang, path: /hang, verify: {{ scheme: none }}, upstream: {{ url: \"{}\", timeout: 60s }} }}\n",
+        "shutdown_timeout: 300ms\nroutes:\n  - {{ name: hang, path: /hang, ack: sync, verify: {{ scheme: none }}, upstream: {{ url: \"{}\", timeout: 60s }} }}\n",
         upstream.url("/")
     );
     let mut gateway = Gateway::start(&yaml).await;

@@ -7,6 +7,8 @@
 //!   or when a required store fails (the body names which, never why in
 //!   detail: that goes to the log).
 //! - `GET /metrics`: Prometheus text exposition.
+//! - `/admin/*`: the spool's deliveries and dead letters (see [`Admin::api`]);
+//!   with `admin.token` set, each call needs `Authorization: Bearer <token>`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,8 +17,13 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
 use crate::dedup::{DedupStore, LocalStore, RedisStore};
 use crate::server::{json_error, RequestError};
+use crate::spool::{Spool, DEAD, DELIVERED, PENDING};
 use crate::telemetry::Metrics;
 
 /// State the admin endpoints report on.
@@ -28,10 +35,28 @@ pub struct Admin {
     pub local: Option<LocalStore>,
     /// Checked by `/readyz` when set (only when a route requires Redis).
     pub redis: Option<RedisStore>,
+    pub spool: Option<Spool>,
+    /// Required bearer token for `/admin/*`.
+    pub token: Option<SecretString>,
 }
 
 impl Admin {
     pub async fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if request.uri().path().starts_with("/admin/") {
+            if !self.authorized(request) {
+                let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+            return match self.api(request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin API: store failed");
+                    json_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+                }
+            };
+        }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
             r.headers_mut()
@@ -55,6 +80,114 @@ impl Admin {
 }
 
 impl Admin {
+    fn authorized<B>(&self, request: &Request<B>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .and_then(|v| v.split_at_checked(7))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        // Fixed-length digests: neither content nor length leaks.
+        let expected = Sha256::digest(token.expose_secret().as_bytes());
+        bool::from(Sha256::digest(presented).ct_eq(&expected))
+    }
+
+    /// The spool API:
+    /// - `GET /admin/deliveries?route=R&state=pending|delivered|dead&limit=N`
+    /// - `GET /admin/deliveries/{id}` (with attempt history and headers)
+    /// - `GET /admin/dead-letters?route=R&limit=N`
+    /// - `POST /admin/dead-letters/{id}/replay`
+    /// - `POST /admin/dead-letters/replay?route=R`
+    /// - `DELETE /admin/dead-letters/{id}`
+    async fn api<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<Response<Full<Bytes>>, crate::store::StoreError> {
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let limit = match param("limit").map(|l| l.parse::<usize>()) {
+            None => 100,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_limit")),
+        };
+        let Some(spool) = &self.spool else {
+            return Ok(json_error(StatusCode::NOT_FOUND, "no_async_routes"));
+        };
+        let path = request.uri().path().trim_end_matches('/');
+        let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+        let method = request.method();
+        let items = |items: Vec<crate::spool::DeliverySummary>| {
+            json_value(StatusCode::OK, serde_json::json!({ "items": items }))
+        };
+        Ok(match (method, segments.as_slice()) {
+            (&Method::GET, ["deliveries"]) => {
+                let state = param("state");
+                if let Some(s) = &state {
+                    if ![PENDING, DELIVERED, DEAD].contains(&s.as_str()) {
+                        return Ok(json_error(StatusCode::BAD_REQUEST, "bad_state"));
+                    }
+                }
+                items(spool.list(param("route"), state, limit).await?)
+            }
+            (&Method::GET, ["deliveries", id]) => match spool.get(id).await? {
+                Some(detail) => json_value(
+                    StatusCode::OK,
+                    serde_json::to_value(detail).unwrap_or_default(),
+                ),
+                None => json_error(StatusCode::NOT_FOUND, "not_found"),
+            },
+            (&Method::GET, ["dead-letters"]) => {
+                items(spool.list(param("route"), Some(DEAD.into()), limit).await?)
+            }
+            (&Method::POST, ["dead-letters", "replay"]) => match param("route") {
+                None => json_error(StatusCode::BAD_REQUEST, "route_required"),
+                Some(route) => {
+                    let moved = spool.replay(None, Some(route)).await?;
+                    let n: i64 = moved.iter().map(|(_, n)| n).sum();
+                    json_value(StatusCode::OK, serde_json::json!({ "replayed": n }))
+                }
+            },
+            (&Method::POST, ["dead-letters", id, "replay"]) => {
+                let moved = spool.replay(Some(id.to_string()), None).await?;
+                if moved.is_empty() {
+                    json_error(StatusCode::NOT_FOUND, "not_found")
+                } else {
+                    json_value(StatusCode::OK, serde_json::json!({ "replayed": 1 }))
+                }
+            }
+            (&Method::DELETE, ["dead-letters", id]) => {
+                if spool.drop_dead(id).await? {
+                    json_value(StatusCode::OK, serde_json::json!({ "dropped": 1 }))
+                } else {
+                    json_error(StatusCode::NOT_FOUND, "not_found")
+                }
+            }
+            (
+                _,
+                ["deliveries"]
+                | ["deliveries", _]
+                | ["dead-letters"]
+                | ["dead-letters", "replay"]
+                | ["dead-letters", _, "replay"]
+                | ["dead-letters", _],
+            ) => json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            _ => json_error(StatusCode::NOT_FOUND, "not_found"),
+        })
+    }
+
     async fn readiness(&self) -> Response<Full<Bytes>> {
         let unavailable = |body| json(StatusCode::SERVICE_UNAVAILABLE, body);
         if !self.ready.load(Ordering::Acquire) {
@@ -74,6 +207,16 @@ impl Admin {
         }
         json(StatusCode::OK, r#"{"status":"ready"}"#)
     }
+}
+
+fn json_value(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

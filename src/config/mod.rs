@@ -42,6 +42,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Needed only when a route uses `dedup.backend: redis`.
     pub redis: Option<RedisConfig>,
+    pub store: StoreConfig,
+    /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
+    pub admin_token: Option<SecretString>,
     pub routes: Vec<Route>,
 }
 
@@ -76,6 +79,10 @@ pub struct Route {
     pub path: String,
     pub verify: VerifySpec,
     pub ack: AckMode,
+    /// Status of the acknowledgement (async) and of duplicate answers.
+    pub ack_status: http::StatusCode,
+    /// Async: undelivered events beyond which new ones get 503.
+    pub max_pending: u64,
     pub dedup: DedupMode,
     pub upstream: Upstream,
 }
@@ -85,14 +92,37 @@ pub struct Route {
 pub enum AckMode {
     /// Forward first, then relay the upstream's answer to the sender.
     Sync,
+    /// Answer once the event is committed to the spool; deliver in the
+    /// background with retries.
+    Async,
 }
 
 impl AckMode {
     pub fn as_str(self) -> &'static str {
         match self {
             AckMode::Sync => "sync",
+            AckMode::Async => "async",
         }
     }
+}
+
+/// The embedded store's durability and retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Sync to disk on every commit: acked events survive power loss.
+    pub fsync: bool,
+    /// How long delivered events are kept for inspection.
+    pub retention: Duration,
+}
+
+/// Async delivery retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Past this age an event is dead-lettered even if attempts remain.
+    pub max_age: Duration,
 }
 
 /// Whether and how a route drops repeated copies of an event.
@@ -179,6 +209,9 @@ pub struct Upstream {
     /// Added to every forwarded request. Values are marked sensitive: they
     /// may carry the upstream's own credentials.
     pub headers: HeaderMap,
+    /// Async: deliveries in flight at once.
+    pub concurrency: u32,
+    pub retry: RetryConfig,
 }
 
 /// A configuration problem, with the file and the field it is in.

@@ -19,8 +19,16 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     pub shutdown_timeout: Option<String>,
     pub redis: Option<RawRedis>,
+    pub store: Option<RawStore>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub fsync: Option<bool>,
+    pub retention: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +54,7 @@ pub struct RawDedup {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    pub token: Option<SecretString>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +73,8 @@ pub struct RawRoute {
     pub path: String,
     pub verify: Option<RawVerify>,
     pub ack: Option<String>,
+    pub ack_status: Option<u16>,
+    pub max_pending: Option<u64>,
     pub dedup: Option<serde_yaml::Value>,
     pub upstream: RawUpstream,
 }
@@ -89,4 +100,15 @@ pub struct RawUpstream {
     pub timeout: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    pub concurrency: Option<u32>,
+    pub retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub max_age: Option<String>,
 }

@@ -276,7 +276,6 @@ fn route_rules() {
         "routes[0].path",
         "query",
     );
-    expect_error("ack: sync", "ack: async", "routes[0].ack", "not available");
     expect_error(
         "ack: sync",
         "ack: later",
@@ -407,6 +406,102 @@ fn dedup_settings_defaults_and_errors() {
         "routes[0].dedup.backend",
         "top-level `redis:`",
     );
+}
+
+#[test]
+fn async_acknowledgement_settings() {
+    // The example, and the defaults.
+    let c = load(&format!(
+        "store: {{ fsync: false, retention: 3d }}\n{}",
+        MINIMAL.replace(
+            "ack: sync",
+            "ack: async\n    ack_status: 204\n    max_pending: 50",
+        )
+        .replace(
+            "timeout: 10s",
+            "timeout: 10s\n      concurrency: 4\n      retry: { max_attempts: 3, initial_backoff: 2s, max_backoff: 1m, max_age: 1h }",
+        )
+    ))
+    .unwrap();
+    assert!(!c.store.fsync);
+    assert_eq!(c.store.retention, Duration::from_secs(3 * 86400));
+    let r = &c.routes[0];
+    assert_eq!(r.ack, AckMode::Async);
+    assert_eq!(r.ack_status, http::StatusCode::NO_CONTENT);
+    assert_eq!(r.max_pending, 50);
+    assert_eq!(r.upstream.concurrency, 4);
+    assert_eq!(r.upstream.retry.max_attempts, 3);
+    assert_eq!(r.upstream.retry.initial_backoff, Duration::from_secs(2));
+    assert_eq!(r.upstream.retry.max_backoff, Duration::from_secs(60));
+    assert_eq!(r.upstream.retry.max_age, Duration::from_secs(3600));
+
+    let d = load(&MINIMAL.replace("    ack: sync\n", "")).unwrap();
+    assert!(d.store.fsync, "fsync is on by default");
+    assert_eq!(d.store.retention, Duration::from_secs(7 * 86400));
+    let r = &d.routes[0];
+    assert_eq!(r.ack, AckMode::Async, "async is the default");
+    assert_eq!(
+        (r.ack_status, r.max_pending),
+        (http::StatusCode::OK, 100_000)
+    );
+    assert_eq!(r.upstream.concurrency, 16);
+    assert_eq!(r.upstream.retry.max_attempts, 15);
+    assert_eq!(r.upstream.retry.max_backoff, Duration::from_secs(600));
+    assert_eq!(r.upstream.retry.max_age, Duration::from_secs(72 * 3600));
+
+    expect_error(
+        "ack: sync",
+        "ack: later",
+        "routes[0].ack",
+        "expected `async` or `sync`",
+    );
+    expect_error(
+        "ack: sync",
+        "ack_status: 302",
+        "routes[0].ack_status",
+        "not a 2xx",
+    );
+    expect_error(
+        "ack: sync",
+        "max_pending: 0",
+        "routes[0].max_pending",
+        "greater than zero",
+    );
+    expect_error(
+        "timeout: 10s",
+        "concurrency: 0",
+        "routes[0].upstream.concurrency",
+        "greater than zero",
+    );
+    expect_error(
+        "timeout: 10s",
+        "retry: { max_attempts: 0 }",
+        "routes[0].upstream.retry.max_attempts",
+        "at least 1",
+    );
+    expect_error(
+        "timeout: 10s",
+        "retry: { initial_backoff: 1m, max_backoff: 1s }",
+        "routes[0].upstream.retry.max_backoff",
+        "not be shorter",
+    );
+    expect_error(
+        "timeout: 10s",
+        "retry: { jitter: none }",
+        "routes[0].upstream.retry.jitter",
+        "unknown field",
+    );
+    let err = load(&format!("store: {{ fsync: maybe }}\n{MINIMAL}")).unwrap_err();
+    assert_eq!(err.path, "store.fsync");
+    let err = load(&format!("admin: {{ token: tok3n }}\n{MINIMAL}")).unwrap_err();
+    assert_eq!(err.path, "admin.token");
+    assert!(!err.to_string().contains("tok3n"), "{err}");
+    let c = load(&format!(
+        "admin: {{ token: \"0123456789abcdef-admin\" }}\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert!(c.admin_token.is_some());
+    assert!(!format!("{c:?}").contains("0123456789abcdef-admin"));
 }
 
 #[test]

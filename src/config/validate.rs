@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::raw::{RawConfig, RawDedup, RawRedis, RawRoute, RawUpstream, RawVerify};
 use super::{
-    AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, RedisConfig, Route,
-    StoreErrorPolicy, Upstream,
+    AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, RedisConfig, RetryConfig,
+    Route, StoreConfig, StoreErrorPolicy, Upstream,
 };
 use crate::dedup::key::{natural_key, BODY_SHA256};
 use crate::dedup::KeyTemplate;
@@ -69,6 +69,23 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     )?;
 
     let redis = raw.redis.map(redis).transpose()?;
+    let raw_store = raw.store.unwrap_or_default();
+    let store = StoreConfig {
+        fsync: raw_store.fsync.unwrap_or(true),
+        retention: duration(
+            "store.retention",
+            raw_store.retention.as_deref(),
+            Duration::from_secs(7 * 86400),
+        )?,
+    };
+    if let Some(token) = &admin.token {
+        if token.expose_secret().len() < 16 {
+            return Err(ConfigError::at(
+                "admin.token",
+                "the token is too short: use at least 16 characters",
+            ));
+        }
+    }
 
     if raw.routes.is_empty() {
         return Err(ConfigError::at("routes", "at least one route is required"));
@@ -113,6 +130,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         limits,
         shutdown_timeout,
         redis,
+        store,
+        admin_token: admin.token,
         routes,
     })
 }
@@ -248,27 +267,38 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             ))
         }
     };
-    let ack =
-        match raw.ack.as_deref() {
-            None | Some("sync") => AckMode::Sync,
-            Some("async") => return Err(ConfigError::at(
+    let ack = match raw.ack.as_deref() {
+        Some("sync") => AckMode::Sync,
+        None | Some("async") => AckMode::Async,
+        Some(other) => {
+            return Err(ConfigError::at(
                 format!("{at}.ack"),
-                "`async` acknowledgement is not available in this version of hookgate; use `sync`",
-            )),
-            Some(other) => {
-                return Err(ConfigError::at(
-                    format!("{at}.ack"),
-                    format!("unknown ack mode {other:?}: expected `sync`"),
-                ))
-            }
-        };
+                format!("unknown ack mode {other:?}: expected `async` or `sync`"),
+            ))
+        }
+    };
     let dedup = dedup(&format!("{at}.dedup"), raw.dedup, &verify.scheme)?;
+    let ack_status = match raw.ack_status {
+        None => http::StatusCode::OK,
+        Some(code) => http::StatusCode::from_u16(code)
+            .ok()
+            .filter(|s| s.is_success())
+            .ok_or_else(|| {
+                ConfigError::at(
+                    format!("{at}.ack_status"),
+                    format!("{code} is not a 2xx status"),
+                )
+            })?,
+    };
+    let max_pending = positive(&format!("{at}.max_pending"), raw.max_pending, 100_000)?;
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
     Ok(Route {
         name: raw.name,
         path: raw.path,
         verify,
         ack,
+        ack_status,
+        max_pending,
         dedup,
         upstream,
     })
@@ -451,10 +481,56 @@ fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         value.set_sensitive(true);
         headers.insert(header, value);
     }
+    let concurrency = match raw.concurrency {
+        None => 16,
+        Some(0) => {
+            return Err(ConfigError::at(
+                format!("{at}.concurrency"),
+                "must be greater than zero",
+            ))
+        }
+        Some(n) => n,
+    };
+    let raw_retry = raw.retry.unwrap_or_default();
+    let retry = RetryConfig {
+        max_attempts: match raw_retry.max_attempts {
+            None => 15,
+            Some(0) => {
+                return Err(ConfigError::at(
+                    format!("{at}.retry.max_attempts"),
+                    "must be at least 1",
+                ))
+            }
+            Some(n) => n,
+        },
+        initial_backoff: duration(
+            &format!("{at}.retry.initial_backoff"),
+            raw_retry.initial_backoff.as_deref(),
+            Duration::from_secs(1),
+        )?,
+        max_backoff: duration(
+            &format!("{at}.retry.max_backoff"),
+            raw_retry.max_backoff.as_deref(),
+            Duration::from_secs(600),
+        )?,
+        max_age: duration(
+            &format!("{at}.retry.max_age"),
+            raw_retry.max_age.as_deref(),
+            Duration::from_secs(72 * 3600),
+        )?,
+    };
+    if retry.max_backoff < retry.initial_backoff {
+        return Err(ConfigError::at(
+            format!("{at}.retry.max_backoff"),
+            "must not be shorter than `initial_backoff`",
+        ));
+    }
     Ok(Upstream {
         url,
         timeout,
         headers,
+        concurrency,
+        retry,
     })
 }
 

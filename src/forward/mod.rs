@@ -7,6 +7,7 @@
 //! cannot hold a sender's request open forever or exhaust memory.
 
 mod headers;
+pub mod retry;
 
 use std::time::Duration;
 

@@ -36,9 +36,14 @@ pub enum RequestError {
     /// given number of seconds.
     #[error("a copy of this event is in flight")]
     InFlight(u64),
-    #[error("the dedup store is unavailable")]
+    #[error("the store is unavailable")]
     StoreUnavailable,
+    #[error("the route's spool is full")]
+    SpoolFull,
 }
+
+/// Retry-After when a route's spool is full, in seconds.
+const SPOOL_FULL_RETRY_AFTER_SECS: u64 = 30;
 
 /// Retry-After for a store outage, in seconds.
 const STORE_RETRY_AFTER_SECS: u64 = 5;
@@ -57,7 +62,9 @@ impl RequestError {
             }
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::InFlight(_) => StatusCode::CONFLICT,
-            RequestError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::StoreUnavailable | RequestError::SpoolFull => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -75,6 +82,7 @@ impl RequestError {
             RequestError::UpstreamTimeout => "upstream_timeout",
             RequestError::InFlight(_) => "in_flight",
             RequestError::StoreUnavailable => "store_unavailable",
+            RequestError::SpoolFull => "spool_full",
         }
     }
 
@@ -92,6 +100,7 @@ impl RequestError {
             RequestError::UpstreamTimeout => Outcome::UpstreamTimeout,
             RequestError::InFlight(_) => Outcome::InFlight,
             RequestError::StoreUnavailable => Outcome::StoreUnavailable,
+            RequestError::SpoolFull => Outcome::SpoolFull,
         }
     }
 
@@ -113,6 +122,7 @@ impl RequestError {
         let retry_after = match self {
             RequestError::InFlight(secs) => Some(secs),
             RequestError::StoreUnavailable => Some(STORE_RETRY_AFTER_SECS),
+            RequestError::SpoolFull => Some(SPOOL_FULL_RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -155,6 +165,7 @@ mod tests {
             RequestError::UpstreamTimeout,
             RequestError::InFlight(3),
             RequestError::StoreUnavailable,
+            RequestError::SpoolFull,
         ];
         for e in all {
             let r = e.into_response(true);

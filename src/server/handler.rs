@@ -22,10 +22,12 @@ use hyper::body::Incoming;
 
 use super::error::RequestError;
 use crate::config::{
-    Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy, UNMATCHED_ROUTE,
+    AckMode, Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy,
+    UNMATCHED_ROUTE,
 };
 use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
+use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
 use crate::telemetry::{Metrics, Outcome, RouteMetrics};
 use crate::verify::Verifier;
 
@@ -54,9 +56,12 @@ struct RouteDedup {
 pub struct Stores {
     pub local: Option<crate::dedup::LocalStore>,
     pub redis: Option<crate::dedup::RedisStore>,
+    /// The async spool (when a route is async).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 const DUPLICATE_HEADER: http::HeaderName = http::HeaderName::from_static("hookgate-duplicate");
+const DELIVERY_ID: http::HeaderName = http::HeaderName::from_static("hookgate-delivery-id");
 
 /// Everything the ingress needs to answer a request; shared by all
 /// connections.
@@ -66,6 +71,7 @@ pub struct Gateway {
     unmatched: RouteMetrics,
     client: UpstreamClient,
     limits: Limits,
+    spool: Option<Spool>,
 }
 
 impl Gateway {
@@ -113,6 +119,7 @@ impl Gateway {
             unmatched: metrics.route(UNMATCHED_ROUTE, 0),
             client: UpstreamClient::new(config.limits.max_upstream_response_bytes),
             limits: config.limits.clone(),
+            spool: stores.spool.clone(),
         }
     }
 
@@ -167,13 +174,24 @@ impl Gateway {
             route.metrics.secret_matched(index);
         }
 
+        if route.route.ack == AckMode::Async {
+            return self
+                .accept_async(route, parts, body, verified.strip_header, peer)
+                .await;
+        }
+
         let claim = match &route.dedup {
             None => None,
             Some(dedup) => {
                 match claim(route, dedup, &parts.headers, parts.uri.query(), &body).await? {
                     Claimed::Held(guard) => Some(guard),
                     Claimed::Unheld => None,
-                    Claimed::Duplicate => return Ok((Outcome::Duplicate, duplicate_response())),
+                    Claimed::Duplicate => {
+                        return Ok((
+                            Outcome::Duplicate,
+                            duplicate_response(route.route.ack_status),
+                        ))
+                    }
                 }
             }
         };
@@ -344,14 +362,147 @@ impl Drop for ClaimGuard {
 
 /// The answer to a copy of an event already accepted: the route's success
 /// status, marked so the sender's logs show why nothing happened.
-fn duplicate_response() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(br#"{"status":"duplicate"}"#)));
+fn duplicate_response(status: StatusCode) -> Response<Full<Bytes>> {
+    let body = if status == StatusCode::NO_CONTENT {
+        Bytes::new()
+    } else {
+        Bytes::from_static(br#"{"status":"duplicate"}"#)
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+impl Gateway {
+    /// Async acknowledgement: spool the event (with its dedup claim), answer
+    /// once it is committed; the delivery worker forwards it later.
+    async fn accept_async(
+        &self,
+        route: &RouteState,
+        parts: http::request::Parts,
+        body: Bytes,
+        strip: Option<http::HeaderName>,
+        peer: SocketAddr,
+    ) -> Result<(Outcome, Response<Full<Bytes>>), RequestError> {
+        let spool = self.spool.as_ref().expect("spool opened for async routes");
+        let name = &route.route.name;
+        // Bounded: past max_pending the sender is asked to come back rather
+        // than the spool growing without limit (and nothing is dropped).
+        if spool.pending(name) >= route.route.max_pending as i64 {
+            return Err(RequestError::SpoolFull);
+        }
+        let query = parts.uri.query().map(str::to_string);
+        let mut local_claim = None;
+        let mut guard = None;
+        if let Some(dedup) = &route.dedup {
+            match dedup.config.backend {
+                // Claimed in the spool's own transaction, below.
+                DedupBackend::Local => {
+                    let (key, fell_back) =
+                        dedup
+                            .config
+                            .key
+                            .extract(name, &parts.headers, query.as_deref(), &body);
+                    if fell_back {
+                        route.metrics.dedup_key_fallback();
+                    }
+                    local_claim = Some(LocalClaim {
+                        key,
+                        ttl: dedup.config.ttl,
+                    });
+                }
+                DedupBackend::Redis => {
+                    match claim(route, dedup, &parts.headers, query.as_deref(), &body).await? {
+                        Claimed::Held(held) => guard = Some(held),
+                        Claimed::Unheld => {}
+                        Claimed::Duplicate => {
+                            return Ok((
+                                Outcome::Duplicate,
+                                duplicate_response(route.route.ack_status),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        let headers = forward::upstream_request_headers(
+            parts.headers,
+            strip.as_ref(),
+            &route.label,
+            &route.route.upstream.headers,
+            peer.ip(),
+        );
+        let has_local_claim = local_claim.is_some();
+        let appended = spool
+            .append(
+                NewEvent {
+                    route: name.clone(),
+                    headers,
+                    query,
+                    body,
+                },
+                local_claim,
+            )
+            .await;
+        match appended {
+            Ok(Appended::Spooled(id)) => {
+                if has_local_claim {
+                    route.metrics.dedup("new");
+                }
+                if let Some(guard) = guard {
+                    guard.commit(&route.metrics).await;
+                }
+                Ok((Outcome::Accepted, ack_response(route.route.ack_status, &id)))
+            }
+            Ok(Appended::Duplicate) => {
+                route.metrics.dedup("duplicate");
+                Ok((
+                    Outcome::Duplicate,
+                    duplicate_response(route.route.ack_status),
+                ))
+            }
+            Ok(Appended::InFlight) => {
+                route.metrics.dedup("in_flight");
+                Err(RequestError::InFlight(1))
+            }
+            Err(error) => {
+                if let Some(guard) = guard {
+                    guard.release(&route.metrics).await;
+                }
+                tracing::error!(route = %name, %error, "spooling failed; the event is not acknowledged");
+                Err(RequestError::StoreUnavailable)
+            }
+        }
+    }
+}
+
+/// `{"id": "<delivery id>"}` with the route's ack status (no body for 204).
+fn ack_response(status: StatusCode, id: &str) -> Response<Full<Bytes>> {
+    if status == StatusCode::NO_CONTENT {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = status;
+        if let Ok(id) = HeaderValue::from_str(id) {
+            response.headers_mut().insert(DELIVERY_ID, id);
+        }
+        return response;
+    }
+    let body = serde_json::json!({ "id": id }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(id) = HeaderValue::from_str(id) {
+        headers.insert(DELIVERY_ID, id);
+    }
     response
 }
 

@@ -39,14 +39,17 @@ pub enum Outcome {
     Duplicate,
     /// A copy of an event whose first copy is still being processed (409).
     InFlight,
-    /// The dedup store failed and the route's policy is `reject` (503).
+    /// The dedup store failed and the route's policy is `reject`, or the
+    /// spool could not commit (503).
     StoreUnavailable,
+    /// The route's spool holds `max_pending` undelivered events (503).
+    SpoolFull,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -60,6 +63,7 @@ impl Outcome {
         Outcome::Duplicate,
         Outcome::InFlight,
         Outcome::StoreUnavailable,
+        Outcome::SpoolFull,
         Outcome::InternalError,
     ];
 
@@ -78,6 +82,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::InFlight => "in_flight",
             Outcome::StoreUnavailable => "store_unavailable",
+            Outcome::SpoolFull => "spool_full",
             Outcome::InternalError => "internal_error",
         }
     }
@@ -89,6 +94,14 @@ pub const UPSTREAM_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "error", "t
 /// Dedup claim results: the `result` label of `hookgate_dedup_total`.
 pub const DEDUP_RESULTS: [&str; 3] = ["new", "duplicate", "in_flight"];
 
+/// Delivery results: the `result` label of `hookgate_deliveries_total`.
+pub const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retry", "dead_letter"];
+
+/// Buckets for delivery lag, in seconds: 1 ms to 3 days.
+const LAG_BUCKETS: &[f64] = &[
+    0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 259200.0,
+];
+
 /// Histogram buckets for latencies, in seconds: 0.5 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -99,6 +112,7 @@ pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
     ready: Gauge,
+    store_commit: Histogram,
 }
 
 impl Default for Metrics {
@@ -111,6 +125,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(names::DELIVERY_LAG_SECONDS.into()),
+                LAG_BUCKETS,
+            )
             .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -135,10 +154,12 @@ impl Metrics {
         );
         build.set(1.0);
         let ready = gauge(&recorder, names::READY, vec![]);
+        let store_commit = histogram(&recorder, names::STORE_COMMIT_DURATION_SECONDS, vec![]);
         Metrics {
             recorder,
             handle,
             ready,
+            store_commit,
         }
     }
 
@@ -150,6 +171,11 @@ impl Metrics {
     /// Drains histogram samples into their buckets; call periodically.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+    }
+
+    /// Records one group commit of the embedded store.
+    pub fn store_commit(&self, seconds: f64) {
+        self.store_commit.record(seconds);
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -201,14 +227,32 @@ impl Metrics {
                 .map(|res| counter(r, names::DEDUP_TOTAL, with(Some(("result", res.into()))))),
             dedup_errors: counter(r, names::DEDUP_ERRORS_TOTAL, with(None)),
             dedup_key_fallbacks: counter(r, names::DEDUP_KEY_FALLBACKS_TOTAL, with(None)),
+            spool_pending: gauge(r, names::SPOOL_PENDING, with(None)),
+            dead_letters: gauge(r, names::DEAD_LETTERS, with(None)),
+            deliveries: DELIVERY_RESULTS.map(|res| {
+                counter(
+                    r,
+                    names::DELIVERIES_TOTAL,
+                    with(Some(("result", res.into()))),
+                )
+            }),
+            attempt_duration: histogram(r, names::DELIVERY_ATTEMPT_DURATION_SECONDS, with(None)),
+            delivery_lag: histogram(r, names::DELIVERY_LAG_SECONDS, with(None)),
             request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
             upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
         }
     }
 }
 
-/// Pre-registered handles for one route.
+/// Pre-registered handles for one route (cheap to clone: handles share
+/// their series).
+#[derive(Clone)]
 pub struct RouteMetrics {
+    spool_pending: Gauge,
+    dead_letters: Gauge,
+    deliveries: [Counter; DELIVERY_RESULTS.len()],
+    attempt_duration: Histogram,
+    delivery_lag: Histogram,
     requests: [Counter; Outcome::ALL.len()],
     verify_failures: [Counter; VerifyError::ALL.len()],
     secret_matches: Vec<Counter>,
@@ -246,6 +290,25 @@ impl RouteMetrics {
         if let Some(i) = DEDUP_RESULTS.iter().position(|r| *r == result) {
             self.dedup[i].increment(1);
         }
+    }
+
+    /// Sets the spool gauges.
+    pub fn spool(&self, pending: i64, dead: i64) {
+        self.spool_pending.set(pending as f64);
+        self.dead_letters.set(dead as f64);
+    }
+
+    /// Counts one delivery attempt; `result` is one of [`DELIVERY_RESULTS`].
+    pub fn delivery(&self, result: &str, attempt_seconds: f64) {
+        if let Some(i) = DELIVERY_RESULTS.iter().position(|r| *r == result) {
+            self.deliveries[i].increment(1);
+        }
+        self.attempt_duration.record(attempt_seconds);
+    }
+
+    /// Records the time from receipt to delivery of one event.
+    pub fn delivery_lag(&self, seconds: f64) {
+        self.delivery_lag.record(seconds);
     }
 
     pub fn dedup_error(&self) {

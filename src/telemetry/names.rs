@@ -20,6 +20,18 @@ pub const DEDUP_TOTAL: &str = "hookgate_dedup_total";
 pub const DEDUP_ERRORS_TOTAL: &str = "hookgate_dedup_errors_total";
 /// Counter `{route}`: verified requests whose dedup key fell back to the body digest.
 pub const DEDUP_KEY_FALLBACKS_TOTAL: &str = "hookgate_dedup_key_fallbacks_total";
+/// Gauge `{route}`: spooled events not yet delivered (async routes).
+pub const SPOOL_PENDING: &str = "hookgate_spool_pending";
+/// Gauge `{route}`: dead letters waiting to be replayed or dropped.
+pub const DEAD_LETTERS: &str = "hookgate_dead_letters";
+/// Counter `{route, result}`: delivery attempts by result (`delivered`, `retry`, `dead_letter`).
+pub const DELIVERIES_TOTAL: &str = "hookgate_deliveries_total";
+/// Histogram `{route}`: duration of one delivery attempt, in seconds.
+pub const DELIVERY_ATTEMPT_DURATION_SECONDS: &str = "hookgate_delivery_attempt_duration_seconds";
+/// Histogram `{route}`: time from receiving an event to delivering it, in seconds.
+pub const DELIVERY_LAG_SECONDS: &str = "hookgate_delivery_lag_seconds";
+/// Histogram `{}`: duration of one group commit of the embedded store, in seconds.
+pub const STORE_COMMIT_DURATION_SECONDS: &str = "hookgate_store_commit_duration_seconds";
 /// Gauge `{}`: 1 while the gateway is ready to take traffic.
 pub const READY: &str = "hookgate_ready";
 /// Gauge `{version}`: always 1; carries the build version.

@@ -1,0 +1,560 @@
+//! The async spool: events acknowledged to their sender and not yet
+//! delivered, in the `deliveries` and `attempts` tables of the embedded
+//! store (schema in `crate::store`).
+//!
+//! Invariants:
+//! - an event is acknowledged only after the transaction that inserted it
+//!   committed (the store's group commit answers after the commit);
+//! - with the `local` dedup backend, the dedup claim and the insert are one
+//!   transaction: an event is never "seen" without being spooled;
+//! - nothing is deleted silently: events leave `pending` only to become
+//!   `delivered` (pruned after the retention period) or `dead` (kept until
+//!   replayed or dropped through the admin API);
+//! - every attempt is recorded in `attempts`, with its time, duration, and
+//!   the upstream's status or the error.
+//!
+//! Delivery is at-least-once: an attempt interrupted by a crash is made
+//! again after restart. `Hookgate-Delivery-Id` is the idempotency key.
+
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::dedup::local::claim_in;
+use crate::dedup::{Claim, ClaimToken, EventKey};
+use crate::store::{now_ms, Db, StoreError};
+use crate::telemetry::RouteMetrics;
+
+/// One event to spool.
+pub struct NewEvent {
+    pub route: String,
+    /// The headers to forward (credentials already removed).
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+/// A local dedup claim to make in the same transaction as the insert.
+pub struct LocalClaim {
+    pub key: EventKey,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Committed; the delivery id.
+    Spooled(String),
+    Duplicate,
+    InFlight,
+}
+
+/// A spooled event due for delivery.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: String,
+    pub received_at: i64,
+    pub attempts: u32,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+/// One row of the admin API's delivery listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySummary {
+    pub id: String,
+    pub route: String,
+    pub state: String,
+    pub received_at: i64,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub summary: DeliverySummary,
+    pub attempt_history: Vec<AttemptRecord>,
+    /// Header names and values as forwarded (credentials never stored).
+    pub headers: Vec<(String, String)>,
+    pub body_bytes: usize,
+}
+
+/// The outcome of one attempt, as recorded.
+pub struct AttemptOutcome {
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration: Duration,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub next: NextState,
+}
+
+pub enum NextState {
+    Delivered,
+    RetryAt(i64),
+    Dead(&'static str),
+}
+
+/// Per-route counters behind the gauges and `max_pending`.
+struct RouteCounts {
+    pending: AtomicI64,
+    dead: AtomicI64,
+    wake: Notify,
+    metrics: RouteMetrics,
+}
+
+impl RouteCounts {
+    fn publish(&self) {
+        self.metrics.spool(
+            self.pending.load(Ordering::Relaxed),
+            self.dead.load(Ordering::Relaxed),
+        );
+    }
+}
+
+#[derive(Clone)]
+pub struct Spool {
+    db: Db,
+    routes: Arc<HashMap<String, RouteCounts>>,
+}
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const DEAD: &str = "dead";
+
+impl Spool {
+    /// Opens the spool for `routes` (name and metrics), counting what the
+    /// previous run left pending or dead.
+    pub async fn open(db: Db, routes: Vec<(String, RouteMetrics)>) -> Result<Spool, StoreError> {
+        let counts: Vec<(String, String, i64)> = db
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT route, state, count(*) FROM deliveries WHERE state IN ('pending', 'dead') GROUP BY route, state",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let mut map = HashMap::new();
+        for (name, metrics) in routes {
+            let count = |state: &str| {
+                counts
+                    .iter()
+                    .find(|(r, s, _)| *r == name && s == state)
+                    .map_or(0, |(_, _, n)| *n)
+            };
+            let route = RouteCounts {
+                pending: AtomicI64::new(count(PENDING)),
+                dead: AtomicI64::new(count(DEAD)),
+                wake: Notify::new(),
+                metrics,
+            };
+            route.publish();
+            map.insert(name, route);
+        }
+        Ok(Spool {
+            db,
+            routes: Arc::new(map),
+        })
+    }
+
+    fn counts(&self, route: &str) -> &RouteCounts {
+        self.routes
+            .get(route)
+            .expect("spool opened with every async route")
+    }
+
+    /// Undelivered events of `route`.
+    pub fn pending(&self, route: &str) -> i64 {
+        self.counts(route).pending.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when `route` may have new work.
+    pub async fn wait_for_work(&self, route: &str) {
+        self.counts(route).wake.notified().await
+    }
+
+    /// Appends an event, with its local dedup claim when given, in one
+    /// transaction. Resolves after the commit.
+    pub async fn append(
+        &self,
+        event: NewEvent,
+        claim: Option<LocalClaim>,
+    ) -> Result<Appended, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let headers = encode_headers(&event.headers);
+        let route = event.route.clone();
+        let row_id = id.clone();
+        let appended = self
+            .db
+            .write(move |tx| {
+                if let Some(claim) = claim {
+                    // Lease unused: a spooled claim is committed at once.
+                    match claim_in(tx, &event.route, &claim.key, ClaimToken::random(), claim.ttl, Some(claim.ttl))? {
+                        Claim::New(_) => {}
+                        Claim::Duplicate => return Ok(Appended::Duplicate),
+                        Claim::InFlight => return Ok(Appended::InFlight),
+                    }
+                }
+                let now = now_ms();
+                tx.execute(
+                    "INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
+                     VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)",
+                    params![row_id, event.route, now, event.query, headers, &event.body[..]],
+                )?;
+                Ok(Appended::Spooled(row_id))
+            })
+            .await?;
+        if let Appended::Spooled(_) = appended {
+            let counts = self.counts(&route);
+            counts.pending.fetch_add(1, Ordering::Relaxed);
+            counts.publish();
+            counts.wake.notify_one();
+        }
+        debug_assert!(!matches!(&appended, Appended::Spooled(x) if *x != id));
+        Ok(appended)
+    }
+
+    /// Pending events of `route` due now, oldest first, skipping `busy` ones.
+    pub async fn due(
+        &self,
+        route: &str,
+        limit: usize,
+        busy: Vec<String>,
+    ) -> Result<Vec<Due>, StoreError> {
+        let route = route.to_string();
+        let now = now_ms();
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, received_at, attempts, headers, query, body FROM deliveries
+                     WHERE state = 'pending' AND route = ?1 AND next_attempt_at <= ?2
+                     ORDER BY next_attempt_at LIMIT ?3",
+                )?;
+                let rows =
+                    stmt.query_map(params![route, now, (limit + busy.len()) as i64], |r| {
+                        Ok(Due {
+                            id: r.get(0)?,
+                            received_at: r.get(1)?,
+                            attempts: r.get(2)?,
+                            headers: decode_headers(&r.get::<_, String>(3)?),
+                            query: r.get(4)?,
+                            body: Bytes::from(r.get::<_, Vec<u8>>(5)?),
+                        })
+                    })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let row = row?;
+                    if !busy.contains(&row.id) && out.len() < limit {
+                        out.push(row);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// When the next pending event of `route` falls due (unix ms), if any.
+    pub async fn next_due_at(&self, route: &str) -> Result<Option<i64>, StoreError> {
+        let route = route.to_string();
+        self.db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND route = ?1",
+                    [route],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
+
+    /// Records an attempt and the event's next state, in one transaction.
+    pub async fn record(
+        &self,
+        route: &str,
+        id: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let now = now_ms();
+        let (state, next_at, finished) = match outcome.next {
+            NextState::Delivered => (DELIVERED, None, Some(now)),
+            NextState::RetryAt(t) => (PENDING, Some(t), None),
+            NextState::Dead(_) => (DEAD, None, Some(now)),
+        };
+        let error = match (&outcome.error, &outcome.next) {
+            (Some(e), NextState::Dead(why)) => Some(format!("{e} (dead letter: {why})")),
+            (None, NextState::Dead(why)) => Some(format!("dead letter: {why}")),
+            (e, _) => e.clone(),
+        };
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, outcome.attempt, outcome.started_at, outcome.duration.as_millis() as i64, outcome.status, outcome.error],
+                )?;
+                tx.execute(
+                    "UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = coalesce(?4, next_attempt_at),
+                       last_status = ?5, last_error = ?6, finished_at = ?7 WHERE id = ?1",
+                    params![id, state, outcome.attempt, next_at, outcome.status, error, finished],
+                )?;
+                Ok(())
+            })
+            .await?;
+        if state != PENDING {
+            let counts = self.counts(route);
+            counts.pending.fetch_sub(1, Ordering::Relaxed);
+            if state == DEAD {
+                counts.dead.fetch_add(1, Ordering::Relaxed);
+            }
+            counts.publish();
+        }
+        Ok(())
+    }
+
+    /// Deliveries, newest first, filtered by route and state.
+    pub async fn list(
+        &self,
+        route: Option<String>,
+        state: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DeliverySummary>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error
+                     FROM deliveries WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2)
+                     ORDER BY received_at DESC, id DESC LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![route, state, limit as i64], summary)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<DeliveryDetail>, StoreError> {
+        let id = id.to_string();
+        self.db
+            .read(move |c| {
+                let Some((summary, headers, body_bytes)) = c
+                    .query_row(
+                        "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, headers, length(body)
+                         FROM deliveries WHERE id = ?1",
+                        [&id],
+                        |r| Ok((summary(r)?, r.get::<_, String>(8)?, r.get::<_, i64>(9)?)),
+                    )
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let mut stmt = c.prepare(
+                    "SELECT attempt, started_at, duration_ms, status, error FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
+                )?;
+                let attempt_history = stmt
+                    .query_map([&id], |r| {
+                        Ok(AttemptRecord {
+                            attempt: r.get(0)?,
+                            started_at: r.get(1)?,
+                            duration_ms: r.get(2)?,
+                            status: r.get(3)?,
+                            error: r.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let headers = decode_headers(&headers)
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                Ok(Some(DeliveryDetail {
+                    summary,
+                    attempt_history,
+                    headers,
+                    body_bytes: body_bytes as usize,
+                }))
+            })
+            .await
+    }
+
+    /// Moves dead letters back to pending with their attempts reset: one by
+    /// id, or every one of a route. Returns how many.
+    pub async fn replay(
+        &self,
+        id: Option<String>,
+        route: Option<String>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let now = now_ms();
+        let moved: Vec<(String, i64)> = self
+            .db
+            .write(move |tx| {
+                let mut stmt = tx.prepare(
+                    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, finished_at = NULL
+                     WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR route = ?2)
+                     RETURNING route",
+                )?;
+                let routes = stmt.query_map(params![id, route, now], |r| r.get::<_, String>(0))?;
+                let mut per_route: HashMap<String, i64> = HashMap::new();
+                for r in routes {
+                    *per_route.entry(r?).or_default() += 1;
+                }
+                Ok(per_route.into_iter().collect())
+            })
+            .await?;
+        for (route, n) in &moved {
+            if let Some(counts) = self.routes.get(route) {
+                counts.dead.fetch_sub(*n, Ordering::Relaxed);
+                counts.pending.fetch_add(*n, Ordering::Relaxed);
+                counts.publish();
+                counts.wake.notify_one();
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Deletes one dead letter (an operator's decision). Returns whether it existed.
+    pub async fn drop_dead(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let route: Option<String> = self
+            .db
+            .write(move |tx| {
+                let route = tx
+                    .query_row(
+                        "DELETE FROM deliveries WHERE id = ?1 AND state = 'dead' RETURNING route",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if route.is_some() {
+                    tx.execute("DELETE FROM attempts WHERE delivery_id = ?1", [&id])?;
+                }
+                Ok(route)
+            })
+            .await?;
+        if let Some(counts) = route.as_deref().and_then(|r| self.routes.get(r)) {
+            counts.dead.fetch_sub(1, Ordering::Relaxed);
+            counts.publish();
+        }
+        Ok(route.is_some())
+    }
+
+    /// Deletes delivered events older than `retention`, in batches.
+    pub async fn prune_delivered(&self, retention: Duration) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            let deleted = self
+                .db
+                .write(move |tx| {
+                    tx.execute(
+                        "DELETE FROM attempts WHERE delivery_id IN
+                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)",
+                        [cutoff],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM deliveries WHERE id IN
+                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)",
+                        [cutoff],
+                    )
+                })
+                .await?;
+            total += deleted;
+            if deleted < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+fn summary(r: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    let state: String = r.get(2)?;
+    Ok(DeliverySummary {
+        id: r.get(0)?,
+        route: r.get(1)?,
+        next_attempt_at: if state == PENDING { r.get(5)? } else { None },
+        state,
+        received_at: r.get(3)?,
+        attempts: r.get(4)?,
+        last_status: r.get(6)?,
+        last_error: r.get(7)?,
+    })
+}
+
+/// Headers as JSON `[[name, value]]`, readable in the `sqlite3` shell; a
+/// value that is not visible ASCII is stored as `[name, base64, "base64"]`.
+fn encode_headers(headers: &HeaderMap) -> String {
+    let pairs: Vec<serde_json::Value> = headers
+        .iter()
+        .map(|(name, value)| match value.to_str() {
+            Ok(text) => serde_json::json!([name.as_str(), text]),
+            Err(_) => serde_json::json!([
+                name.as_str(),
+                base64::engine::general_purpose::STANDARD.encode(value.as_bytes()),
+                "base64"
+            ]),
+        })
+        .collect();
+    serde_json::Value::Array(pairs).to_string()
+}
+
+fn decode_headers(text: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let Ok(serde_json::Value::Array(pairs)) = serde_json::from_str(text) else {
+        return headers;
+    };
+    for pair in pairs {
+        let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_str()) else {
+            continue;
+        };
+        let bytes = if pair.get(2).and_then(|v| v.as_str()) == Some("base64") {
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .unwrap_or_default()
+        } else {
+            value.as_bytes().to_vec()
+        };
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&bytes),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_including_opaque_bytes() {
+        let mut h = HeaderMap::new();
+        h.append("x-a", HeaderValue::from_static("1"));
+        h.append("x-a", HeaderValue::from_static("2"));
+        h.insert("x-opaque", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let back = decode_headers(&encode_headers(&h));
+        assert_eq!(back, h);
+    }
+}

@@ -1,0 +1,173 @@
+//! Delivery workers: one per async route, delivering spooled events to the
+//! upstream with at most `upstream.concurrency` attempts in flight.
+//!
+//! The worker polls the spool for due events (woken at once when one is
+//! appended or replayed, otherwise at the next due time), sends each with
+//! `Hookgate-Delivery-Id` and `Hookgate-Attempt`, and records every attempt
+//! and its decision (delivered, retry at, dead letter) through the retry
+//! policy. On shutdown it starts no new attempt, lets running ones finish
+//! up to a bound, and leaves the rest pending on disk.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+use tokio::sync::{watch, Semaphore};
+
+use super::{AttemptOutcome, Due, NextState, Spool};
+use crate::config::Route;
+use crate::forward::retry::{Decision, RetryPolicy};
+use crate::forward::{ForwardError, Outgoing, UpstreamClient};
+use crate::store::now_ms;
+use crate::telemetry::RouteMetrics;
+
+const DELIVERY_ID: HeaderName = HeaderName::from_static("hookgate-delivery-id");
+const ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
+/// Longest sleep between polls when nothing is due (new events wake the
+/// worker at once; this only bounds a missed wake-up).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub struct DeliveryWorker {
+    pub route: Route,
+    pub spool: Spool,
+    pub client: UpstreamClient,
+    pub metrics: RouteMetrics,
+}
+
+impl DeliveryWorker {
+    /// Delivers until `stop` turns true, then waits up to `drain` for the
+    /// attempts in flight.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+        let worker = Arc::new(self);
+        let name = worker.route.name.clone();
+        let concurrency = worker.route.upstream.concurrency as usize;
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let policy = RetryPolicy::new(worker.route.upstream.retry);
+
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let free = permits.available_permits();
+            let due = if free == 0 {
+                Vec::new()
+            } else {
+                let skip: Vec<String> = busy.lock().unwrap().iter().cloned().collect();
+                match worker.spool.due(&name, free, skip).await {
+                    Ok(due) => due,
+                    Err(error) => {
+                        tracing::warn!(route = %name, %error, "reading the spool failed");
+                        Vec::new()
+                    }
+                }
+            };
+            if due.is_empty() {
+                let wait = if free == 0 {
+                    // Every permit is taken: wait for one to come back.
+                    Duration::from_millis(5)
+                } else {
+                    match worker.spool.next_due_at(&name).await {
+                        Ok(Some(at)) => Duration::from_millis(
+                            (at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
+                        ),
+                        _ => IDLE_POLL,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = worker.spool.wait_for_work(&name) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            for event in due {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                busy.lock().unwrap().insert(event.id.clone());
+                let (worker, busy) = (worker.clone(), busy.clone());
+                tokio::spawn(async move {
+                    let id = event.id.clone();
+                    worker.deliver(event, &policy).await;
+                    busy.lock().unwrap().remove(&id);
+                    drop(permit);
+                });
+            }
+        }
+
+        // Shutdown: no new attempts; wait for running ones to finish.
+        let all = concurrency as u32;
+        if tokio::time::timeout(drain, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(route = %name, "deliveries still running at shutdown; they stay pending and are retried after restart");
+        }
+    }
+
+    async fn deliver(&self, event: Due, policy: &RetryPolicy) {
+        let route = &self.route;
+        let attempt = event.attempts + 1;
+        let mut headers = event.headers;
+        if let Ok(id) = HeaderValue::from_str(&event.id) {
+            headers.insert(DELIVERY_ID, id);
+        }
+        headers.insert(ATTEMPT, HeaderValue::from(attempt));
+        let started_at = now_ms();
+        let started = Instant::now();
+        let result = self
+            .client
+            .send(Outgoing {
+                upstream: &route.upstream,
+                query: event.query.as_deref(),
+                headers,
+                body: event.body,
+            })
+            .await;
+        let duration = started.elapsed();
+        let (status, error) = match &result {
+            Ok(answer) => (Some(answer.status.as_u16()), None),
+            Err(ForwardError::Timeout(after)) => (None, Some(format!("timed out after {after:?}"))),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let delivered = matches!(&result, Ok(a) if a.status.is_success());
+        let now = now_ms();
+        let decision = policy.decide(attempt, event.received_at, now, delivered);
+        let (next, result_label) = match decision {
+            Decision::Delivered => (NextState::Delivered, "delivered"),
+            Decision::RetryAt(at) => (NextState::RetryAt(at), "retry"),
+            Decision::DeadLetter(why) => (NextState::Dead(why), "dead_letter"),
+        };
+        self.metrics.delivery(result_label, duration.as_secs_f64());
+        if delivered {
+            self.metrics
+                .delivery_lag(((now - event.received_at).max(0) as f64) / 1000.0);
+        }
+        match &next {
+            NextState::Dead(why) => {
+                tracing::warn!(route = %route.name, id = %event.id, attempt, reason = why, ?status, ?error, "delivery dead-lettered")
+            }
+            NextState::RetryAt(_) => {
+                tracing::debug!(route = %route.name, id = %event.id, attempt, ?status, ?error, "delivery failed; will retry")
+            }
+            NextState::Delivered => {
+                tracing::debug!(route = %route.name, id = %event.id, attempt, "delivered")
+            }
+        }
+        let outcome = AttemptOutcome {
+            attempt,
+            started_at,
+            duration,
+            status,
+            error,
+            next,
+        };
+        if let Err(error) = self.spool.record(&route.name, &event.id, outcome).await {
+            // The event stays pending with its old attempt count and is
+            // attempted again: at-least-once, never lost.
+            tracing::error!(route = %route.name, id = %event.id, %error, "recording a delivery attempt failed");
+        }
+    }
+}
