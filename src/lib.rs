@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod events;
 pub mod forward;
 pub mod server;
 pub mod telemetry;

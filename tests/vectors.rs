@@ -67,12 +67,12 @@ fn published_body_hmac_vectors_verify_and_tampered_ones_do_not() {
                     "intuit-signature"
                 };
                 let spec = HmacSpec {
-                    sources: vec![SignatureSource {
-                        header: HeaderName::from_bytes(header.to_lowercase().as_bytes()).unwrap(),
-                        algorithm: Algorithm::Sha256,
-                        encoding: Encoding::Base64,
-                        prefix: String::new(),
-                    }],
+                    sources: vec![SignatureSource::new(
+                        HeaderName::from_bytes(header.to_lowercase().as_bytes()).unwrap(),
+                        Algorithm::Sha256,
+                        Encoding::Base64,
+                        "",
+                    )],
                 };
                 let secret = if scheme == "shopify" {
                     &inputs["api_secret_key"]

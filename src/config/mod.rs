@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Uri};
 
+use crate::events::EventPolicy;
 use crate::verify::VerifySpec;
 
 pub use expand::expand_str;
@@ -73,6 +74,8 @@ pub struct Route {
     pub verify: VerifySpec,
     pub ack: AckMode,
     pub dedup: DedupMode,
+    /// Which verified events are forwarded, acknowledged or answered.
+    pub events: EventPolicy,
     pub upstream: Upstream,
 }
 

@@ -37,10 +37,15 @@ pub enum Outcome {
     UpstreamTimeout,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
+    /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
+    Filtered,
+    /// Verified, and answered by hookgate itself (an `ack_only` event or a
+    /// sender's handshake): answered 2xx, not forwarded.
+    AckOnly,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -52,6 +57,8 @@ impl Outcome {
         Outcome::UpstreamError,
         Outcome::UpstreamTimeout,
         Outcome::InternalError,
+        Outcome::Filtered,
+        Outcome::AckOnly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl Outcome {
             Outcome::UpstreamError => "upstream_error",
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::InternalError => "internal_error",
+            Outcome::Filtered => "filtered",
+            Outcome::AckOnly => "ack_only",
         }
     }
 }
