@@ -31,6 +31,22 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Print the headers a sender would send for a body, signed now with
+    /// the route's first secret: one `Name: value` per line.
+    Sign {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The route whose verification to sign for.
+        #[arg(long)]
+        route: String,
+        /// The body file, or `-` for standard input.
+        #[arg(long, default_value = "-")]
+        body: PathBuf,
+        /// Also print the event header, for routes that read the event
+        /// type from a header.
+        #[arg(long)]
+        event: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -65,6 +81,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Sign {
+            config,
+            route,
+            body,
+            event,
+        } => match sign(&config.path, &env, &route, &body, event.as_deref()) {
+            Ok(lines) => {
+                print!("{lines}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config, log_format } => {
             telemetry::init_logging(match log_format {
                 LogFormatArg::Text => LogFormat::Text,
@@ -86,6 +117,68 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `hookgate sign`: the headers for `body`, signed with the route's first
+/// secret at the current time.
+fn sign(
+    path: &std::path::Path,
+    env: &std::collections::HashMap<String, String>,
+    route: &str,
+    body: &std::path::Path,
+    event: Option<&str>,
+) -> anyhow::Result<String> {
+    use anyhow::bail;
+    use hookgate::events::EventSource;
+    use hookgate::verify::{HmacVerifier, SpecKind};
+    use std::io::Read;
+
+    let config = Config::load(path, env)?;
+    let Some(route) = config.route(route) else {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        bail!("no route {route:?}; routes: {}", names.join(", "));
+    };
+    let body = if body.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the body from standard input")?;
+        buf
+    } else {
+        std::fs::read(body).with_context(|| format!("reading {}", body.display()))?
+    };
+    let mut given = http::HeaderMap::new();
+    let mut out = String::new();
+    if let Some(event) = event {
+        match &route.events.from {
+            Some(EventSource::Header(h)) => {
+                given.insert(h.clone(), event.parse().context("the event is not a valid header value")?);
+                out.push_str(&format!("{h}: {event}\n"));
+            }
+            Some(EventSource::Json(p)) => eprintln!(
+                "note: route {} reads the event type from the body (json:{p}); --event adds no header",
+                route.name
+            ),
+            None => eprintln!("note: route {} does not read an event type", route.name),
+        }
+    }
+    let (spec, secrets) = match &route.verify.kind {
+        SpecKind::Hmac { spec, secrets } => (spec.clone(), secrets),
+        SpecKind::None => bail!("route {} does not verify requests: there is nothing to sign", route.name),
+        SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => bail!(
+            "route {} checks a shared secret in {header}, not a signature: the sender sends the secret itself, which hookgate sign does not print",
+            route.name
+        ),
+    };
+    let signer = HmacVerifier::try_new(spec, secrets)
+        .map_err(|e| anyhow::anyhow!("secret {} does not decode", e.0))?;
+    let headers = signer
+        .sign(0, "POST", None, &given, &body, std::time::SystemTime::now())
+        .map_err(|e| anyhow::anyhow!("cannot sign for route {}: {e}", route.name))?;
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    Ok(out)
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -168,6 +261,7 @@ fn summary(config: &Config) -> String {
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
         let _ = writeln!(out, "    ack       {}", route.ack.as_str());
         let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
+        let _ = writeln!(out, "    events    {}", route.events.summary());
         let _ = writeln!(
             out,
             "    upstream  {} (timeout {:?}{})",

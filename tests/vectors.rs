@@ -3,9 +3,11 @@
 
 use base64::Engine;
 use bytes::Bytes;
+use std::time::{Duration, UNIX_EPOCH};
+
 use hookgate::verify::{
-    presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, Verifier, VerifyError,
-    VerifySpec,
+    presets, Algorithm, Encoding, HmacSpec, SignatureSource, SignedRequest, SpecKind, Verifier,
+    VerifyError, VerifySpec,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
@@ -67,12 +69,12 @@ fn published_body_hmac_vectors_verify_and_tampered_ones_do_not() {
                     "intuit-signature"
                 };
                 let spec = HmacSpec {
-                    sources: vec![SignatureSource {
-                        header: HeaderName::from_bytes(header.to_lowercase().as_bytes()).unwrap(),
-                        algorithm: Algorithm::Sha256,
-                        encoding: Encoding::Base64,
-                        prefix: String::new(),
-                    }],
+                    sources: vec![SignatureSource::new(
+                        HeaderName::from_bytes(header.to_lowercase().as_bytes()).unwrap(),
+                        Algorithm::Sha256,
+                        Encoding::Base64,
+                        "",
+                    )],
                 };
                 let secret = if scheme == "shopify" {
                     &inputs["api_secret_key"]
@@ -106,4 +108,280 @@ fn published_body_hmac_vectors_verify_and_tampered_ones_do_not() {
         checked, 4,
         "expected the github, shopify and quickbooks vectors"
     );
+}
+
+/// A route's verifier built from YAML as a user writes it; the secret comes
+/// through `${S}` so its exact bytes need no YAML escaping.
+fn preset_verifier(scheme: &str, secret: &str, extra: &str) -> Verifier {
+    let yaml = format!(
+        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: {scheme}, secrets: [\"${{S}}\"]{extra} }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+    );
+    let env = [("S".to_string(), secret.to_string())]
+        .into_iter()
+        .collect();
+    let config = hookgate::Config::from_yaml(&yaml, &env).unwrap_or_else(|e| panic!("{e}"));
+    Verifier::new(&config.routes[0].verify)
+}
+
+fn vector(id: &str) -> Value {
+    vectors()
+        .into_iter()
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("no vector {id}"))
+}
+
+fn text_of(v: &Value) -> String {
+    String::from_utf8(bytes_of(v)).unwrap()
+}
+
+fn headers_of(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+/// Verifies at the vector's own (old) time: the clock is pinned.
+fn check_at(
+    v: &Verifier,
+    h: &HeaderMap,
+    body: &[u8],
+    query: Option<&str>,
+    unix: u64,
+) -> Result<(), VerifyError> {
+    v.verify_request(&SignedRequest {
+        method: "POST",
+        query,
+        headers: h,
+        body,
+        now: UNIX_EPOCH + Duration::from_secs(unix),
+    })
+    .map(|_| ())
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn standard_webhooks_and_svix_published_vectors() {
+    for (id, expect) in [
+        ("stdwh-sign", Ok(())),
+        ("stdwh-invalid-OA", Err(VerifyError::BadSignature)),
+    ] {
+        let v = vector(id);
+        let i = &v["inputs"];
+        let body = bytes_of(&i["body"]);
+        let ts = i["webhook-timestamp"].as_str().unwrap();
+        let sig = v["expected"].as_str().unwrap();
+        for (scheme, prefix) in [
+            ("standard_webhooks", "webhook"),
+            ("svix", "webhook"),
+            ("svix", "svix"),
+        ] {
+            let verifier = preset_verifier(scheme, i["secret"].as_str().unwrap(), "");
+            let h = headers_of(&[
+                (&format!("{prefix}-id"), i["webhook-id"].as_str().unwrap()),
+                (&format!("{prefix}-timestamp"), ts),
+                (&format!("{prefix}-signature"), sig),
+            ]);
+            let at: u64 = ts.parse().unwrap();
+            assert_eq!(
+                check_at(&verifier, &h, &body, None, at),
+                expect,
+                "{id} {scheme} {prefix}"
+            );
+            if expect.is_ok() {
+                // The same vector is years old by the real clock.
+                assert_eq!(
+                    check_at(&verifier, &h, &body, None, now_unix()),
+                    Err(VerifyError::StaleTimestamp)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn slack_published_vector() {
+    let v = vector("slack-docs");
+    let i = &v["inputs"];
+    let verifier = preset_verifier("slack", &text_of(&i["signing_secret"]), "");
+    let ts = i["X-Slack-Request-Timestamp"].as_str().unwrap();
+    let h = headers_of(&[
+        ("X-Slack-Request-Timestamp", ts),
+        ("X-Slack-Signature", v["expected"].as_str().unwrap()),
+    ]);
+    let body = bytes_of(&i["body"]);
+    let at: u64 = ts.parse().unwrap();
+    assert_eq!(check_at(&verifier, &h, &body, None, at), Ok(()));
+    assert_eq!(
+        check_at(&verifier, &h, &body, None, at + 301),
+        Err(VerifyError::StaleTimestamp)
+    );
+    let mut tampered = body.clone();
+    tampered[0] ^= 1;
+    assert_eq!(
+        check_at(&verifier, &h, &tampered, None, at),
+        Err(VerifyError::BadSignature)
+    );
+}
+
+#[test]
+fn twilio_published_vector() {
+    let v = vector("twilio-docs");
+    let i = &v["inputs"];
+    let (base, query) = i["url"].as_str().unwrap().split_once('?').unwrap();
+    let body: Vec<String> = i["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let enc = |s: &str| s.replace('+', "%2B");
+            format!(
+                "{}={}",
+                enc(p[0].as_str().unwrap()),
+                enc(p[1].as_str().unwrap())
+            )
+        })
+        .collect();
+    let body = body.join("&");
+    let verifier = preset_verifier(
+        "twilio",
+        i["auth_token"].as_str().unwrap(),
+        &format!(", public_url: \"{base}\""),
+    );
+    let h = headers_of(&[("X-Twilio-Signature", v["expected"].as_str().unwrap())]);
+    assert_eq!(
+        check_at(&verifier, &h, body.as_bytes(), Some(query), 0),
+        Ok(())
+    );
+    assert_eq!(
+        check_at(&verifier, &h, body.as_bytes(), Some("foo=1&bar=3"), 0),
+        Err(VerifyError::BadSignature)
+    );
+    let tampered = body.replace("Digits=1234", "Digits=1235");
+    assert_eq!(
+        check_at(&verifier, &h, tampered.as_bytes(), Some(query), 0),
+        Err(VerifyError::BadSignature)
+    );
+}
+
+#[test]
+fn square_published_vector() {
+    let v = vector("square-2");
+    let i = &v["inputs"];
+    let verifier = preset_verifier(
+        "square",
+        i["signature_key"].as_str().unwrap(),
+        &format!(
+            ", public_url: \"{}\"",
+            i["notification_url"].as_str().unwrap()
+        ),
+    );
+    let h = headers_of(&[(
+        "x-square-hmacsha256-signature",
+        v["expected"].as_str().unwrap(),
+    )]);
+    let body = bytes_of(&i["body"]);
+    assert_eq!(check_at(&verifier, &h, &body, None, 0), Ok(()));
+    // The signed URL includes the query string the request arrived with.
+    assert_eq!(
+        check_at(&verifier, &h, &body, Some("a=1"), 0),
+        Err(VerifyError::BadSignature)
+    );
+}
+
+#[test]
+fn paddle_published_vectors() {
+    let good = vector("paddle-1");
+    let i = &good["inputs"];
+    let verifier = preset_verifier("paddle", i["secret"].as_str().unwrap(), "");
+    let h = headers_of(&[("Paddle-Signature", i["Paddle-Signature"].as_str().unwrap())]);
+    let at = 1698796800;
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&i["body"]), None, at),
+        Ok(())
+    );
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&i["body"]), None, at + 6),
+        Err(VerifyError::StaleTimestamp)
+    );
+    let bad = vector("paddle-neg-extra-spaces");
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&bad["inputs"]["body"]), None, at),
+        Err(VerifyError::BadSignature)
+    );
+}
+
+#[test]
+fn pagerduty_published_reject_vector() {
+    let v = vector("pagerduty-v3-mismatch");
+    assert_eq!(v["positive"], false);
+    let i = &v["inputs"];
+    let verifier = preset_verifier("pagerduty", &text_of(&i["secret"]), "");
+    let body = bytes_of(&i["body"]);
+    let h = headers_of(&[("X-PagerDuty-Signature", v["expected"].as_str().unwrap())]);
+    assert_eq!(
+        check_at(&verifier, &h, &body, None, 0),
+        Err(VerifyError::BadSignature)
+    );
+}
+
+#[test]
+fn hubspot_v3_published_vector() {
+    let v = vector("hubspot-v3-rb");
+    let i = &v["inputs"];
+    let verifier = preset_verifier(
+        "hubspot",
+        i["client_secret"].as_str().unwrap(),
+        &format!(", public_url: \"{}\"", i["uri"].as_str().unwrap()),
+    );
+    let ts = i["X-HubSpot-Request-Timestamp"].as_str().unwrap();
+    let h = headers_of(&[
+        ("X-HubSpot-Request-Timestamp", ts),
+        ("X-HubSpot-Signature-v3", v["expected"].as_str().unwrap()),
+    ]);
+    let body = bytes_of(&i["body"]);
+    let at = ts.parse::<u64>().unwrap() / 1000;
+    assert_eq!(check_at(&verifier, &h, &body, None, at), Ok(()));
+    assert_eq!(
+        check_at(&verifier, &h, &body, None, at + 301),
+        Err(VerifyError::StaleTimestamp)
+    );
+}
+
+#[test]
+fn quickbooks_and_shopify_vectors_through_their_presets() {
+    for (id, scheme, header, secret) in [
+        (
+            "intuit-qbo",
+            "quickbooks",
+            "intuit-signature",
+            "verifier_token",
+        ),
+        (
+            "shopify-app-js-validate",
+            "shopify",
+            "X-Shopify-Hmac-Sha256",
+            "api_secret_key",
+        ),
+    ] {
+        let v = vector(id);
+        let i = &v["inputs"];
+        let verifier = preset_verifier(scheme, &text_of(&i[secret]), "");
+        let h = headers_of(&[(header, v["expected"].as_str().unwrap())]);
+        assert_eq!(
+            check_at(&verifier, &h, &bytes_of(&i["body"]), None, 0),
+            Ok(()),
+            "{id}"
+        );
+    }
 }

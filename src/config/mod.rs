@@ -23,6 +23,7 @@ use http::{HeaderMap, Uri};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::dedup::KeyTemplate;
+use crate::events::EventPolicy;
 use crate::verify::VerifySpec;
 
 pub use expand::expand_str;
@@ -84,6 +85,8 @@ pub struct Route {
     /// Async: undelivered events beyond which new ones get 503.
     pub max_pending: u64,
     pub dedup: DedupMode,
+    /// Which verified events are forwarded, acknowledged or answered.
+    pub events: EventPolicy,
     pub upstream: Upstream,
 }
 

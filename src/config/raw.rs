@@ -76,7 +76,16 @@ pub struct RawRoute {
     pub ack_status: Option<u16>,
     pub max_pending: Option<u64>,
     pub dedup: Option<serde_yaml::Value>,
+    pub events: Option<RawEvents>,
     pub upstream: RawUpstream,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    pub from: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub ack_only: Option<Vec<String>>,
 }
 
 /// One flat struct for every scheme: which fields apply to which scheme is
@@ -90,7 +99,20 @@ pub struct RawVerify {
     pub algorithm: Option<String>,
     pub encoding: Option<String>,
     pub prefix: Option<String>,
+    pub separator: Option<String>,
+    pub secret_encoding: Option<String>,
+    pub payload: Option<String>,
+    pub timestamp: Option<RawTimestamp>,
+    pub tolerance: Option<String>,
+    pub public_url: Option<String>,
     pub secrets: Option<Vec<SecretString>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimestamp {
+    pub from: String,
+    pub unit: Option<String>,
 }
 
 #[derive(Deserialize)]

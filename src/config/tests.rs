@@ -569,3 +569,144 @@ fn load_names_the_file() {
     let missing = Config::load(&dir.path().join("nope.yaml"), &HashMap::new()).unwrap_err();
     assert!(missing.to_string().contains("nope.yaml"));
 }
+
+/// The three worked examples of the generic description in the docs.
+const GENERIC: &str = r#"
+routes:
+  - name: stdwh
+    path: /hooks/stdwh
+    verify:
+      scheme: hmac
+      header: webhook-signature
+      separator: " "
+      prefix: "v1,"
+      algorithm: sha256
+      encoding: base64
+      secret_encoding: whsec
+      payload: "{header:webhook-id}.{timestamp}.{body}"
+      timestamp: { from: "header:webhook-timestamp", unit: seconds }
+      tolerance: 5m
+      secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+    events: { from: "json:/type", allow: ["invoice.*"] }
+    upstream: { url: "http://127.0.0.1:3000/a" }
+  - name: stripe-like
+    path: /hooks/stripe
+    verify:
+      scheme: hmac
+      header: Stripe-Signature
+      separator: ","
+      prefix: "v1="
+      algorithm: sha256
+      payload: "{timestamp}.{body}"
+      timestamp: { from: "signature:t" }
+      secrets: ["whsec_verbatim"]
+    upstream: { url: "http://127.0.0.1:3000/b" }
+  - name: url-signed
+    path: /hooks/url
+    verify:
+      scheme: hmac
+      header: X-Signature
+      algorithm: sha512
+      encoding: base64url
+      payload: "{method} {url}\n{body}"
+      public_url: "https://hooks.example.com/hooks/url"
+      timestamp: { from: "json:/sent_at", unit: rfc3339 }
+      tolerance: 90s
+      secrets: ["k"]
+    upstream: { url: "http://127.0.0.1:3000/c" }
+"#;
+
+#[test]
+fn generic_hmac_descriptions_parse() {
+    use crate::verify::{Encoding, SecretEncoding, TimeUnit, TimestampSource};
+    let c = Config::from_yaml(GENERIC, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let source = |name: &str| match &c.route(name).unwrap().verify.kind {
+        SpecKind::Hmac { spec, .. } => spec.sources[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    let s = source("stdwh");
+    assert_eq!(s.separator.as_deref(), Some(" "));
+    assert_eq!(s.secret_encoding, SecretEncoding::Whsec);
+    assert_eq!(
+        s.payload.describe(),
+        "{header:webhook-id}.{timestamp}.{body}"
+    );
+    let ts = s.timestamp.unwrap();
+    assert_eq!(ts.tolerance, Duration::from_secs(300));
+    assert_eq!(
+        c.route("stdwh").unwrap().events.allow,
+        vec!["invoice.*".to_string()]
+    );
+    let s = source("stripe-like");
+    let ts = s.timestamp.unwrap();
+    assert_eq!(ts.source, TimestampSource::SignatureKey("t".into()));
+    assert_eq!(ts.unit, TimeUnit::Seconds);
+    assert_eq!(ts.tolerance, Duration::from_secs(300), "the default window");
+    let s = source("url-signed");
+    assert_eq!(s.encoding, Encoding::Base64Url);
+    assert_eq!(s.timestamp.unwrap().unit, TimeUnit::Rfc3339);
+    assert_eq!(
+        s.public_url.as_deref(),
+        Some("https://hooks.example.com/hooks/url")
+    );
+    // The summary names the shape, never a secret.
+    let summary = c.route("stdwh").unwrap().verify.summary();
+    assert!(summary.contains("webhook-signature"), "{summary}");
+    assert!(summary.contains("5m"), "{summary}");
+    assert!(!summary.contains("MfKQ9r8"), "{summary}");
+}
+
+#[test]
+fn generic_hmac_errors_name_the_field() {
+    let cases = [
+        ("tolerance: 5m", "tolerance: 5m\n      unknown_knob: 1", "routes[0].verify.unknown_knob"),
+        ("secret_encoding: whsec", "secret_encoding: hex", "routes[0].verify.secret_encoding"),
+        ("encoding: base64\n", "encoding: base32\n", "routes[0].verify.encoding"),
+        ("separator: \" \"", "separator: \"\"", "routes[0].verify.separator"),
+        (
+            "payload: \"{header:webhook-id}.{timestamp}.{body}\"",
+            "payload: \"{header:webhook-id}.{stamp}.{body}\"",
+            "routes[0].verify.payload",
+        ),
+        (
+            "timestamp: { from: \"header:webhook-timestamp\", unit: seconds }",
+            "timestamp: { from: \"header:webhook-timestamp\", unit: fortnights }",
+            "routes[0].verify.timestamp.unit",
+        ),
+        (
+            "timestamp: { from: \"header:webhook-timestamp\", unit: seconds }",
+            "timestamp: { from: \"query:ts\" }",
+            "routes[0].verify.timestamp.from",
+        ),
+        (
+            "timestamp: { from: \"header:webhook-timestamp\", unit: seconds }",
+            "timestamp: { from: \"header:webhook-timestamp\", zone: utc }",
+            "routes[0].verify.timestamp.zone",
+        ),
+        (
+            "secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]",
+            "secrets: [\"whsec_not base64!\"]",
+            "routes[0].verify.secrets[0]",
+        ),
+        // {timestamp} without a timestamp source.
+        (
+            "      timestamp: { from: \"header:webhook-timestamp\", unit: seconds }\n      tolerance: 5m\n",
+            "",
+            "routes[0].verify.payload",
+        ),
+        // `signature:KEY` needs a list.
+        ("separator: \",\"", "", "routes[1].verify.timestamp.from"),
+        // {url} needs public_url.
+        (
+            "      public_url: \"https://hooks.example.com/hooks/url\"\n",
+            "",
+            "routes[2].verify.public_url",
+        ),
+    ];
+    for (from, to, path) in cases {
+        assert!(GENERIC.contains(from), "{from}");
+        let err = Config::from_yaml(&GENERIC.replacen(from, to, 1), &HashMap::new()).unwrap_err();
+        assert_eq!(err.path, path, "{err}");
+        assert!(!err.to_string().contains("MfKQ9r8"), "{err}");
+    }
+}

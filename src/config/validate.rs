@@ -8,16 +8,21 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::raw::{RawConfig, RawDedup, RawRedis, RawRoute, RawUpstream, RawVerify};
+use super::raw::{RawConfig, RawDedup, RawEvents, RawRedis, RawRoute, RawUpstream, RawVerify};
 use super::{
     AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, RedisConfig, RetryConfig,
     Route, StoreConfig, StoreErrorPolicy, Upstream,
 };
 use crate::dedup::key::{natural_key, BODY_SHA256};
 use crate::dedup::KeyTemplate;
+use crate::events::{EventPolicy, EventSource};
 use crate::forward::is_hop_by_hop;
+use crate::verify::presets::{Preset, PresetKind};
+use crate::verify::template::Part;
+use crate::verify::timestamp::DEFAULT_TOLERANCE;
 use crate::verify::{
-    presets, Algorithm, Encoding, HmacSpec, SignatureSource, SpecKind, VerifySpec,
+    presets, Algorithm, Encoding, HmacSpec, SecretEncoding, SignatureSource, SpecKind, Template,
+    TimeUnit, TimestampSource, TimestampSpec, VerifySpec,
 };
 
 /// The route label used for requests that match no route.
@@ -258,7 +263,7 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             ),
         ));
     }
-    let verify = match raw.verify {
+    let (verify, preset) = match raw.verify {
         Some(v) => verify(&format!("{at}.verify"), v)?,
         None => {
             return Err(ConfigError::at(
@@ -291,6 +296,7 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             })?,
     };
     let max_pending = positive(&format!("{at}.max_pending"), raw.max_pending, 100_000)?;
+    let events = events(&format!("{at}.events"), raw.events, preset.as_ref())?;
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
     Ok(Route {
         name: raw.name,
@@ -300,18 +306,45 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
         ack_status,
         max_pending,
         dedup,
+        events,
         upstream,
     })
 }
 
-fn verify(at: &str, raw: RawVerify) -> Result<VerifySpec, ConfigError> {
+/// What a preset contributes to the route's event policy.
+type PresetEvents = Option<Preset>;
+
+fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), ConfigError> {
     let scheme = raw.scheme.clone();
+    let preset = presets::preset(&scheme);
     // Which optional fields each scheme takes; anything else is an error.
+    let generic_hmac: &[&str] = &[
+        "header",
+        "algorithm",
+        "encoding",
+        "prefix",
+        "separator",
+        "secret_encoding",
+        "payload",
+        "timestamp",
+        "tolerance",
+        "public_url",
+        "secrets",
+    ];
+    let mut preset_fields = vec!["secrets"];
+    if let Some(PresetKind::Hmac(spec)) = preset.as_ref().map(|p| &p.kind) {
+        if spec.sources.iter().any(|s| s.timestamp.is_some()) {
+            preset_fields.push("tolerance");
+        }
+        if spec.sources.iter().any(|s| s.payload.uses(&Part::Url)) {
+            preset_fields.push("public_url");
+        }
+    }
     let allowed: &[&str] = match scheme.as_str() {
         "none" => &[],
         "header" | "api_key" => &["header", "secrets"],
-        "hmac" => &["header", "algorithm", "encoding", "prefix", "secrets"],
-        s if presets::hmac_preset(s).is_some() => &["secrets"],
+        "hmac" => generic_hmac,
+        _ if preset.is_some() => &preset_fields,
         other => {
             return Err(ConfigError::at(
                 format!("{at}.scheme"),
@@ -327,18 +360,43 @@ fn verify(at: &str, raw: RawVerify) -> Result<VerifySpec, ConfigError> {
         ("algorithm", raw.algorithm.is_some()),
         ("encoding", raw.encoding.is_some()),
         ("prefix", raw.prefix.is_some()),
+        ("separator", raw.separator.is_some()),
+        ("secret_encoding", raw.secret_encoding.is_some()),
+        ("payload", raw.payload.is_some()),
+        ("timestamp", raw.timestamp.is_some()),
+        ("tolerance", raw.tolerance.is_some()),
+        ("public_url", raw.public_url.is_some()),
         ("secrets", raw.secrets.is_some()),
     ];
     for (field, present) in given {
         if present && !allowed.contains(&field) {
-            let why = if presets::hmac_preset(&scheme).is_some() {
-                format!("is fixed by the `{scheme}` preset; only `secrets` can be set")
+            let why = if preset.is_some() {
+                format!(
+                    "is fixed by the `{scheme}` preset; it takes only {}",
+                    preset_fields
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             } else {
                 format!("does not apply to scheme `{scheme}`")
             };
             return Err(ConfigError::at(format!("{at}.{field}"), why));
         }
     }
+    let tolerance = match &raw.tolerance {
+        Some(t) => Some(duration(
+            &format!("{at}.tolerance"),
+            Some(t),
+            DEFAULT_TOLERANCE,
+        )?),
+        None => None,
+    };
+    let public_url = match &raw.public_url {
+        Some(u) => Some(public_url(&format!("{at}.public_url"), u)?),
+        None => None,
+    };
 
     let kind = match scheme.as_str() {
         "none" => SpecKind::None,
@@ -359,53 +417,266 @@ fn verify(at: &str, raw: RawVerify) -> Result<VerifySpec, ConfigError> {
             secrets: secrets(at, raw.secrets)?,
         },
         "hmac" => {
-            let header = header_name(
-                &format!("{at}.header"),
-                raw.header.as_deref().ok_or_else(|| {
-                    ConfigError::at(format!("{at}.header"), "required for scheme `hmac`")
-                })?,
-            )?;
-            let algorithm = match raw.algorithm.as_deref() {
-                None => {
-                    return Err(ConfigError::at(
-                        format!("{at}.algorithm"),
-                        "required for scheme `hmac`: sha1, sha256 or sha512",
-                    ))
-                }
-                Some(a) => Algorithm::parse(a).ok_or_else(|| {
-                    ConfigError::at(
-                        format!("{at}.algorithm"),
-                        format!("unknown algorithm {a:?}: expected sha1, sha256 or sha512"),
-                    )
-                })?,
+            let source = generic_hmac_source(at, &raw, tolerance, public_url)?;
+            let spec = HmacSpec {
+                sources: vec![source],
             };
-            let encoding = match raw.encoding.as_deref() {
-                None => Encoding::Hex,
-                Some(e) => Encoding::parse(e).ok_or_else(|| {
-                    ConfigError::at(
-                        format!("{at}.encoding"),
-                        format!("unknown encoding {e:?}: expected hex or base64"),
-                    )
-                })?,
-            };
-            SpecKind::Hmac {
-                spec: HmacSpec {
-                    sources: vec![SignatureSource {
-                        header,
-                        algorithm,
-                        encoding,
-                        prefix: raw.prefix.unwrap_or_default(),
-                    }],
-                },
-                secrets: secrets(at, raw.secrets)?,
-            }
+            let secrets = secrets(at, raw.secrets)?;
+            check_secrets_decode(at, &spec, &secrets)?;
+            SpecKind::Hmac { spec, secrets }
         }
-        preset => SpecKind::Hmac {
-            spec: presets::hmac_preset(preset).expect("checked above"),
-            secrets: secrets(at, raw.secrets)?,
+        _ => match preset.as_ref().map(|p| p.kind.clone()) {
+            Some(PresetKind::Header(header)) => SpecKind::Header {
+                header,
+                secrets: secrets(at, raw.secrets)?,
+            },
+            Some(PresetKind::Hmac(mut spec)) => {
+                for source in &mut spec.sources {
+                    if let (Some(ts), Some(t)) = (&mut source.timestamp, tolerance) {
+                        ts.tolerance = t;
+                    }
+                    if source.payload.uses(&Part::Url) {
+                        source.public_url = Some(public_url.clone().ok_or_else(|| {
+                            ConfigError::at(
+                                format!("{at}.public_url"),
+                                format!(
+                                    "required for `{scheme}`: the URL the sender posts to, which it signs"
+                                ),
+                            )
+                        })?);
+                    }
+                }
+                let secrets = secrets(at, raw.secrets)?;
+                check_secrets_decode(at, &spec, &secrets)?;
+                SpecKind::Hmac { spec, secrets }
+            }
+            None => unreachable!("unknown schemes were rejected above"),
         },
     };
-    Ok(VerifySpec { scheme, kind })
+    Ok((VerifySpec { scheme, kind }, preset))
+}
+
+/// The generic `scheme: hmac` description.
+fn generic_hmac_source(
+    at: &str,
+    raw: &RawVerify,
+    tolerance: Option<Duration>,
+    public_url: Option<String>,
+) -> Result<SignatureSource, ConfigError> {
+    let header = header_name(
+        &format!("{at}.header"),
+        raw.header
+            .as_deref()
+            .ok_or_else(|| ConfigError::at(format!("{at}.header"), "required for scheme `hmac`"))?,
+    )?;
+    let algorithm = match raw.algorithm.as_deref() {
+        None => {
+            return Err(ConfigError::at(
+                format!("{at}.algorithm"),
+                "required for scheme `hmac`: sha1, sha256 or sha512",
+            ))
+        }
+        Some(a) => Algorithm::parse(a).ok_or_else(|| {
+            ConfigError::at(
+                format!("{at}.algorithm"),
+                format!("unknown algorithm {a:?}: expected sha1, sha256 or sha512"),
+            )
+        })?,
+    };
+    let encoding = match raw.encoding.as_deref() {
+        None => Encoding::Hex,
+        Some(e) => Encoding::parse(e).ok_or_else(|| {
+            ConfigError::at(
+                format!("{at}.encoding"),
+                format!("unknown encoding {e:?}: expected hex, base64 or base64url"),
+            )
+        })?,
+    };
+    let secret_encoding = match raw.secret_encoding.as_deref() {
+        None => SecretEncoding::Utf8,
+        Some(e) => SecretEncoding::parse(e).ok_or_else(|| {
+            ConfigError::at(
+                format!("{at}.secret_encoding"),
+                format!("unknown secret encoding {e:?}: expected utf8, base64 or whsec"),
+            )
+        })?,
+    };
+    if raw.separator.as_deref() == Some("") {
+        return Err(ConfigError::at(
+            format!("{at}.separator"),
+            "must not be empty: e.g. \" \" (Standard Webhooks), \",\" (Stripe), \";\" (Paddle)",
+        ));
+    }
+    let payload = match raw.payload.as_deref() {
+        None => Template::default(),
+        Some(p) => Template::parse(p).map_err(|e| ConfigError::at(format!("{at}.payload"), e))?,
+    };
+    let timestamp = match &raw.timestamp {
+        None => None,
+        Some(t) => {
+            let source = TimestampSource::parse(&t.from)
+                .map_err(|e| ConfigError::at(format!("{at}.timestamp.from"), e))?;
+            if matches!(source, TimestampSource::SignatureKey(_)) && raw.separator.is_none() {
+                return Err(ConfigError::at(
+                    format!("{at}.timestamp.from"),
+                    "`signature:KEY` needs `separator`: the signature header must be a list",
+                ));
+            }
+            let unit = match t.unit.as_deref() {
+                None => TimeUnit::Seconds,
+                Some(u) => TimeUnit::parse(u).ok_or_else(|| {
+                    ConfigError::at(
+                        format!("{at}.timestamp.unit"),
+                        format!("unknown unit {u:?}: expected seconds, milliseconds or rfc3339"),
+                    )
+                })?,
+            };
+            Some(TimestampSpec {
+                source,
+                unit,
+                tolerance: tolerance.unwrap_or(DEFAULT_TOLERANCE),
+            })
+        }
+    };
+    if timestamp.is_none() {
+        if tolerance.is_some() {
+            return Err(ConfigError::at(
+                format!("{at}.tolerance"),
+                "applies only with `timestamp`",
+            ));
+        }
+        if payload.uses(&Part::Timestamp) {
+            return Err(ConfigError::at(
+                format!("{at}.payload"),
+                "uses {timestamp}, so `timestamp` must say where the timestamp is",
+            ));
+        }
+    }
+    match (payload.uses(&Part::Url), &public_url) {
+        (true, None) => {
+            return Err(ConfigError::at(
+                format!("{at}.public_url"),
+                "required: the payload signs {url}",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ConfigError::at(
+                format!("{at}.public_url"),
+                "applies only when the payload uses {url}",
+            ))
+        }
+        _ => {}
+    }
+    Ok(SignatureSource {
+        separator: raw.separator.clone(),
+        secret_encoding,
+        payload,
+        timestamp,
+        public_url,
+        ..SignatureSource::new(
+            header,
+            algorithm,
+            encoding,
+            raw.prefix.as_deref().unwrap_or(""),
+        )
+    })
+}
+
+/// Every secret must decode with the description's `secret_encoding`; the
+/// error names the secret by index, never by value.
+fn check_secrets_decode(
+    at: &str,
+    spec: &HmacSpec,
+    secrets: &[SecretString],
+) -> Result<(), ConfigError> {
+    for source in &spec.sources {
+        for (i, s) in secrets.iter().enumerate() {
+            if source.secret_encoding.key(s.expose_secret()).is_none() {
+                let what = match source.secret_encoding {
+                    SecretEncoding::Whsec => "is not a `whsec_` secret (whsec_ followed by base64)",
+                    _ => "is not valid base64",
+                };
+                return Err(ConfigError::at(
+                    format!("{at}.secrets[{i}]"),
+                    format!("the secret {what}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL without query or fragment.
+fn public_url(at: &str, value: &str) -> Result<String, ConfigError> {
+    let uri: Uri = value
+        .parse()
+        .map_err(|_| ConfigError::at(at, format!("{value:?} is not a valid URL")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(ConfigError::at(
+            at,
+            format!("{value:?} must be an absolute http:// or https:// URL"),
+        ));
+    }
+    if value.contains(['?', '#']) {
+        return Err(ConfigError::at(
+            at,
+            "must not hold a query or fragment: the request's query string is appended",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+fn events(
+    at: &str,
+    raw: Option<RawEvents>,
+    preset: Option<&Preset>,
+) -> Result<EventPolicy, ConfigError> {
+    let mut policy = EventPolicy::default();
+    if let Some(p) = preset {
+        policy.from = p
+            .events_from
+            .map(|f| EventSource::parse(f).expect("preset event sources are valid"));
+        policy.ack_only = p.ack_only.iter().map(|s| s.to_string()).collect();
+        policy.handshake = p.handshake;
+    }
+    let Some(raw) = raw else {
+        return Ok(policy);
+    };
+    if let Some(from) = &raw.from {
+        policy.from =
+            Some(EventSource::parse(from).map_err(|e| ConfigError::at(format!("{at}.from"), e))?);
+    }
+    let patterns = |field: &str, list: Vec<String>| -> Result<Vec<String>, ConfigError> {
+        for (i, p) in list.iter().enumerate() {
+            if p.is_empty() {
+                return Err(ConfigError::at(
+                    format!("{at}.{field}[{i}]"),
+                    "empty pattern",
+                ));
+            }
+        }
+        Ok(list)
+    };
+    if let Some(allow) = raw.allow {
+        if allow.is_empty() {
+            return Err(ConfigError::at(
+                format!("{at}.allow"),
+                "an empty list would forward nothing; leave `allow` out to forward every event",
+            ));
+        }
+        policy.allow = patterns("allow", allow)?;
+    }
+    if let Some(ack_only) = raw.ack_only {
+        policy.ack_only = patterns("ack_only", ack_only)?;
+    }
+    let filters = policy.allow != ["*"] || !policy.ack_only.is_empty();
+    if filters && policy.from.is_none() {
+        return Err(ConfigError::at(
+            format!("{at}.from"),
+            "required: this route's scheme does not say where the event type is (e.g. `header:X-Event` or `json:/type`)",
+        ));
+    }
+    Ok(policy)
 }
 
 fn secrets(at: &str, raw: Option<Vec<SecretString>>) -> Result<Vec<SecretString>, ConfigError> {

@@ -26,15 +26,17 @@ use crate::config::{
     UNMATCHED_ROUTE,
 };
 use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey};
+use crate::events::{Decision, Events};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
 use crate::telemetry::{Metrics, Outcome, RouteMetrics};
-use crate::verify::Verifier;
+use crate::verify::{SignedRequest, Verifier};
 
 /// One route, ready to serve.
 struct RouteState {
     route: Route,
     verifier: Verifier,
+    events: Events,
     metrics: RouteMetrics,
     /// `Hookgate-Route` value, built once.
     label: HeaderValue,
@@ -107,6 +109,7 @@ impl Gateway {
                 let state = RouteState {
                     dedup,
                     verifier: Verifier::new(&route.verify),
+                    events: Events::new(&route.events, &route.verify),
                     metrics: metrics.route(&route.name, route.verify.secret_count()),
                     label: HeaderValue::from_str(&route.name).expect("route names are validated"),
                     route: route.clone(),
@@ -165,13 +168,26 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         let body = read_body(body, &parts.headers, &self.limits).await?;
 
-        let verified = route.verifier.verify(&parts.headers, &body).map_err(|e| {
+        let request = SignedRequest {
+            method: parts.method.as_str(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &body,
+            now: std::time::SystemTime::now(),
+        };
+        let verified = route.verifier.verify_request(&request).map_err(|e| {
             route.metrics.verify_failure(e);
             tracing::info!(route = %route.route.name, reason = e.code(), %peer, "verification failed");
             RequestError::Unauthorized(e)
         })?;
         if let Some(index) = verified.secret_index {
             route.metrics.secret_matched(index);
+        }
+        // Handshakes, filtered and ack-only events are answered here.
+        if let Decision::Answer { outcome, response } =
+            route.events.decide(&parts.headers, &body, &verified)
+        {
+            return Ok((outcome, response));
         }
 
         if route.route.ack == AckMode::Async {

@@ -46,10 +46,15 @@ pub enum Outcome {
     SpoolFull,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
+    /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
+    Filtered,
+    /// Verified, and answered by hookgate itself (an `ack_only` event or a
+    /// sender's handshake): answered 2xx, not forwarded.
+    AckOnly,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 15] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -65,6 +70,8 @@ impl Outcome {
         Outcome::StoreUnavailable,
         Outcome::SpoolFull,
         Outcome::InternalError,
+        Outcome::Filtered,
+        Outcome::AckOnly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +91,8 @@ impl Outcome {
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::SpoolFull => "spool_full",
             Outcome::InternalError => "internal_error",
+            Outcome::Filtered => "filtered",
+            Outcome::AckOnly => "ack_only",
         }
     }
 }

@@ -1,18 +1,31 @@
-//! HMAC signatures over the raw body (`scheme: hmac` and its presets).
+//! HMAC signatures (`scheme: hmac` and its presets).
 //!
-//! The signature header is decoded (hex or base64) and compared, in constant
-//! time, with the MAC computed from each configured secret. It is never
-//! string-compared, so upper-case hex verifies, and a signature of the wrong
-//! length is malformed rather than "almost right".
+//! A [`SignatureSource`] is the whole description of one sender's scheme,
+//! as data: which header holds the signature (possibly as a list such as
+//! `t=…,v1=…,v1=…`), its prefix and encoding, how the secret is decoded, the
+//! signed payload as a [`Template`], and an optional signed timestamp with
+//! its tolerance. Every candidate signature in the header is decoded and
+//! compared, in constant time, with the MAC computed from each configured
+//! secret. Signatures are never string-compared, so upper-case hex verifies,
+//! and a candidate of the wrong length is malformed rather than "almost
+//! right".
+
+use std::borrow::Cow;
+use std::time::SystemTime;
 
 use base64::Engine;
-use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{Verified, VerifyError};
+use super::template::{Part, Template, Values};
+use super::timestamp::{TimestampSource, TimestampSpec};
+use super::{SignedRequest, Verified, VerifyError};
+
+/// At most this many candidate signatures are checked per request, so a
+/// header stuffed with list items cannot multiply the MAC work.
+const MAX_CANDIDATES: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -48,17 +61,28 @@ impl Algorithm {
     }
 }
 
+/// How the MAC is written in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Hex,
     Base64,
+    /// URL-safe alphabet, padding optional.
+    Base64Url,
 }
+
+const BASE64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 impl Encoding {
     pub fn parse(s: &str) -> Option<Encoding> {
         match s {
             "hex" => Some(Encoding::Hex),
             "base64" => Some(Encoding::Base64),
+            "base64url" => Some(Encoding::Base64Url),
             _ => None,
         }
     }
@@ -67,6 +91,7 @@ impl Encoding {
         match self {
             Encoding::Hex => "hex",
             Encoding::Base64 => "base64",
+            Encoding::Base64Url => "base64url",
         }
     }
 
@@ -74,18 +99,200 @@ impl Encoding {
         match self {
             Encoding::Hex => hex::decode(text).ok(),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+            Encoding::Base64Url => BASE64URL.decode(text).ok(),
+        }
+    }
+
+    pub fn encode(self, bytes: &[u8]) -> String {
+        match self {
+            Encoding::Hex => hex::encode(bytes),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+            Encoding::Base64Url => BASE64URL.encode(bytes),
         }
     }
 }
 
-/// Where a signature is and how it is written.
+/// How a configured secret string becomes the HMAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretEncoding {
+    /// The string's UTF-8 bytes (Stripe uses its `whsec_…` string this way).
+    #[default]
+    Utf8,
+    /// Standard base64.
+    Base64,
+    /// Standard Webhooks: strip `whsec_`, then base64.
+    Whsec,
+}
+
+impl SecretEncoding {
+    pub fn parse(s: &str) -> Option<SecretEncoding> {
+        match s {
+            "utf8" => Some(SecretEncoding::Utf8),
+            "base64" => Some(SecretEncoding::Base64),
+            "whsec" => Some(SecretEncoding::Whsec),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretEncoding::Utf8 => "utf8",
+            SecretEncoding::Base64 => "base64",
+            SecretEncoding::Whsec => "whsec",
+        }
+    }
+
+    /// The key bytes; `None` when the secret is not in this encoding.
+    pub fn key(self, secret: &str) -> Option<Vec<u8>> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).ok();
+        match self {
+            SecretEncoding::Utf8 => Some(secret.as_bytes().to_vec()),
+            SecretEncoding::Base64 => b64(secret),
+            SecretEncoding::Whsec => b64(secret.strip_prefix("whsec_")?),
+        }
+    }
+}
+
+/// One sender's signature scheme, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureSource {
+    /// The signature header.
     pub header: HeaderName,
+    /// Further headers whose values are candidates too (DocuSign sends one
+    /// `X-DocuSign-Signature-N` per key).
+    pub more_headers: Vec<HeaderName>,
     pub algorithm: Algorithm,
     pub encoding: Encoding,
     /// Text before the encoded MAC, e.g. `sha1=`; matched case-insensitively.
+    /// In a list, only items with this prefix are candidates.
     pub prefix: String,
+    /// The header holds a list split on this (` ` Standard Webhooks, `,`
+    /// Stripe and PagerDuty, `;` Paddle); every item is a candidate.
+    pub separator: Option<String>,
+    pub secret_encoding: SecretEncoding,
+    /// What is signed.
+    pub payload: Template,
+    pub timestamp: Option<TimestampSpec>,
+    /// The URL the sender posts to, for `{url}` (query string appended).
+    pub public_url: Option<String>,
+    /// Also try `{url}` with the default port added or removed (Twilio).
+    pub url_port_variants: bool,
+}
+
+impl SignatureSource {
+    /// HMAC of the raw body in one header: the original `scheme: hmac`.
+    pub fn new(
+        header: HeaderName,
+        algorithm: Algorithm,
+        encoding: Encoding,
+        prefix: &str,
+    ) -> SignatureSource {
+        SignatureSource {
+            header,
+            more_headers: Vec::new(),
+            algorithm,
+            encoding,
+            prefix: prefix.to_string(),
+            separator: None,
+            secret_encoding: SecretEncoding::Utf8,
+            payload: Template::default(),
+            timestamp: None,
+            public_url: None,
+            url_port_variants: false,
+        }
+    }
+
+    fn present(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key(&self.header)
+            || self.more_headers.iter().any(|h| headers.contains_key(h))
+    }
+
+    /// Every decodable candidate signature in the request.
+    pub(crate) fn candidates(&self, headers: &HeaderMap) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for name in std::iter::once(&self.header).chain(&self.more_headers) {
+            for value in headers.get_all(name) {
+                let value = value.as_bytes();
+                let items: Box<dyn Iterator<Item = &[u8]>> = match &self.separator {
+                    Some(sep) => Box::new(split_bytes(value, sep.as_bytes())),
+                    None => Box::new(std::iter::once(value)),
+                };
+                for item in items {
+                    if out.len() == MAX_CANDIDATES {
+                        return out;
+                    }
+                    if let Some(c) = self.decode_candidate(item) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Strips the prefix and decodes; `None` when the item is not a
+    /// signature of this source's shape.
+    fn decode_candidate(&self, item: &[u8]) -> Option<Vec<u8>> {
+        let item = item.trim_ascii();
+        let prefix = self.prefix.as_bytes();
+        if item.len() < prefix.len() || !item[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            return None;
+        }
+        let decoded = self.encoding.decode(&item[prefix.len()..])?;
+        (decoded.len() == self.algorithm.output_len()).then_some(decoded)
+    }
+
+    /// The `{url}` bases: the public URL, and with `url_port_variants` the
+    /// same URL with its default port added or removed.
+    fn url_bases(&self) -> Vec<String> {
+        let Some(url) = &self.public_url else {
+            return Vec::new();
+        };
+        let mut bases = vec![url.clone()];
+        if self.url_port_variants {
+            if let Some(other) = port_variant(url) {
+                bases.push(other);
+            }
+        }
+        bases
+    }
+}
+
+fn split_bytes<'a>(value: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.windows(sep.len()).position(|w| w == sep) {
+            Some(i) => {
+                rest = Some(&r[i + sep.len()..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// `https://h/p` <-> `https://h:443/p` (and `:80` for http).
+fn port_variant(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let default = match uri.scheme_str()? {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let new_authority = match authority.port_u16() {
+        None => format!("{host}:{default}"),
+        Some(p) if p == default => host.to_string(),
+        Some(_) => return None,
+    };
+    let (scheme, rest) = url.split_once("://")?;
+    let tail = &rest[authority.as_str().len()..];
+    Some(format!("{scheme}://{new_authority}{tail}"))
 }
 
 /// The signature sources in order of preference: the first one whose header
@@ -98,14 +305,14 @@ pub struct HmacSpec {
 /// A keyed MAC state, computed once per secret at start-up and cloned per
 /// request, so the key schedule is not redone on every request.
 #[derive(Clone)]
-enum KeyedMac {
+pub(crate) enum KeyedMac {
     Sha1(Hmac<sha1::Sha1>),
     Sha256(Hmac<sha2::Sha256>),
     Sha512(Hmac<sha2::Sha512>),
 }
 
 impl KeyedMac {
-    fn new(algorithm: Algorithm, key: &[u8]) -> KeyedMac {
+    pub(crate) fn new(algorithm: Algorithm, key: &[u8]) -> KeyedMac {
         // HMAC accepts keys of any length, so this cannot fail.
         const ANY_LENGTH: &str = "HMAC takes keys of any length";
         match algorithm {
@@ -115,95 +322,232 @@ impl KeyedMac {
         }
     }
 
-    fn compute(&self, body: &[u8]) -> Vec<u8> {
+    #[cfg(test)]
+    pub(crate) fn compute(&self, body: &[u8]) -> Vec<u8> {
+        self.compute_parts(&[Cow::Borrowed(body)])
+    }
+
+    fn compute_parts(&self, parts: &[Cow<'_, [u8]>]) -> Vec<u8> {
+        fn run<M: Mac>(mut m: M, parts: &[Cow<'_, [u8]>]) -> Vec<u8> {
+            for p in parts {
+                m.update(p);
+            }
+            m.finalize().into_bytes().to_vec()
+        }
         match self.clone() {
-            KeyedMac::Sha1(mut m) => {
-                m.update(body);
-                m.finalize().into_bytes().to_vec()
-            }
-            KeyedMac::Sha256(mut m) => {
-                m.update(body);
-                m.finalize().into_bytes().to_vec()
-            }
-            KeyedMac::Sha512(mut m) => {
-                m.update(body);
-                m.finalize().into_bytes().to_vec()
-            }
+            KeyedMac::Sha1(m) => run(m, parts),
+            KeyedMac::Sha256(m) => run(m, parts),
+            KeyedMac::Sha512(m) => run(m, parts),
         }
     }
 }
 
+/// A secret that does not decode with the description's `secret_encoding`;
+/// carries the secret's index only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadSecret(pub usize);
+
 pub struct HmacVerifier {
-    /// Each source with one keyed MAC per secret, in secret order.
-    sources: Vec<(SignatureSource, Vec<KeyedMac>)>,
+    /// Each source with one keyed MAC per secret, in secret order, and its
+    /// `{url}` bases.
+    sources: Vec<(SignatureSource, Vec<KeyedMac>, Vec<String>)>,
 }
 
 impl HmacVerifier {
+    /// Prepares the keys. Validation has already checked that every secret
+    /// decodes; [`HmacVerifier::try_new`] says which one does not.
     pub fn new(spec: HmacSpec, secrets: &[SecretString]) -> HmacVerifier {
-        let sources = spec
-            .sources
-            .into_iter()
-            .map(|source| {
-                let keys = secrets
-                    .iter()
-                    .map(|s| KeyedMac::new(source.algorithm, s.expose_secret().as_bytes()))
-                    .collect();
-                (source, keys)
-            })
-            .collect();
-        HmacVerifier { sources }
+        match HmacVerifier::try_new(spec, secrets) {
+            Ok(v) => v,
+            Err(BadSecret(i)) => panic!("secret {i} was validated but does not decode"),
+        }
     }
 
-    pub fn verify(&self, headers: &HeaderMap, body: &Bytes) -> Result<Verified, VerifyError> {
-        let (source, keys) = self
+    pub fn try_new(spec: HmacSpec, secrets: &[SecretString]) -> Result<HmacVerifier, BadSecret> {
+        let mut sources = Vec::with_capacity(spec.sources.len());
+        for source in spec.sources {
+            let mut keys = Vec::with_capacity(secrets.len());
+            for (i, s) in secrets.iter().enumerate() {
+                let key = source
+                    .secret_encoding
+                    .key(s.expose_secret())
+                    .ok_or(BadSecret(i))?;
+                keys.push(KeyedMac::new(source.algorithm, &key));
+            }
+            let bases = source.url_bases();
+            sources.push((source, keys, bases));
+        }
+        Ok(HmacVerifier { sources })
+    }
+
+    pub fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, VerifyError> {
+        let (source, keys, bases) = self
             .sources
             .iter()
-            .find(|(source, _)| headers.contains_key(&source.header))
+            .find(|(source, _, _)| source.present(req.headers))
             .ok_or(VerifyError::MissingCredentials)?;
 
-        // Every value of the header is a candidate (a sender may repeat it).
-        let candidates: Vec<Vec<u8>> = headers
-            .get_all(&source.header)
-            .iter()
-            .filter_map(|value| decode_candidate(source, value.as_bytes()))
-            .collect();
+        let candidates = source.candidates(req.headers);
         if candidates.is_empty() {
             return Err(VerifyError::MalformedSignature);
         }
+        let timestamp = match &source.timestamp {
+            Some(ts) => Some(ts.extract(
+                req.headers,
+                req.body,
+                (&source.header, source.separator.as_deref()),
+            )?),
+            None => None,
+        };
+        let urls: Vec<String> = bases.iter().map(|b| with_query(b, req.query)).collect();
+        let url_options: Vec<Option<&str>> = if urls.is_empty() {
+            vec![None]
+        } else {
+            urls.iter().map(|u| Some(u.as_str())).collect()
+        };
 
-        for (index, key) in keys.iter().enumerate() {
-            let expected = key.compute(body);
-            let matched = candidates
-                .iter()
-                .fold(subtle::Choice::from(0), |acc, c| acc | expected.ct_eq(c));
-            if bool::from(matched) {
-                return Ok(Verified {
-                    secret_index: Some(index),
-                    strip_header: None,
-                });
+        for url in url_options {
+            let pieces = source.payload.render(&Values {
+                body: req.body,
+                headers: req.headers,
+                method: req.method,
+                timestamp: timestamp.as_deref(),
+                url,
+            })?;
+            for (index, key) in keys.iter().enumerate() {
+                let expected = key.compute_parts(&pieces);
+                let matched = candidates
+                    .iter()
+                    .fold(subtle::Choice::from(0), |acc, c| acc | expected.ct_eq(c));
+                if bool::from(matched) {
+                    // Checked after the signature, so `stale_timestamp`
+                    // only ever describes an authentic request (a replay or
+                    // a skewed clock), never a forgery.
+                    if let (Some(spec), Some(text)) = (&source.timestamp, &timestamp) {
+                        spec.check(text, req.now)?;
+                    }
+                    return Ok(Verified {
+                        secret_index: Some(index),
+                        strip_header: None,
+                    });
+                }
             }
         }
         Err(VerifyError::BadSignature)
     }
+
+    /// The headers a sender would send for `body` signed with secret
+    /// `secret_index` at `now` (for `hookgate sign` and tests). Headers the
+    /// payload signs but the caller did not give get a generated value.
+    pub fn sign(
+        &self,
+        secret_index: usize,
+        method: &str,
+        query: Option<&str>,
+        given: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(HeaderName, String)>, String> {
+        let (source, keys, bases) = &self.sources[0];
+        let key = keys.get(secret_index).ok_or("no such secret")?;
+        let mut headers = given.clone();
+        let mut out: Vec<(HeaderName, String)> = Vec::new();
+        let mut add = |headers: &mut HeaderMap, name: &HeaderName, value: String| {
+            if let Ok(v) = value.parse() {
+                headers.insert(name.clone(), v);
+            }
+            out.push((name.clone(), value));
+        };
+        let mut in_signature = None;
+        let timestamp = match &source.timestamp {
+            None => None,
+            Some(ts) => Some(match &ts.source {
+                TimestampSource::Header(h) => {
+                    let t = ts.unit.format(now);
+                    add(&mut headers, h, t.clone());
+                    t
+                }
+                TimestampSource::SignatureKey(k) => {
+                    let t = ts.unit.format(now);
+                    in_signature = Some(format!("{k}={t}"));
+                    t
+                }
+                TimestampSource::Json(p) => ts
+                    .extract(&headers, body, (&source.header, None))
+                    .map_err(|_| format!("the body must hold the timestamp at JSON pointer {p}"))?,
+            }),
+        };
+        let nonce = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        for h in source.payload.headers() {
+            if !headers.contains_key(h) {
+                add(&mut headers, h, format!("msg_hookgate{nonce}"));
+            }
+        }
+        let url = bases.first().map(|b| with_query(b, query));
+        let pieces = source
+            .payload
+            .render(&Values {
+                body,
+                headers: &headers,
+                method,
+                timestamp: timestamp.as_deref(),
+                url: url.as_deref(),
+            })
+            .map_err(|e| e.to_string())?;
+        let mac = source.encoding.encode(&key.compute_parts(&pieces));
+        let mut value = format!("{}{mac}", source.prefix);
+        if let Some(t) = in_signature {
+            let sep = source.separator.as_deref().unwrap_or(",");
+            value = format!("{t}{sep}{value}");
+        }
+        out.push((source.header.clone(), value));
+        Ok(out)
+    }
+
+    /// Whether signing needs a `{url}` this description does not have.
+    pub fn uses_url(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|(s, _, _)| s.payload.uses(&Part::Url))
+    }
 }
 
-/// Strips the prefix and decodes; `None` when the value is not a signature
-/// of this source's shape.
-fn decode_candidate(source: &SignatureSource, value: &[u8]) -> Option<Vec<u8>> {
-    let value = value.trim_ascii();
-    let prefix = source.prefix.as_bytes();
-    if value.len() < prefix.len() || !value[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        return None;
+/// `base` with the request's query string appended.
+fn with_query(base: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) if !q.is_empty() => {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}{q}")
+        }
+        _ => base.to_string(),
     }
-    let decoded = source.encoding.decode(&value[prefix.len()..])?;
-    (decoded.len() == source.algorithm.output_len()).then_some(decoded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::verify::{presets::hmac_preset, secrets};
+    use bytes::Bytes;
     use http::HeaderValue;
+
+    trait VerifyNow {
+        fn verify_now(&self, h: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError>;
+    }
+
+    impl VerifyNow for HmacVerifier {
+        fn verify_now(&self, h: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
+            self.verify(&SignedRequest {
+                method: "POST",
+                query: None,
+                headers: h,
+                body,
+                now: SystemTime::now(),
+            })
+        }
+    }
 
     fn sign(alg: Algorithm, secret: &str, body: &[u8]) -> Vec<u8> {
         KeyedMac::new(alg, secret.as_bytes()).compute(body)
@@ -232,16 +576,16 @@ mod tests {
             hex::encode(sign(Algorithm::Sha1, "s3cret", &body))
         );
         let v = trutac(&["s3cret"]);
-        let ok = v.verify(&headers(&[("TT-Hook-Signature", &sig)]), &body);
+        let ok = v.verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &body);
         assert_eq!(ok.unwrap().secret_index, Some(0));
 
         let tampered = Bytes::from_static(br#"{"action":"clocking.created","clocking":{"id":8}}"#);
         assert_eq!(
-            v.verify(&headers(&[("TT-Hook-Signature", &sig)]), &tampered),
+            v.verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &tampered),
             Err(VerifyError::BadSignature)
         );
         assert_eq!(
-            trutac(&["other"]).verify(&headers(&[("TT-Hook-Signature", &sig)]), &body),
+            trutac(&["other"]).verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &body),
             Err(VerifyError::BadSignature)
         );
     }
@@ -253,7 +597,7 @@ mod tests {
         let v = trutac(&["k"]);
         for sig in [format!("sha1={mac}"), format!("SHA1={mac}")] {
             assert!(v
-                .verify(&headers(&[("tt-hook-signature", &sig)]), &body)
+                .verify_now(&headers(&[("tt-hook-signature", &sig)]), &body)
                 .is_ok());
         }
     }
@@ -264,7 +608,7 @@ mod tests {
         let sig = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, "new", &body)));
         let v = trutac(&["old", "new"]);
         let ok = v
-            .verify(&headers(&[("TT-Hook-Signature", &sig)]), &body)
+            .verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &body)
             .unwrap();
         assert_eq!(ok.secret_index, Some(1));
     }
@@ -274,7 +618,7 @@ mod tests {
         let body = Bytes::from_static(b"{}");
         let v = trutac(&["k"]);
         assert_eq!(
-            v.verify(&headers(&[]), &body),
+            v.verify_now(&headers(&[]), &body),
             Err(VerifyError::MissingCredentials)
         );
         let good_hex = hex::encode(sign(Algorithm::Sha1, "k", &body));
@@ -287,7 +631,7 @@ mod tests {
             "garbage".to_string(),
         ] {
             assert_eq!(
-                v.verify(&headers(&[("TT-Hook-Signature", &bad)]), &body),
+                v.verify_now(&headers(&[("TT-Hook-Signature", &bad)]), &body),
                 Err(VerifyError::MalformedSignature),
                 "{bad}"
             );
@@ -303,7 +647,7 @@ mod tests {
             ("TT-Hook-Signature", "sha1=00"),
             ("TT-Hook-Signature", &good),
         ]);
-        assert!(v.verify(&h, &body).is_ok());
+        assert!(v.verify_now(&h, &body).is_ok());
     }
 
     #[test]
@@ -316,16 +660,16 @@ mod tests {
         );
         let s1 = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, "gh", &body)));
         assert!(v
-            .verify(&headers(&[("X-Hub-Signature-256", &s256)]), &body)
+            .verify_now(&headers(&[("X-Hub-Signature-256", &s256)]), &body)
             .is_ok());
         assert!(v
-            .verify(&headers(&[("X-Hub-Signature", &s1)]), &body)
+            .verify_now(&headers(&[("X-Hub-Signature", &s1)]), &body)
             .is_ok());
         // When both are sent, the SHA-256 one decides: a bad SHA-256 is not
         // rescued by a good SHA-1.
         let bad256 = format!("sha256={}", hex::encode([0u8; 32]));
         assert_eq!(
-            v.verify(
+            v.verify_now(
                 &headers(&[("X-Hub-Signature-256", &bad256), ("X-Hub-Signature", &s1)]),
                 &body
             ),
@@ -337,19 +681,19 @@ mod tests {
     fn generic_base64_sha512() {
         let body = Bytes::from_static(b"payload");
         let spec = HmacSpec {
-            sources: vec![SignatureSource {
-                header: HeaderName::from_static("x-sig"),
-                algorithm: Algorithm::Sha512,
-                encoding: Encoding::Base64,
-                prefix: String::new(),
-            }],
+            sources: vec![SignatureSource::new(
+                HeaderName::from_static("x-sig"),
+                Algorithm::Sha512,
+                Encoding::Base64,
+                "",
+            )],
         };
         let v = HmacVerifier::new(spec, &secrets(&["k"]));
         let sig =
             base64::engine::general_purpose::STANDARD.encode(sign(Algorithm::Sha512, "k", &body));
-        assert!(v.verify(&headers(&[("x-sig", &sig)]), &body).is_ok());
+        assert!(v.verify_now(&headers(&[("x-sig", &sig)]), &body).is_ok());
         assert_eq!(
-            v.verify(&headers(&[("x-sig", "not base64!")]), &body),
+            v.verify_now(&headers(&[("x-sig", "not base64!")]), &body),
             Err(VerifyError::MalformedSignature)
         );
     }

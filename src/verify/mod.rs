@@ -16,12 +16,33 @@
 mod hmac;
 pub mod presets;
 mod shared_secret;
+pub mod template;
+pub mod timestamp;
+
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use secrecy::SecretString;
 
-pub use self::hmac::{Algorithm, Encoding, HmacSpec, SignatureSource};
+pub use self::hmac::{
+    Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
+};
+pub use self::template::Template;
+pub use self::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
+
+/// One request as a verifier sees it. `now` is passed in, never read from
+/// the system clock inside a verifier, so tests can pin it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    /// The request's query string, appended to `public_url` for `{url}`.
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    /// The body exactly as received.
+    pub body: &'a [u8],
+    pub now: SystemTime,
+}
 
 /// How a route authenticates its sender, as configured.
 #[derive(Debug, Clone)]
@@ -81,17 +102,30 @@ impl VerifySpec {
                     .sources
                     .iter()
                     .map(|s| {
-                        format!(
-                            "{} {}({}{})",
+                        let mut d = format!(
+                            "{} {}({}{}) of {}",
                             s.header,
                             s.algorithm.as_str(),
                             s.prefix,
-                            s.encoding.as_str()
-                        )
+                            s.encoding.as_str(),
+                            s.payload.describe()
+                        );
+                        if let Some(sep) = &s.separator {
+                            d.push_str(&format!(", list split on {sep:?}"));
+                        }
+                        if let Some(t) = &s.timestamp {
+                            d.push_str(&format!(
+                                ", timestamp {} ({}) within {}",
+                                t.source.describe(),
+                                t.unit.as_str(),
+                                humantime::format_duration(t.tolerance)
+                            ));
+                        }
+                        d
                     })
                     .collect();
                 format!(
-                    "{}: HMAC of the body in {}, {secrets} secret(s)",
+                    "{}: HMAC in {}, {secrets} secret(s)",
                     self.scheme,
                     sources.join(" or ")
                 )
@@ -121,14 +155,17 @@ pub enum VerifyError {
     BadSignature,
     #[error("the signature header cannot be parsed")]
     MalformedSignature,
+    #[error("the signed timestamp is outside the accepted window")]
+    StaleTimestamp,
 }
 
 impl VerifyError {
-    pub const ALL: [VerifyError; 4] = [
+    pub const ALL: [VerifyError; 5] = [
         VerifyError::MissingCredentials,
         VerifyError::BadCredentials,
         VerifyError::BadSignature,
         VerifyError::MalformedSignature,
+        VerifyError::StaleTimestamp,
     ];
 
     pub fn code(self) -> &'static str {
@@ -137,6 +174,7 @@ impl VerifyError {
             VerifyError::BadCredentials => "bad_credentials",
             VerifyError::BadSignature => "bad_signature",
             VerifyError::MalformedSignature => "malformed_signature",
+            VerifyError::StaleTimestamp => "stale_timestamp",
         }
     }
 }
@@ -169,15 +207,26 @@ impl Verifier {
         }
     }
 
-    /// Checks one request: its headers and its body exactly as received.
+    /// Checks a `POST` without query string, now.
     pub fn verify(&self, headers: &HeaderMap, body: &Bytes) -> Result<Verified, VerifyError> {
+        self.verify_request(&SignedRequest {
+            method: "POST",
+            query: None,
+            headers,
+            body,
+            now: SystemTime::now(),
+        })
+    }
+
+    /// Checks one request: its headers and its body exactly as received.
+    pub fn verify_request(&self, req: &SignedRequest<'_>) -> Result<Verified, VerifyError> {
         match self {
             Verifier::None => Ok(Verified {
                 secret_index: None,
                 strip_header: None,
             }),
-            Verifier::SharedSecret(v) => v.verify(headers),
-            Verifier::Hmac(v) => v.verify(headers, body),
+            Verifier::SharedSecret(v) => v.verify(req.headers),
+            Verifier::Hmac(v) => v.verify(req),
         }
     }
 }

@@ -1,0 +1,299 @@
+//! What to do with a verified request, by its event type: forward it,
+//! acknowledge it without forwarding (`filtered`, `ack_only`), or answer a
+//! sender's handshake (Slack, Zoom, Twitch) on the consumer's behalf.
+//!
+//! Runs only after verification succeeded: nothing here may be reached by
+//! an unauthenticated request. The event type comes from sender input, so
+//! it is never used as a metric label or echoed back.
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+
+use crate::telemetry::Outcome;
+use crate::verify::{SpecKind, Verified, VerifySpec};
+
+/// Where a sender puts the event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    /// `header:NAME`
+    Header(HeaderName),
+    /// `json:/pointer` (RFC 6901) into the JSON body; a string value.
+    Json(String),
+}
+
+impl EventSource {
+    /// Parses `header:NAME` or `json:/pointer`.
+    pub fn parse(text: &str) -> Result<EventSource, String> {
+        if let Some(h) = text.strip_prefix("header:") {
+            return HeaderName::from_bytes(h.as_bytes())
+                .map(EventSource::Header)
+                .map_err(|_| format!("{h:?} is not a valid header name"));
+        }
+        if let Some(p) = text.strip_prefix("json:") {
+            if p.starts_with('/') {
+                return Ok(EventSource::Json(p.to_string()));
+            }
+            return Err(format!("{p:?} is not a JSON pointer: it starts with `/`"));
+        }
+        Err(format!(
+            "{text:?}: expected `header:NAME` or `json:/pointer`"
+        ))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            EventSource::Header(h) => format!("header:{h}"),
+            EventSource::Json(p) => format!("json:{p}"),
+        }
+    }
+
+    /// The event type of a request, if it has one.
+    fn event(&self, headers: &HeaderMap, json: &Json<'_>) -> Option<String> {
+        match self {
+            EventSource::Header(h) => headers.get(h)?.to_str().ok().map(str::to_string),
+            EventSource::Json(p) => json.get()?.pointer(p)?.as_str().map(str::to_string),
+        }
+    }
+}
+
+/// A challenge some senders send when a webhook URL is registered, which
+/// hookgate answers itself once the request is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Slack Events API `{"type":"url_verification","challenge":…}`:
+    /// answered `{"challenge":…}`.
+    SlackUrlVerification,
+    /// Zoom `{"event":"endpoint.url_validation","payload":{"plainToken":…}}`:
+    /// answered with the token and its hex HMAC-SHA256 under the secret.
+    ZoomUrlValidation,
+    /// Twitch EventSub `Twitch-Eventsub-Message-Type:
+    /// webhook_callback_verification`: the `challenge` echoed as text.
+    TwitchCallbackVerification,
+}
+
+/// A route's event policy, as configured (presets fill in the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPolicy {
+    pub from: Option<EventSource>,
+    /// Patterns of events to forward; `*` matches any run of characters.
+    pub allow: Vec<String>,
+    /// Patterns of events acknowledged and never forwarded.
+    pub ack_only: Vec<String>,
+    pub handshake: Option<Handshake>,
+}
+
+impl Default for EventPolicy {
+    fn default() -> Self {
+        EventPolicy {
+            from: None,
+            allow: vec!["*".into()],
+            ack_only: Vec::new(),
+            handshake: None,
+        }
+    }
+}
+
+impl EventPolicy {
+    /// One line for `hookgate check`.
+    pub fn summary(&self) -> String {
+        let mut s = match &self.from {
+            None => "all forwarded".to_string(),
+            Some(from) => format!(
+                "from {}, allow [{}], ack_only [{}]",
+                from.describe(),
+                self.allow.join(", "),
+                self.ack_only.join(", ")
+            ),
+        };
+        if let Some(h) = self.handshake {
+            s.push_str(&format!(", answers {h:?}"));
+        }
+        s
+    }
+}
+
+/// What the handler does with a verified request.
+#[derive(Debug)]
+pub enum Decision {
+    Forward,
+    /// Answer the sender now; nothing is forwarded.
+    Answer {
+        outcome: Outcome,
+        response: Response<Full<Bytes>>,
+    },
+}
+
+/// A route's event policy, ready to decide.
+pub struct Events {
+    policy: EventPolicy,
+    /// Zoom's handshake key per secret, in secret order.
+    zoom_keys: Vec<Hmac<Sha256>>,
+}
+
+impl Events {
+    pub fn new(policy: &EventPolicy, verify: &VerifySpec) -> Events {
+        let zoom_keys = match (&policy.handshake, &verify.kind) {
+            (Some(Handshake::ZoomUrlValidation), SpecKind::Hmac { secrets, .. }) => secrets
+                .iter()
+                .map(|s| {
+                    Hmac::new_from_slice(s.expose_secret().as_bytes())
+                        .expect("HMAC takes keys of any length")
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Events {
+            policy: policy.clone(),
+            zoom_keys,
+        }
+    }
+
+    /// Decides for a request that `verified` accepted.
+    pub fn decide(&self, headers: &HeaderMap, body: &[u8], verified: &Verified) -> Decision {
+        let json = Json::new(body);
+        if let Some(response) = self.handshake(headers, &json, verified) {
+            return Decision::Answer {
+                outcome: Outcome::AckOnly,
+                response,
+            };
+        }
+        let Some(from) = &self.policy.from else {
+            return Decision::Forward;
+        };
+        // A request without an event type is the empty event: only `*`
+        // patterns match it.
+        let event = from.event(headers, &json).unwrap_or_default();
+        if matches_any(&self.policy.ack_only, &event) {
+            return Decision::Answer {
+                outcome: Outcome::AckOnly,
+                response: acknowledged(),
+            };
+        }
+        if !matches_any(&self.policy.allow, &event) {
+            return Decision::Answer {
+                outcome: Outcome::Filtered,
+                response: acknowledged(),
+            };
+        }
+        Decision::Forward
+    }
+
+    fn handshake(
+        &self,
+        headers: &HeaderMap,
+        json: &Json<'_>,
+        verified: &Verified,
+    ) -> Option<Response<Full<Bytes>>> {
+        match self.policy.handshake? {
+            Handshake::SlackUrlVerification => {
+                let doc = json.get()?;
+                if doc.get("type")?.as_str()? != "url_verification" {
+                    return None;
+                }
+                let challenge = doc.get("challenge")?.as_str()?;
+                Some(json_response(serde_json::json!({ "challenge": challenge })))
+            }
+            Handshake::ZoomUrlValidation => {
+                let doc = json.get()?;
+                if doc.get("event")?.as_str()? != "endpoint.url_validation" {
+                    return None;
+                }
+                let plain = doc.pointer("/payload/plainToken")?.as_str()?;
+                let mut mac = self.zoom_keys.get(verified.secret_index?)?.clone();
+                mac.update(plain.as_bytes());
+                let encrypted = hex::encode(mac.finalize().into_bytes());
+                Some(json_response(serde_json::json!({
+                    "plainToken": plain,
+                    "encryptedToken": encrypted,
+                })))
+            }
+            Handshake::TwitchCallbackVerification => {
+                let kind = headers.get("twitch-eventsub-message-type")?;
+                if kind.as_bytes() != b"webhook_callback_verification" {
+                    return None;
+                }
+                let challenge = json.get()?.get("challenge")?.as_str()?.to_string();
+                let mut r = Response::new(Full::new(Bytes::from(challenge)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                Some(r)
+            }
+        }
+    }
+}
+
+/// The JSON body, parsed at most once and only when needed.
+struct Json<'a> {
+    body: &'a [u8],
+    parsed: std::cell::OnceCell<Option<serde_json::Value>>,
+}
+
+impl<'a> Json<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Json {
+            body,
+            parsed: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> Option<&serde_json::Value> {
+        self.parsed
+            .get_or_init(|| serde_json::from_slice(self.body).ok())
+            .as_ref()
+    }
+}
+
+fn json_response(value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The answer to a verified event that is not forwarded.
+fn acknowledged() -> Response<Full<Bytes>> {
+    let mut r = json_response(serde_json::json!({ "ok": true, "forwarded": false }));
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+fn matches_any(patterns: &[String], event: &str) -> bool {
+    patterns
+        .iter()
+        .any(|p| glob(p.as_bytes(), event.as_bytes()))
+}
+
+/// `*` matches any run of bytes (including none); everything else matches
+/// itself. Iterative with one backtrack point, so linear-ish and no
+/// recursion on hostile input.
+pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! The signed payload as a template: which bytes a sender feeds to its MAC.
+//!
+//! `{body}` is the raw body, `{timestamp}` the timestamp exactly as sent,
+//! `{header:NAME}` a request header's value, `{method}` the HTTP method,
+//! `{url}` the route's `public_url` with the request's query string, and
+//! `{form_sorted}` the form-encoded body's parameters sorted by name and
+//! written as `namevalue…` (Twilio). `{{` and `}}` are literal braces.
+//!
+//! Templates are parsed once, at start-up; rendering borrows the body
+//! instead of copying it.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName};
+
+use super::VerifyError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(String),
+    Body,
+    Timestamp,
+    Header(HeaderName),
+    Method,
+    Url,
+    FormSorted,
+}
+
+/// A parsed payload template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Default for Template {
+    /// The raw body, nothing else.
+    fn default() -> Self {
+        Template {
+            parts: vec![Part::Body],
+        }
+    }
+}
+
+/// The values a template is rendered from.
+pub struct Values<'a> {
+    pub body: &'a [u8],
+    pub headers: &'a HeaderMap,
+    pub method: &'a str,
+    /// The timestamp text as sent, when the description has one.
+    pub timestamp: Option<&'a str>,
+    /// The public URL with the query string, when the template uses it.
+    pub url: Option<&'a str>,
+}
+
+impl Template {
+    /// Parses `text`; the error says what is wrong, for the config error.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("{{") || rest.starts_with("}}") {
+                literal.push(c);
+                rest = &rest[2..];
+                continue;
+            }
+            if c == '}' {
+                return Err("unmatched `}` (write `}}` for a literal brace)".into());
+            }
+            if c != '{' {
+                literal.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+            let end = rest
+                .find('}')
+                .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
+            let name = &rest[1..end];
+            let part = match name {
+                "body" => Part::Body,
+                "timestamp" => Part::Timestamp,
+                "method" => Part::Method,
+                "url" => Part::Url,
+                "form_sorted" => Part::FormSorted,
+                other => match other.strip_prefix("header:") {
+                    Some(h) => Part::Header(
+                        HeaderName::from_bytes(h.as_bytes())
+                            .map_err(|_| format!("{h:?} is not a valid header name"))?,
+                    ),
+                    None => {
+                        return Err(format!(
+                        "unknown placeholder {{{other}}}: expected {{body}}, {{timestamp}}, {{header:NAME}}, {{method}}, {{url}} or {{form_sorted}}"
+                    ))
+                    }
+                },
+            };
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            parts.push(part);
+            rest = &rest[end + 1..];
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        if parts.is_empty() {
+            return Err("the payload template is empty".into());
+        }
+        Ok(Template { parts })
+    }
+
+    pub fn uses(&self, part: &Part) -> bool {
+        self.parts.contains(part)
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = &HeaderName> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Header(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The template as written, for summaries.
+    pub fn describe(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.replace('{', "{{").replace('}', "}}"),
+                Part::Body => "{body}".into(),
+                Part::Timestamp => "{timestamp}".into(),
+                Part::Header(h) => format!("{{header:{h}}}"),
+                Part::Method => "{method}".into(),
+                Part::Url => "{url}".into(),
+                Part::FormSorted => "{form_sorted}".into(),
+            })
+            .collect()
+    }
+
+    /// The payload's pieces, in order; a missing header is missing
+    /// credentials, since the sender did not send what it signs.
+    pub fn render<'a>(&'a self, v: &Values<'a>) -> Result<Vec<Cow<'a, [u8]>>, VerifyError> {
+        let mut out = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            out.push(match part {
+                Part::Literal(s) => Cow::Borrowed(s.as_bytes()),
+                Part::Body => Cow::Borrowed(v.body),
+                Part::Timestamp => Cow::Borrowed(
+                    v.timestamp
+                        .ok_or(VerifyError::MissingCredentials)?
+                        .as_bytes(),
+                ),
+                Part::Header(h) => Cow::Borrowed(
+                    v.headers
+                        .get(h)
+                        .ok_or(VerifyError::MissingCredentials)?
+                        .as_bytes(),
+                ),
+                Part::Method => Cow::Borrowed(v.method.as_bytes()),
+                Part::Url => Cow::Borrowed(v.url.unwrap_or_default().as_bytes()),
+                Part::FormSorted => Cow::Owned(form_sorted(v.body)),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `application/x-www-form-urlencoded` parameters, decoded, sorted by name
+/// (stable, so repeated names keep their order) and concatenated as
+/// `namevalue`. Bytes that do not decode are kept as sent.
+fn form_sorted(body: &[u8]) -> Vec<u8> {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = body
+        .split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut kv = p.splitn(2, |b| *b == b'=');
+            let k = kv.next().unwrap_or_default();
+            let v = kv.next().unwrap_or_default();
+            (form_decode(k), form_decode(v))
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
+        .into_iter()
+        .flat_map(|(k, v)| k.into_iter().chain(v))
+        .collect()
+}
+
+fn form_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => match hex::decode(&s[i + 1..i + 3]) {
+                Ok(b) => {
+                    out.push(b[0]);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(t: &Template, v: &Values) -> Result<Vec<u8>, VerifyError> {
+        t.render(v).map(|parts| parts.concat())
+    }
+
+    #[test]
+    fn parses_and_renders_every_placeholder() {
+        let t =
+            Template::parse("{method} {url}|{header:Webhook-Id}.{timestamp}.{body}{{x}}").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("webhook-id", "msg_1".parse().unwrap());
+        let v = Values {
+            body: b"{\"a\":1}",
+            headers: &h,
+            method: "POST",
+            timestamp: Some("1700000000"),
+            url: Some("https://x.test/h?q=1"),
+        };
+        assert_eq!(
+            flat(&t, &v).unwrap(),
+            b"POST https://x.test/h?q=1|msg_1.1700000000.{\"a\":1}{x}"
+        );
+        assert_eq!(
+            t.describe(),
+            "{method} {url}|{header:webhook-id}.{timestamp}.{body}{{x}}"
+        );
+        let missing = Values {
+            headers: &HeaderMap::new(),
+            ..v
+        };
+        assert_eq!(flat(&t, &missing), Err(VerifyError::MissingCredentials));
+    }
+
+    #[test]
+    fn bad_templates_are_errors() {
+        for bad in [
+            "",
+            "{body",
+            "body}",
+            "{nope}",
+            "{header:bad name}",
+            "{header:}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Template::parse("{body}").unwrap(), Template::default());
+    }
+
+    #[test]
+    fn form_parameters_are_decoded_and_sorted() {
+        assert_eq!(
+            form_sorted(b"To=%2B1800&From=a+b&Digits=12&Bad=%zz&Tail=%4"),
+            b"Bad%zzDigits12Froma bTail%4To+1800"
+        );
+        assert_eq!(form_sorted(b""), b"");
+    }
+}

@@ -1,0 +1,361 @@
+//! Sender adapters end to end: presets, event filters and handshakes on a
+//! real gateway with a real upstream, and `hookgate sign` output verified
+//! by a running gateway.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use http::StatusCode;
+use support::*;
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn config(upstream: &Upstream) -> String {
+    let u = upstream.url("/in");
+    format!(
+        r#"
+routes:
+  - name: stripe
+    path: /hooks/stripe
+    verify: {{ scheme: stripe, secrets: ["stripe-secret"] }}
+    events: {{ allow: ["invoice.*"], ack_only: ["invoice.upcoming"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: stdwh
+    path: /hooks/stdwh
+    verify: {{ scheme: standard_webhooks, secrets: ["{WHSEC}"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: slack
+    path: /hooks/slack
+    verify: {{ scheme: slack, secrets: ["slack-secret"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: trutac
+    path: /hooks/trutac
+    verify: {{ scheme: trutac, secrets: ["trutac-secret"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: twitch
+    path: /hooks/twitch
+    verify: {{ scheme: twitch, secrets: ["twitch-secret"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: hubspot
+    path: /hooks/hubspot
+    verify: {{ scheme: hubspot, secrets: ["hubspot-secret"], public_url: "https://hooks.example.com/hooks/hubspot" }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: generic
+    path: /hooks/generic
+    verify:
+      scheme: hmac
+      header: X-Sig
+      algorithm: sha512
+      encoding: base64url
+      payload: "{{method}}:{{timestamp}}:{{body}}"
+      timestamp: {{ from: "header:X-Sent-At", unit: milliseconds }}
+      tolerance: 1m
+      secrets: ["generic-secret"]
+    events: {{ from: "header:X-Kind", ack_only: ["test"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: gitlab
+    path: /hooks/gitlab
+    verify: {{ scheme: gitlab, secrets: ["gitlab-token"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+"#
+    )
+}
+
+/// Runs `hookgate sign` and returns its `Name: value` lines.
+fn cli_sign(
+    config: &std::path::Path,
+    route: &str,
+    body: &str,
+    event: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    cmd.args(["sign", "--config"])
+        .arg(config)
+        .args(["--route", route, "--body", "-"])
+        .env_remove("HOOKGATE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(e) = event {
+        cmd.args(["--event", e]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(": ").unwrap_or_else(|| panic!("{l:?}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+async fn post_with(
+    gateway: &Gateway,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> Answer {
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post(&gateway.url(path), &h, body.to_string()).await
+}
+
+async fn setup() -> (Upstream, Gateway, tempfile::TempDir, std::path::PathBuf) {
+    let upstream = Upstream::start().await;
+    let yaml = config(&upstream);
+    let gateway = Gateway::start(&yaml).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    (upstream, gateway, dir, file)
+}
+
+fn outcome(route: &str, outcome: &str) -> String {
+    format!("hookgate_requests_total{{route=\"{route}\",outcome=\"{outcome}\"}}")
+}
+
+#[tokio::test]
+async fn cli_signatures_verify_against_the_running_gateway() {
+    let (upstream, gateway, _dir, file) = setup().await;
+    let body = r#"{"type":"invoice.paid","id":"evt_1"}"#;
+    for (route, event) in [
+        ("stripe", None),
+        ("stdwh", None),
+        ("slack", None),
+        ("trutac", Some("clocking")),
+        ("twitch", None),
+        ("hubspot", None),
+        ("generic", Some("real")),
+    ] {
+        let headers = cli_sign(&file, route, body, event);
+        let answer = post_with(&gateway, &format!("/hooks/{route}"), &headers, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{route}: {headers:?} {:?}",
+            answer.body
+        );
+        let got = upstream.received();
+        assert_eq!(got.last().unwrap().body, body.as_bytes(), "{route}");
+        // Tampering with the body breaks what the CLI signed.
+        let tampered = body.replace("evt_1", "evt_2");
+        let answer = post_with(&gateway, &format!("/hooks/{route}"), &headers, &tampered).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{route}");
+        assert_eq!(answer.error_code(), "bad_signature", "{route}");
+    }
+    assert_eq!(upstream.received().len(), 7);
+    // The event header is printed for routes that read it from a header.
+    let headers = cli_sign(&file, "trutac", body, Some("ping"));
+    assert!(
+        headers.contains(&("tt-hook-event".into(), "ping".into())),
+        "{headers:?}"
+    );
+}
+
+#[test]
+fn cli_sign_explains_what_it_cannot_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "routes:\n  - name: gitlab\n    path: /g\n    verify: { scheme: gitlab, secrets: [\"tok-Zq9\"] }\n    upstream: { url: \"http://127.0.0.1:9/\" }\n",
+    )
+    .unwrap();
+    for (route, needle) in [("gitlab", "shared secret"), ("nope", "no route")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["sign", "--config"])
+            .arg(&file)
+            .args(["--route", route, "--body", "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(
+            !stderr.contains("tok-Zq9") && out.stdout.is_empty(),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn filtered_and_ack_only_events_are_answered_and_never_forwarded() {
+    let (upstream, gateway, _dir, file) = setup().await;
+    for (body, forwarded) in [
+        (r#"{"type":"charge.failed"}"#, false),    // not allowed
+        (r#"{"type":"invoice.upcoming"}"#, false), // ack_only
+        (r#"{"type":"invoice.paid"}"#, true),
+    ] {
+        let headers = cli_sign(&file, "stripe", body, None);
+        let answer = post_with(&gateway, "/hooks/stripe", &headers, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{body}");
+        assert_eq!(
+            answer.json()["forwarded"].as_bool(),
+            if forwarded { None } else { Some(false) }
+        );
+    }
+    assert_eq!(upstream.received().len(), 1);
+    assert_eq!(gateway.metric(&outcome("stripe", "filtered")).await, 1.0);
+    assert_eq!(gateway.metric(&outcome("stripe", "ack_only")).await, 1.0);
+    assert_eq!(gateway.metric(&outcome("stripe", "accepted")).await, 1.0);
+
+    // TruTac's ping is acknowledged by default; a forged ping is still 401.
+    let ping = r#"{"event":"ping"}"#;
+    let signed = vec![
+        (
+            "TT-Hook-Signature".to_string(),
+            trutac_signature("trutac-secret", ping.as_bytes()),
+        ),
+        ("TT-Hook-Event".to_string(), "ping".to_string()),
+    ];
+    assert_eq!(
+        post_with(&gateway, "/hooks/trutac", &signed, ping)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let forged = vec![
+        (
+            "TT-Hook-Signature".to_string(),
+            trutac_signature("guess", ping.as_bytes()),
+        ),
+        ("TT-Hook-Event".to_string(), "ping".to_string()),
+    ];
+    assert_eq!(
+        post_with(&gateway, "/hooks/trutac", &forged, ping)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(gateway.metric(&outcome("trutac", "ack_only")).await, 1.0);
+    assert_eq!(upstream.received().len(), 1);
+    // The event type never becomes a label.
+    assert!(!gateway.metrics().await.contains("charge.failed"));
+}
+
+#[tokio::test]
+async fn stale_and_future_timestamps_are_401_stale_timestamp() {
+    let (upstream, gateway, _dir, _file) = setup().await;
+    let body = r#"{"type":"invoice.paid"}"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for t in [now - 3600, now + 3600] {
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"stripe-secret").unwrap();
+        hmac::Mac::update(&mut mac, format!("{t}.{body}").as_bytes());
+        let sig = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+        let headers = vec![("Stripe-Signature".to_string(), format!("t={t},v1={sig}"))];
+        let answer = post_with(&gateway, "/hooks/stripe", &headers, body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error_code(), "stale_timestamp");
+    }
+    assert!(upstream.received().is_empty());
+    assert_eq!(
+        gateway
+            .metric("hookgate_verify_failures_total{route=\"stripe\",reason=\"stale_timestamp\"}")
+            .await,
+        2.0
+    );
+    // The series exists for every route from start-up.
+    assert_eq!(
+        gateway
+            .metric("hookgate_verify_failures_total{route=\"gitlab\",reason=\"stale_timestamp\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn slack_url_verification_handshake_is_answered_after_verification() {
+    let (upstream, gateway, _dir, file) = setup().await;
+    let body = r#"{"token":"t","challenge":"c-123","type":"url_verification"}"#;
+    let headers = cli_sign(&file, "slack", body, None);
+    let answer = post_with(&gateway, "/hooks/slack", &headers, body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json(), serde_json::json!({"challenge": "c-123"}));
+    // Unsigned, the same challenge is refused.
+    let answer = post(&gateway.url("/hooks/slack"), &[], body).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(upstream.received().is_empty());
+    assert_eq!(gateway.metric(&outcome("slack", "ack_only")).await, 1.0);
+}
+
+#[tokio::test]
+async fn malformed_adapter_headers_are_401_with_a_reason() {
+    let (upstream, gateway, _dir, _file) = setup().await;
+    let body = r#"{"type":"invoice.paid"}"#;
+    for (path, headers, code) in [
+        (
+            "/hooks/stripe",
+            vec![("Stripe-Signature", "t=1,v1=zz")],
+            "malformed_signature",
+        ),
+        (
+            "/hooks/stripe",
+            vec![("Stripe-Signature", "v1=00")],
+            "malformed_signature",
+        ),
+        (
+            "/hooks/stdwh",
+            vec![("webhook-signature", "v1,!!!")],
+            "malformed_signature",
+        ),
+        (
+            "/hooks/stdwh",
+            vec![
+                (
+                    "webhook-signature",
+                    "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+                ),
+                ("webhook-timestamp", "1614265330"),
+            ],
+            "missing_credentials",
+        ),
+        (
+            "/hooks/gitlab",
+            vec![("X-Gitlab-Token", "wrong")],
+            "bad_credentials",
+        ),
+        (
+            "/hooks/generic",
+            vec![("X-Sig", "AAAA"), ("X-Sent-At", "soon")],
+            "malformed_signature",
+        ),
+    ] {
+        let answer = post(&gateway.url(path), &headers, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{path} {headers:?}"
+        );
+        assert_eq!(answer.error_code(), code, "{path} {headers:?}");
+    }
+    assert!(upstream.received().is_empty());
+}
