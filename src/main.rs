@@ -16,8 +16,20 @@ struct Cli {
     command: Command,
 }
 
+mod admin_cli;
+
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect async deliveries through the admin API.
+    Deliveries {
+        #[command(subcommand)]
+        command: admin_cli::Deliveries,
+    },
+    /// Inspect, replay or drop dead letters through the admin API.
+    DeadLetters {
+        #[command(subcommand)]
+        command: admin_cli::DeadLetters,
+    },
     /// Run the gateway.
     Serve {
         #[command(flatten)]
@@ -71,6 +83,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = std::env::vars().collect();
     match cli.command {
+        Command::Deliveries { command } => print_or_fail(admin_cli::deliveries(command)),
+        Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
                 print!("{}", summary(&config));
@@ -181,6 +195,19 @@ fn sign(
     Ok(out)
 }
 
+fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -254,12 +281,46 @@ fn summary(config: &Config) -> String {
         "limits   body {} bytes, headers within {:?}, body within {:?}",
         l.max_body_bytes, l.header_read_timeout, l.body_read_timeout
     );
+    let _ = writeln!(
+        out,
+        "store    {} (fsync {}, delivered events kept {:?})",
+        config.data_dir.join("hookgate.db").display(),
+        if config.store.fsync { "on" } else { "off" },
+        config.store.retention
+    );
+    let _ = writeln!(
+        out,
+        "admin API {}",
+        if config.admin_token.is_some() {
+            "requires a bearer token"
+        } else {
+            "open (no admin.token)"
+        }
+    );
     let _ = writeln!(out, "routes   {}", config.routes.len());
     for route in &config.routes {
         let headers: Vec<&str> = route.upstream.headers.keys().map(|k| k.as_str()).collect();
         let _ = writeln!(out, "- {} POST {}", route.name, route.path);
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
-        let _ = writeln!(out, "    ack       {}", route.ack.as_str());
+        let _ = match route.ack {
+            hookgate::config::AckMode::Sync => {
+                writeln!(out, "    ack       sync (the upstream's answer is relayed)")
+            }
+            hookgate::config::AckMode::Async => {
+                let r = &route.upstream.retry;
+                writeln!(
+                    out,
+                    "    ack       async: {} once spooled (max {} pending); delivery: {} in flight, {} attempts, backoff {:?}..{:?}, max age {:?}",
+                    route.ack_status.as_u16(),
+                    route.max_pending,
+                    route.upstream.concurrency,
+                    r.max_attempts,
+                    r.initial_backoff,
+                    r.max_backoff,
+                    r.max_age
+                )
+            }
+        };
         let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
         let _ = writeln!(out, "    events    {}", route.events.summary());
         let _ = writeln!(

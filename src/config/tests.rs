@@ -66,7 +66,9 @@ fn shipped_example_config_is_valid() {
         .unwrap();
     let c = Config::from_yaml(&text, &HashMap::new()).unwrap();
     let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["trutac", "timify", "partner"]);
+    assert_eq!(names, ["trutac", "timify", "timekit", "partner"]);
+    assert_eq!(c.route("timekit").unwrap().ack, AckMode::Async);
+    assert_eq!(c.route("timify").unwrap().ack, AckMode::Sync);
     assert!(matches!(
         c.route("timify").unwrap().verify.kind,
         SpecKind::Header { .. }

@@ -50,7 +50,16 @@ impl Upstream {
         delay: Duration,
         respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
     ) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::at("127.0.0.1:0".parse().unwrap(), delay, respond).await
+    }
+
+    /// An upstream on a given address (e.g. one that was down until now).
+    pub async fn at(
+        addr: SocketAddr,
+        delay: Duration,
+        respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Upstream {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let respond: Arc<Responder> = Arc::new(respond);

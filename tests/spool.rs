@@ -1,0 +1,682 @@
+//! Async acknowledgement end to end: real gateways, real upstreams, the
+//! spool in SQLite files on disk, and the built binary killed with SIGKILL.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use support::*;
+
+const TOKEN: &str = "admin-token-0123456789";
+
+/// An async route with fast retries, forwarding to `upstream`.
+fn async_route(name: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n    path: /hooks/{name}\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"s3cret\"] }}\n    ack: async\n    dedup: off\n{extra}    upstream:\n      url: \"{upstream}\"\n      timeout: 2s\n      retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 100ms }}\n"
+    )
+}
+
+fn config(routes: &str) -> String {
+    format!("admin: {{ listen: \"127.0.0.1:0\", token: \"{TOKEN}\" }}\nroutes:\n{routes}")
+}
+
+async fn send(gateway: &Gateway, route: &str, body: &str) -> Answer {
+    post(
+        &gateway.url(&format!("/hooks/{route}")),
+        &[("X-Secret", "s3cret")],
+        body.to_string(),
+    )
+    .await
+}
+
+/// Waits (up to 20 s) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn admin_get(gateway: &Gateway, path: &str) -> Answer {
+    let req = http::Request::get(gateway.admin_url(path))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    support::send(req).await
+}
+
+async fn admin_call(gateway: &Gateway, method: http::Method, path: &str) -> Answer {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(gateway.admin_url(path))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    support::send(req).await
+}
+
+#[tokio::test]
+async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_returns() {
+    let down = closed_port().await;
+    let gateway = Gateway::start(&config(&async_route(
+        "timekit",
+        &format!("http://{down}/timekit"),
+        "",
+    )))
+    .await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let body = format!("{{\"booking\":{i},\"note\":\"Zoë ✓\"}}");
+        let answer = send(&gateway, "timekit", &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "Timekit accepts only 200, 201, 204"
+        );
+        let id = answer.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(answer.headers["hookgate-delivery-id"], id.as_str());
+        acked.push((id, body));
+    }
+    assert_eq!(
+        gateway
+            .metric(r#"hookgate_spool_pending{route="timekit"}"#)
+            .await,
+        20.0
+    );
+
+    let upstream = Upstream::at(down, Duration::ZERO, |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    eventually("all 20 delivered", || {
+        let mut ids: Vec<String> = upstream
+            .received()
+            .iter()
+            .map(|r| {
+                r.headers["hookgate-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len() == 20
+    })
+    .await;
+    for (id, body) in &acked {
+        let got = upstream
+            .received()
+            .into_iter()
+            .find(|r| r.headers["hookgate-delivery-id"] == id.as_str())
+            .unwrap();
+        assert_eq!(got.body, body.as_bytes(), "delivered exactly as sent");
+        assert_eq!(got.uri.path(), "/timekit");
+        assert_eq!(got.headers["hookgate-route"], "timekit");
+        assert!(
+            got.headers.get("x-secret").is_none(),
+            "credential forwarded"
+        );
+        assert!(
+            got.headers["hookgate-attempt"]
+                .to_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+                >= 2
+        );
+    }
+    eventually_metric(&gateway, r#"hookgate_spool_pending{route="timekit"}"#, 0.0).await;
+    let delivered = admin_get(
+        &gateway,
+        "/admin/deliveries?route=timekit&state=delivered&limit=100",
+    )
+    .await;
+    assert_eq!(delivered.json()["items"].as_array().unwrap().len(), 20);
+}
+
+async fn eventually_metric(gateway: &Gateway, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if gateway.metric(series).await == value {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} never reached {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn failing_deliveries_become_dead_letters_after_max_attempts_and_replay_delivers_them() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = healthy.clone();
+    let upstream = Upstream::with(Duration::ZERO, move |_| {
+        if flag.load(Ordering::SeqCst) {
+            json_response(StatusCode::OK, "{}")
+        } else {
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"db down"}"#)
+        }
+    })
+    .await;
+    let route = async_route("orders", &upstream.url("/orders"), "")
+        .replace("max_attempts: 50", "max_attempts: 3");
+    let gateway = Gateway::start(&config(&route)).await;
+    let id = send(&gateway, "orders", r#"{"order":1}"#).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    eventually_metric(&gateway, r#"hookgate_dead_letters{route="orders"}"#, 1.0).await;
+    let attempts: Vec<String> = upstream
+        .received()
+        .iter()
+        .map(|r| r.headers["hookgate-attempt"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"], "exactly max_attempts attempts");
+    let m = gateway.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"hookgate_deliveries_total{route="orders",result="retry"}"#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"hookgate_deliveries_total{route="orders",result="dead_letter"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"hookgate_spool_pending{route="orders"}"#),
+        Some(0.0)
+    );
+
+    // The attempt history, as the admin API shows it.
+    let dead = admin_get(&gateway, "/admin/dead-letters?route=orders")
+        .await
+        .json();
+    assert_eq!(dead["items"][0]["id"], id.as_str());
+    assert_eq!(dead["items"][0]["state"], "dead");
+    assert_eq!(dead["items"][0]["last_status"], 500);
+    let detail = admin_get(&gateway, &format!("/admin/deliveries/{id}"))
+        .await
+        .json();
+    let history = detail["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(history.iter().all(|a| a["status"] == 500));
+    assert!(detail["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h[0] != "x-secret"));
+
+    // Upstream recovers; replay delivers it, attempts counted afresh.
+    healthy.store(true, Ordering::SeqCst);
+    let replay = admin_call(
+        &gateway,
+        http::Method::POST,
+        &format!("/admin/dead-letters/{id}/replay"),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::OK);
+    eventually("replayed delivery", || upstream.received().len() == 4).await;
+    assert_eq!(upstream.received()[3].headers["hookgate-attempt"], "1");
+    eventually_metric(&gateway, r#"hookgate_dead_letters{route="orders"}"#, 0.0).await;
+    let detail = loop {
+        let d = admin_get(&gateway, &format!("/admin/deliveries/{id}"))
+            .await
+            .json();
+        if d["state"] == "delivered" {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(detail["attempts"], 1);
+    // Replaying something that is not a dead letter is a 404.
+    let again = admin_call(
+        &gateway,
+        http::Method::POST,
+        &format!("/admin/dead-letters/{id}/replay"),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn dead_letters_of_a_route_can_be_replayed_together_or_dropped() {
+    let upstream = Upstream::with(Duration::ZERO, |_| {
+        json_response(StatusCode::BAD_REQUEST, "{}")
+    })
+    .await;
+    let route =
+        async_route("crm", &upstream.url("/"), "").replace("max_attempts: 50", "max_attempts: 1");
+    let gateway = Gateway::start(&config(&route)).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            send(&gateway, "crm", &format!("{{\"n\":{i}}}"))
+                .await
+                .json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    eventually_metric(&gateway, r#"hookgate_dead_letters{route="crm"}"#, 3.0).await;
+    let dropped = admin_call(
+        &gateway,
+        http::Method::DELETE,
+        &format!("/admin/dead-letters/{}", ids[0]),
+    )
+    .await;
+    assert_eq!(dropped.status, StatusCode::OK);
+    assert_eq!(
+        admin_get(&gateway, &format!("/admin/deliveries/{}", ids[0]))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let all = admin_call(
+        &gateway,
+        http::Method::POST,
+        "/admin/dead-letters/replay?route=crm",
+    )
+    .await;
+    assert_eq!(all.json()["replayed"], 2);
+    // Each is attempted once more (and fails again: the upstream says 400).
+    eventually("replayed attempts", || upstream.received().len() == 5).await;
+    eventually_metric(&gateway, r#"hookgate_dead_letters{route="crm"}"#, 2.0).await;
+    let without_route =
+        admin_call(&gateway, http::Method::POST, "/admin/dead-letters/replay").await;
+    assert_eq!(without_route.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn acks_do_not_wait_for_a_slow_upstream() {
+    // The upstream holds every request until released.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let slow = SlowUpstream::start(gate).await;
+    let gateway = Gateway::start(&config(&async_route("slow", &slow.url, ""))).await;
+    for i in 0..5 {
+        let a = send(&gateway, "slow", &format!("{{\"i\":{i}}}")).await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    // Every ack came back while the upstream had answered nothing.
+    assert_eq!(slow.answered(), 0);
+    eventually("deliveries reached the upstream", || slow.arrived() >= 1).await;
+    release.add_permits(1000);
+    eventually("all answered", || slow.answered() == 5).await;
+}
+
+/// An upstream that answers only when `gate` has permits.
+struct SlowUpstream {
+    url: String,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowUpstream {
+    async fn start(gate: Arc<tokio::sync::Semaphore>) -> SlowUpstream {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, b) = (arrived.clone(), answered.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |_req: http::Request<hyper::body::Incoming>| {
+                            let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
+                            async move {
+                                a.fetch_add(1, Ordering::SeqCst);
+                                gate.acquire().await.unwrap().forget();
+                                b.fetch_add(1, Ordering::SeqCst);
+                                Ok::<_, std::convert::Infallible>(json_response(
+                                    StatusCode::OK,
+                                    "{}",
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        SlowUpstream {
+            url,
+            arrived,
+            answered,
+        }
+    }
+    fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503_and_keeps_what_it_has() {
+    let down = closed_port().await;
+    let gateway = Gateway::start(&config(&async_route(
+        "capped",
+        &format!("http://{down}/"),
+        "    max_pending: 2\n",
+    )))
+    .await;
+    assert_eq!(
+        send(&gateway, "capped", "{\"n\":1}").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&gateway, "capped", "{\"n\":2}").await.status,
+        StatusCode::OK
+    );
+    let full = send(&gateway, "capped", "{\"n\":3}").await;
+    assert_eq!(
+        (full.status, full.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "spool_full")
+    );
+    assert!(full.headers.contains_key("retry-after"));
+    let upstream = Upstream::at(down, Duration::ZERO, |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    eventually("both earlier events delivered", || {
+        upstream.received().len() == 2
+    })
+    .await;
+    let bodies: Vec<_> = upstream.received().iter().map(|r| r.body.clone()).collect();
+    assert!(bodies.contains(&bytes::Bytes::from_static(b"{\"n\":1}")));
+    assert!(bodies.contains(&bytes::Bytes::from_static(b"{\"n\":2}")));
+    // Room again: accepted.
+    eventually_metric(&gateway, r#"hookgate_spool_pending{route="capped"}"#, 0.0).await;
+    assert_eq!(
+        send(&gateway, "capped", "{\"n\":3}").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        gateway
+            .metric(r#"hookgate_requests_total{route="capped",outcome="spool_full"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn async_routes_dedup_in_the_same_transaction_and_use_the_ack_status() {
+    let upstream = Upstream::start().await;
+    let route = async_route("bookings", &upstream.url("/"), "    ack_status: 202\n")
+        .replace("dedup: off", "dedup: { key: \"{json:/id}\" }");
+    let gateway = Gateway::start(&config(&route)).await;
+    let first = send(&gateway, "bookings", r#"{"id":"b-1","v":1}"#).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let copy = send(&gateway, "bookings", r#"{"id":"b-1","v":2}"#).await;
+    assert_eq!(copy.status, StatusCode::ACCEPTED);
+    assert_eq!(copy.headers["hookgate-duplicate"], "true");
+    eventually("delivered", || upstream.received().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upstream.received().len(), 1, "the duplicate was delivered");
+    assert_eq!(
+        gateway
+            .metric(r#"hookgate_dedup_total{route="bookings",result="duplicate"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn ack_status_204_has_no_body() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(&async_route(
+        "t",
+        &upstream.url("/"),
+        "    ack_status: 204\n",
+    )))
+    .await;
+    let a = send(&gateway, "t", "{}").await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    assert!(a.body.is_empty());
+    assert!(a.headers.contains_key("hookgate-delivery-id"));
+}
+
+#[tokio::test]
+async fn admin_api_requires_the_token_and_probes_stay_open() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(&async_route("t", &upstream.url("/"), ""))).await;
+    let url = gateway.admin_url("/admin/deliveries");
+    assert_eq!(get(&url).await.status, StatusCode::UNAUTHORIZED);
+    for wrong in [
+        "Bearer nope",
+        "Bearer admin-token-012345678",
+        "admin-token-0123456789",
+        "Basic YWRtaW4=",
+    ] {
+        let req = http::Request::get(&url)
+            .header("Authorization", wrong)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let r = support::send(req).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{wrong}");
+        assert!(!String::from_utf8_lossy(&r.body).contains(TOKEN));
+    }
+    assert_eq!(
+        admin_get(&gateway, "/admin/deliveries").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin_get(&gateway, "/admin/deliveries?state=lost")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        admin_get(&gateway, "/admin/deliveries/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            get(&gateway.admin_url(open)).await.status,
+            StatusCode::OK,
+            "{open}"
+        );
+    }
+}
+
+/// A gateway child process on fixed ports, so it can be killed and restarted.
+struct GatewayProcess {
+    child: Child,
+}
+
+fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before serving")
+            .unwrap();
+        if line.contains("hookgate is serving") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    GatewayProcess { child }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_addr = closed_port().await;
+    let (ingress, admin) = (free_port(), free_port());
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\nroutes:\n{}",
+            dir.path().join("data").display(),
+            async_route("timekit", &format!("http://{upstream_addr}/"), "")
+        ),
+    )
+    .unwrap();
+
+    let mut gateway = spawn_gateway(&file);
+    let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        let a = post(
+            &url,
+            &[("X-Secret", "s3cret")],
+            format!("{{\"event\":{i}}}"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        acked.push(a.json()["id"].as_str().unwrap().to_string());
+    }
+    // kill -9: no graceful shutdown, no flush.
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+
+    let upstream = Upstream::at(upstream_addr, Duration::ZERO, |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    let mut gateway = spawn_gateway(&file);
+    eventually("every acked event delivered after restart", || {
+        let got: std::collections::HashSet<String> = upstream
+            .received()
+            .iter()
+            .map(|r| {
+                r.headers["hookgate-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        acked.iter().all(|id| got.contains(id))
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status();
+    assert!(gateway.child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_wrappers_list_replay_and_drop_dead_letters() {
+    let upstream = Upstream::with(Duration::ZERO, |_| {
+        json_response(StatusCode::BAD_GATEWAY, "{}")
+    })
+    .await;
+    let route =
+        async_route("erp", &upstream.url("/"), "").replace("max_attempts: 50", "max_attempts: 1");
+    let gateway = Gateway::start(&config(&route)).await;
+    let a = send(&gateway, "erp", "{\"a\":1}").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = send(&gateway, "erp", "{\"b\":2}").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually_metric(&gateway, r#"hookgate_dead_letters{route="erp"}"#, 2.0).await;
+    let admin = format!("http://{}", gateway.admin);
+    let cli = move |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        cmd.args(args)
+            .args(["--admin", &admin])
+            .env_remove("HOOKGATE_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("HOOKGATE_ADMIN_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let run = |args: Vec<String>, token: Option<&'static str>| {
+        let cli = cli.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                cli(&args, token)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let denied = run(argv(&["dead-letters", "list"]), None).await;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("401"));
+
+    let listed = run(
+        argv(&["dead-letters", "list", "--route", "erp"]),
+        Some(TOKEN),
+    )
+    .await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: Vec<&str> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&a.as_str()) && ids.contains(&b.as_str()));
+
+    let shown = run(argv(&["deliveries", "show", &a]), Some(TOKEN)).await;
+    let detail: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(detail["attempt_history"][0]["status"], 502);
+
+    let dropped = run(argv(&["dead-letters", "drop", &a]), Some(TOKEN)).await;
+    assert!(dropped.status.success());
+    let replayed = run(
+        argv(&["dead-letters", "replay", "--route", "erp"]),
+        Some(TOKEN),
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(json["replayed"], 1);
+    eventually("the replayed one was attempted again", || {
+        upstream.received().len() == 3
+    })
+    .await;
+    let missing = run(argv(&["deliveries", "show", &a]), Some(TOKEN)).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not_found"));
+}
