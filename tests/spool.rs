@@ -680,3 +680,52 @@ async fn cli_wrappers_list_replay_and_drop_dead_letters() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not_found"));
 }
+
+#[tokio::test]
+async fn configured_upstream_credentials_are_sent_but_never_stored_or_shown() {
+    let upstream = Upstream::start().await;
+    let route = async_route("crm", &upstream.url("/"), "").replace(
+        "      timeout: 2s\n",
+        "      timeout: 2s\n      headers: { Authorization: \"Bearer upstream-cred-77\" }\n",
+    );
+    let gateway = Gateway::start(&config(&route)).await;
+    let id = send(&gateway, "crm", "{}").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually("delivered", || upstream.received().len() == 1).await;
+    assert_eq!(
+        upstream.received()[0].headers["authorization"],
+        "Bearer upstream-cred-77"
+    );
+    let detail = admin_get(&gateway, &format!("/admin/deliveries/{id}")).await;
+    assert!(!String::from_utf8_lossy(&detail.body).contains("upstream-cred-77"));
+    let db = std::fs::read(
+        gateway
+            .data_dir
+            .as_ref()
+            .unwrap()
+            .path()
+            .join("hookgate.db"),
+    )
+    .unwrap();
+    let wal = std::fs::read(
+        gateway
+            .data_dir
+            .as_ref()
+            .unwrap()
+            .path()
+            .join("hookgate.db-wal"),
+    )
+    .unwrap_or_default();
+    // Neither the upstream's credential nor the sender's (stripped) is on disk.
+    for bytes in [db, wal] {
+        for secret in [&b"upstream-cred-77"[..], &b"s3cret"[..]] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{:?} stored",
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+}

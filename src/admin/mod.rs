@@ -199,6 +199,12 @@ impl Admin {
                 return unavailable(r#"{"status":"not_ready","failing":"local_store"}"#);
             }
         }
+        if let Some(spool) = &self.spool {
+            if let Err(error) = spool.check().await {
+                tracing::warn!(%error, "readiness: spool store failed");
+                return unavailable(r#"{"status":"not_ready","failing":"local_store"}"#);
+            }
+        }
         if let Some(redis) = &self.redis {
             if let Err(error) = redis.check().await {
                 tracing::warn!(%error, "readiness: redis failed");

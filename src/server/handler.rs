@@ -451,7 +451,9 @@ impl Gateway {
             parts.headers,
             strip.as_ref(),
             &route.label,
-            &route.route.upstream.headers,
+            // The route's own upstream headers may carry the upstream's
+            // credentials: they are added at delivery time, never stored.
+            &http::HeaderMap::new(),
             peer.ip(),
         );
         let has_local_claim = local_claim.is_some();

@@ -186,6 +186,13 @@ impl Spool {
             .expect("spool opened with every async route")
     }
 
+    /// Cheap health check for readiness: the store answers a read.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.db
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .await
+    }
+
     /// Undelivered events of `route`.
     pub fn pending(&self, route: &str) -> i64 {
         self.counts(route).pending.load(Ordering::Relaxed)

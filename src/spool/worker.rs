@@ -115,6 +115,11 @@ impl DeliveryWorker {
             headers.insert(DELIVERY_ID, id);
         }
         headers.insert(ATTEMPT, HeaderValue::from(attempt));
+        // Configured upstream headers are applied now (not stored with the
+        // event: they may be credentials, and the config may have changed).
+        for (name, value) in &route.upstream.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         let started_at = now_ms();
         let started = Instant::now();
         let result = self

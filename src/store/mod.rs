@@ -171,7 +171,15 @@ impl Db {
         let job: Job = Box::new(move |tx: &Transaction<'_>| {
             let result = in_savepoint(tx, f);
             Box::new(move |committed: Result<(), StoreError>| {
-                let _ = reply.send(committed.and(result));
+                // The job's own error first (it says what went wrong), then
+                // the group's: nothing is reported as written unless the
+                // commit succeeded.
+                let outcome = match (result, committed) {
+                    (Err(own), _) => Err(own),
+                    (Ok(_), Err(group)) => Err(group),
+                    (Ok(value), Ok(())) => Ok(value),
+                };
+                let _ = reply.send(outcome);
             })
         });
         self.jobs
@@ -201,6 +209,14 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
+    // SQLite rolls the whole transaction back by itself on some errors (disk
+    // full, I/O error). Running a job outside the group's transaction would
+    // commit it on its own, so such a group runs no further job.
+    if tx.is_autocommit() {
+        return Err(StoreError(
+            "the group's transaction was rolled back by an earlier error".into(),
+        ));
+    }
     tx.execute_batch("SAVEPOINT job")?;
     match f(tx) {
         Ok(v) => {
@@ -208,7 +224,9 @@ fn in_savepoint<T>(
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            if !tx.is_autocommit() {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
             Err(e.into())
         }
     }
@@ -247,6 +265,13 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) -> Result<(), (StoreErro
         Err(e) => return Err((StoreError::from(e), Vec::new())),
     };
     let callbacks: Callbacks = group.into_iter().map(|job| job(&tx)).collect();
+    if tx.is_autocommit() {
+        // SQLite already rolled the transaction back: nothing was written.
+        return Err((
+            StoreError("the transaction was rolled back by SQLite (disk full or I/O error)".into()),
+            callbacks,
+        ));
+    }
     match tx.commit() {
         Ok(()) => {
             for callback in callbacks {
@@ -264,4 +289,153 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn observed() -> (CommitObserver, Arc<Mutex<Vec<usize>>>) {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let sink = groups.clone();
+        (
+            Box::new(move |_, size| sink.lock().unwrap().push(size)),
+            groups,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (observer, groups) = observed();
+        let db = Db::open(dir.path(), true, observer).unwrap();
+        db.write(|tx| tx.execute_batch("CREATE TABLE t (n INTEGER)"))
+            .await
+            .unwrap();
+        // Hold the writer busy so the next 50 writes queue up behind it.
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let blocker = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |_| {
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let writes: Vec<_> = (0..50)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [n]))
+                        .await
+                })
+            })
+            .collect();
+        // Wait until all 50 are queued: each sends before awaiting.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        blocker.await.unwrap().unwrap();
+        for w in writes {
+            assert_eq!(w.await.unwrap().unwrap(), 1);
+        }
+        let groups = groups.lock().unwrap().clone();
+        // The schema write, the blocker, then the 50 in one group.
+        assert_eq!(groups, vec![1, 1, 50], "{groups:?}");
+        let count: i64 = db
+            .read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(count, 50);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), false, Box::new(|_, _| {})).unwrap();
+        db.write(|tx| tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+            .await
+            .unwrap();
+        let bad = db.write(|tx| {
+            tx.execute("INSERT INTO t VALUES (1)", [])?;
+            tx.execute("INSERT INTO t VALUES (1)", []) // constraint violation
+        });
+        let good = db.write(|tx| tx.execute("INSERT INTO t VALUES (2)", []));
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap(), 1);
+        let rows: Vec<i64> = db
+            .read(|c| {
+                c.prepare("SELECT n FROM t")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![2],
+            "the failed job's first insert was rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_disk_is_full_nothing_is_acknowledged_and_service_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let db = Db::open(
+            dir.path(),
+            true,
+            Box::new(move |_, _| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        db.write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
+            .await
+            .unwrap();
+        // SQLite's own "database or disk is full" path: cap the file size.
+        let pages: i64 = db
+            .write(|tx| tx.query_row("PRAGMA page_count", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        db.write(move |tx| {
+            tx.query_row(
+                &format!("PRAGMA max_page_count = {}", pages + 2),
+                [],
+                |_| Ok(()),
+            )
+        })
+        .await
+        .unwrap();
+        let big = vec![7u8; 64 * 1024];
+        let full = db
+            .write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [big]))
+            .await;
+        let error = full.unwrap_err();
+        assert!(error.0.contains("full"), "{error}");
+        let count: i64 = db
+            .read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        // The fault clears: writes succeed again without a restart.
+        db.write(|tx| tx.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(())))
+            .await
+            .unwrap();
+        let big = vec![7u8; 64 * 1024];
+        assert_eq!(
+            db.write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [big]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(calls.load(Ordering::SeqCst) >= 5);
+    }
 }
