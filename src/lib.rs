@@ -12,6 +12,7 @@ pub mod config;
 pub mod dedup;
 pub mod events;
 pub mod forward;
+pub mod reload;
 pub mod server;
 pub mod spool;
 pub mod store;
@@ -24,8 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -34,16 +36,16 @@ pub use config::Config;
 use admin::Admin;
 use config::{AckMode, DedupBackend, DedupMode, StoreErrorPolicy};
 use secrecy::ExposeSecret;
-use server::Gateway;
 use server::Stores;
 use telemetry::Metrics;
-use verify::SpecKind;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the dedup store: {0}")]
     Store(#[from] dedup::StoreError),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -57,7 +59,7 @@ pub struct Server {
     config: Config,
     ingress: TcpListener,
     admin: TcpListener,
-    metrics: Metrics,
+    live: reload::Live,
     stores: Stores,
 }
 
@@ -120,15 +122,30 @@ impl Server {
                 .await
                 .map_err(|source| StartError::Bind { what, addr, source })
         };
+        let tls = match &config.tls {
+            None => None,
+            Some(tls) => Some(Arc::new(arc_swap::ArcSwap::new(
+                server::tls::load(tls).map_err(StartError::Tls)?,
+            ))),
+        };
         let ingress = bind("ingress", config.listen).await?;
         let admin = bind("admin", config.admin_listen).await?;
+        let live = reload::Live::new(config.clone(), metrics, stores.clone(), tls);
         Ok(Server {
             config,
             ingress,
             admin,
-            metrics,
+            live,
             stores,
         })
+    }
+
+    /// Remembers the file the config came from, so it can be reloaded
+    /// (SIGHUP through [`Server::reloader`], `POST /admin/reload`,
+    /// `reload.watch`).
+    pub fn with_source(mut self, path: PathBuf, env: HashMap<String, String>) -> Server {
+        self.live.set_source(reload::ConfigSource { path, env });
+        self
     }
 
     pub fn ingress_addr(&self) -> SocketAddr {
@@ -145,16 +162,27 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, reports not
     /// ready, and waits up to `shutdown_timeout` for in-flight requests.
+    /// `reloads` yields once per reload request (e.g. SIGHUP).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        self.serve_with_reloads(shutdown, futures_never()).await
+    }
+
+    /// [`Server::serve`], also reloading the configuration each time
+    /// `reloads` receives a message.
+    pub async fn serve_with_reloads(
+        self,
+        shutdown: impl Future<Output = ()>,
+        mut reloads: tokio::sync::mpsc::Receiver<()>,
+    ) {
         let Server {
             config,
             ingress,
             admin,
-            metrics,
+            live,
             stores,
         } = self;
-        let gateway = Arc::new(Gateway::new(&config, &metrics, &stores));
-        let sensitive = sensitive_headers(&config);
+        let live = Arc::new(live);
+        let metrics = live.metrics().clone();
         let ready = Arc::new(AtomicBool::new(false));
         // Readiness depends on the local store always (it is on this
         // machine), and on Redis only when a route refuses to work without
@@ -171,19 +199,25 @@ impl Server {
             local: stores.local.clone(),
             redis: stores.redis.clone().filter(|_| redis_required),
             spool: stores.spool.clone(),
-            token: config.admin_token.clone(),
+            live: live.clone(),
         };
 
         let (stop_ingress, stop_ingress_rx) = watch::channel(false);
         let (stop_admin, stop_admin_rx) = watch::channel(false);
 
         let builder = server::connection_builder(&config.limits);
+        let tls = live
+            .tls
+            .clone()
+            .map(|shared| (shared, config.limits.header_read_timeout));
+        let ingress_live = live.clone();
         let ingress_task = tokio::spawn(server::accept_loop(
             ingress,
             builder.clone(),
-            move |peer| server::ingress_stack(gateway.clone(), sensitive.clone(), peer),
+            move |peer| server::ingress_stack(ingress_live.clone(), peer),
             GracefulShutdown::new(),
             stop_ingress_rx,
+            tls,
         ));
         let admin_task = tokio::spawn(server::accept_loop(
             admin,
@@ -197,6 +231,7 @@ impl Server {
             },
             GracefulShutdown::new(),
             stop_admin_rx,
+            None,
         ));
         let upkeep = {
             let metrics = metrics.clone();
@@ -242,35 +277,36 @@ impl Server {
             })
         };
 
-        // One delivery worker per async route.
-        let (stop_workers, stop_workers_rx) = watch::channel(false);
-        let workers: Vec<_> = match &stores.spool {
-            None => Vec::new(),
-            Some(spool) => {
-                let client =
-                    forward::UpstreamClient::new(config.limits.max_upstream_response_bytes);
-                config
-                    .routes
-                    .iter()
-                    .filter(|r| r.ack == AckMode::Async)
-                    .map(|route| {
-                        let worker = spool::worker::DeliveryWorker {
-                            route: route.clone(),
-                            spool: spool.clone(),
-                            client: client.clone(),
-                            metrics: metrics.route(&route.name, route.verify.secret_count()),
-                        };
-                        tokio::spawn(worker.run(stop_workers_rx.clone(), config.shutdown_timeout))
-                    })
-                    .collect()
-            }
+        // Delivery workers, one per async route.
+        live.start_workers().await;
+        // Reloads: on request, and by polling the files when asked to.
+        let (stop_reloads, stop_reloads_rx) = watch::channel(false);
+        let reloader = {
+            let live = live.clone();
+            let mut stop = stop_reloads_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        request = reloads.recv() => match request {
+                            Some(()) => { let _ = live.reload().await; }
+                            None => return,
+                        },
+                    }
+                }
+            })
         };
+        let watcher = config
+            .reload
+            .watch
+            .then(|| tokio::spawn(live.clone().watch(config.reload.interval, stop_reloads_rx)));
 
         ready.store(true, Ordering::Release);
         metrics.set_ready(true);
         tracing::info!(
             ingress = %config.listen,
             admin = %config.admin_listen,
+            tls = config.tls.is_some(),
             routes = config.routes.len(),
             "hookgate is serving"
         );
@@ -280,6 +316,11 @@ impl Server {
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         ready.store(false, Ordering::Release);
         metrics.set_ready(false);
+        let _ = stop_reloads.send(true);
+        let _ = reloader.await;
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
         let _ = stop_ingress.send(true);
         let ingress_conns = ingress_task.await.unwrap_or_default();
         if tokio::time::timeout(config.shutdown_timeout, ingress_conns.shutdown())
@@ -293,10 +334,7 @@ impl Server {
         }
         // Then deliveries: no new attempts, running ones finish (bounded
         // inside each worker); the rest stays pending on disk.
-        let _ = stop_workers.send(true);
-        for worker in workers {
-            let _ = worker.await;
-        }
+        live.stop_workers().await;
         let _ = stop_admin.send(true);
         let admin_conns = admin_task.await.unwrap_or_default();
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
@@ -306,6 +344,16 @@ impl Server {
     }
 }
 
+/// A reload channel that never delivers (for [`Server::serve`]).
+fn futures_never() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    // Keep the sender alive for the life of the process: a closed channel
+    // would end the reload loop, which is harmless, but this keeps the
+    // behaviour uniform.
+    std::mem::forget(tx);
+    rx
+}
+
 /// How often expired dedup keys are deleted from the local store.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -313,28 +361,4 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     Server::bind(config).await?.serve(shutdown).await;
     Ok(())
-}
-
-/// Headers that carry credentials anywhere in this config, marked sensitive
-/// on every request so no layer logs their values.
-fn sensitive_headers(config: &Config) -> Arc<[HeaderName]> {
-    let mut names = vec![
-        http::header::AUTHORIZATION,
-        http::header::PROXY_AUTHORIZATION,
-        http::header::COOKIE,
-    ];
-    for route in &config.routes {
-        match &route.verify.kind {
-            SpecKind::None => {}
-            SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => {
-                names.push(header.clone())
-            }
-            SpecKind::Hmac { spec, .. } => {
-                names.extend(spec.sources.iter().map(|s| s.header.clone()))
-            }
-        }
-    }
-    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    names.dedup();
-    names.into()
 }

@@ -34,9 +34,10 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigArg,
-        /// Log format on stderr. The level is set with HOOKGATE_LOG (default: info).
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormatArg,
+        /// Log format on stderr; overrides `log.format`. HOOKGATE_LOG
+        /// overrides `log.level`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
     },
     /// Load and validate the configuration, print a summary of its routes.
     Check {
@@ -111,18 +112,28 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config, log_format } => {
-            telemetry::init_logging(match log_format {
-                LogFormatArg::Text => LogFormat::Text,
-                LogFormatArg::Json => LogFormat::Json,
-            });
-            let config = match Config::load(&config.path, &env) {
+            let path = config.path;
+            let config = match Config::load(&path, &env) {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("error: {error}");
                     return ExitCode::FAILURE;
                 }
             };
-            match serve(config) {
+            let json = match log_format {
+                Some(LogFormatArg::Json) => true,
+                Some(LogFormatArg::Text) => false,
+                None => config.log.json,
+            };
+            telemetry::init_logging(
+                if json {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                },
+                &config.log.level,
+            );
+            match serve(config, path, env) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -208,17 +219,45 @@ fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(
+    config: Config,
+    path: PathBuf,
+    env: std::collections::HashMap<String, String>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let server = hookgate::Server::bind(config).await?;
-        server.serve(shutdown).await;
+        let reloads = reload_signal()?;
+        let server = hookgate::Server::bind(config).await?.with_source(path, env);
+        server.serve_with_reloads(shutdown, reloads).await;
         Ok(())
     })
+}
+
+/// SIGHUP asks for a configuration reload (systemd's `ExecReload`).
+#[cfg(unix)]
+fn reload_signal() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            // A reload already queued covers this one too.
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(not(unix))]
+fn reload_signal() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    std::mem::forget(tx);
+    Ok(rx)
 }
 
 /// Registers SIGTERM (Kubernetes, systemd) and SIGINT (Ctrl-C) handlers now,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -36,8 +36,8 @@ pub struct Admin {
     /// Checked by `/readyz` when set (only when a route requires Redis).
     pub redis: Option<RedisStore>,
     pub spool: Option<Spool>,
-    /// Required bearer token for `/admin/*`.
-    pub token: Option<SecretString>,
+    /// The live state: `admin.token` (swapped on reload) and reloading.
+    pub live: Arc<crate::reload::Live>,
 }
 
 impl Admin {
@@ -81,7 +81,8 @@ impl Admin {
 
 impl Admin {
     fn authorized<B>(&self, request: &Request<B>) -> bool {
-        let Some(token) = &self.token else {
+        let token = self.live.admin_token.load();
+        let Some(token) = token.as_ref() else {
             return true;
         };
         let presented = request
@@ -97,7 +98,7 @@ impl Admin {
         bool::from(Sha256::digest(presented).ct_eq(&expected))
     }
 
-    /// The spool API:
+    /// `POST /admin/reload`, and the spool API:
     /// - `GET /admin/deliveries?route=R&state=pending|delivered|dead&limit=N`
     /// - `GET /admin/deliveries/{id}` (with attempt history and headers)
     /// - `GET /admin/dead-letters?route=R&limit=N`
@@ -123,10 +124,26 @@ impl Admin {
             Some(Ok(n)) if (1..=1000).contains(&n) => n,
             Some(_) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_limit")),
         };
+        let path = request.uri().path().trim_end_matches('/');
+        if path == "/admin/reload" {
+            if request.method() != Method::POST {
+                return Ok(json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                ));
+            }
+            return Ok(match self.live.reload().await {
+                Ok(()) => json_value(StatusCode::OK, serde_json::json!({ "reloaded": true })),
+                // The reason names fields and files, never secret values.
+                Err(reason) => json_value(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::json!({ "error": "reload_refused", "reason": reason }),
+                ),
+            });
+        }
         let Some(spool) = &self.spool else {
             return Ok(json_error(StatusCode::NOT_FOUND, "no_async_routes"));
         };
-        let path = request.uri().path().trim_end_matches('/');
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
         let method = request.method();
         let items = |items: Vec<crate::spool::DeliverySummary>| {

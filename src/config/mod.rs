@@ -46,6 +46,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
     pub admin_token: Option<SecretString>,
+    /// TLS on the ingress listener.
+    pub tls: Option<TlsConfig>,
+    /// Proxies whose `X-Forwarded-For` is believed when finding a sender's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub log: LogConfig,
+    pub reload: ReloadConfig,
     pub routes: Vec<Route>,
 }
 
@@ -87,6 +93,9 @@ pub struct Route {
     pub dedup: DedupMode,
     /// Which verified events are forwarded, acknowledged or answered.
     pub events: EventPolicy,
+    /// Senders allowed to call this route (empty: everyone).
+    pub allow_ips: Vec<ipnet::IpNet>,
+    pub rate_limit: Option<RateLimit>,
     pub upstream: Upstream,
 }
 
@@ -107,6 +116,34 @@ impl AckMode {
             AckMode::Async => "async",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub json: bool,
+    /// A tracing filter, e.g. `info` or `hookgate=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Poll the config file and the files it reads, and reload on change.
+    pub watch: bool,
+    pub interval: Duration,
+}
+
+/// A route's rate limit: a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// The embedded store's durability and retention.

@@ -20,8 +20,41 @@ pub struct RawConfig {
     pub shutdown_timeout: Option<String>,
     pub redis: Option<RawRedis>,
     pub store: Option<RawStore>,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub log: Option<RawLog>,
+    pub reload: Option<RawReload>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    pub watch: Option<bool>,
+    pub interval: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub per_second: u32,
+    pub burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +110,8 @@ pub struct RawRoute {
     pub max_pending: Option<u64>,
     pub dedup: Option<serde_yaml::Value>,
     pub events: Option<RawEvents>,
+    pub allow_ips: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
     pub upstream: RawUpstream,
 }
 

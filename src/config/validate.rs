@@ -10,8 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::raw::{RawConfig, RawDedup, RawEvents, RawRedis, RawRoute, RawUpstream, RawVerify};
 use super::{
-    AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, RedisConfig, RetryConfig,
-    Route, StoreConfig, StoreErrorPolicy, Upstream,
+    AckMode, Config, ConfigError, Dedup, DedupBackend, DedupMode, Limits, LogConfig, RateLimit,
+    RedisConfig, ReloadConfig, RetryConfig, Route, StoreConfig, StoreErrorPolicy, TlsConfig,
+    Upstream,
 };
 use crate::dedup::key::{natural_key, BODY_SHA256};
 use crate::dedup::KeyTemplate;
@@ -74,6 +75,43 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     )?;
 
     let redis = raw.redis.map(redis).transpose()?;
+    let tls = raw.tls.map(|t| TlsConfig {
+        cert_file: PathBuf::from(t.cert_file),
+        key_file: PathBuf::from(t.key_file),
+    });
+    let trusted_proxies = cidrs("trusted_proxies", &raw.trusted_proxies)?;
+    let raw_log = raw.log.unwrap_or_default();
+    let log = LogConfig {
+        json: match raw_log.format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    "log.format",
+                    format!("unknown format {other:?}: expected `text` or `json`"),
+                ))
+            }
+        },
+        level: {
+            let level = raw_log.level.unwrap_or_else(|| "info".to_string());
+            if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+                return Err(ConfigError::at(
+                    "log.level",
+                    format!("{level:?} is not a level or filter: e.g. `info`, `debug`, `hookgate=debug`"),
+                ));
+            }
+            level
+        },
+    };
+    let raw_reload = raw.reload.unwrap_or_default();
+    let reload = ReloadConfig {
+        watch: raw_reload.watch.unwrap_or(false),
+        interval: duration(
+            "reload.interval",
+            raw_reload.interval.as_deref(),
+            Duration::from_secs(5),
+        )?,
+    };
     let raw_store = raw.store.unwrap_or_default();
     let store = StoreConfig {
         fsync: raw_store.fsync.unwrap_or(true),
@@ -137,6 +175,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         redis,
         store,
         admin_token: admin.token,
+        tls,
+        trusted_proxies,
+        log,
+        reload,
         routes,
     })
 }
@@ -298,6 +340,38 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
     let max_pending = positive(&format!("{at}.max_pending"), raw.max_pending, 100_000)?;
     let events = events(&format!("{at}.events"), raw.events, preset.as_ref())?;
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
+    let allow_ips = match raw.allow_ips {
+        None => Vec::new(),
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::at(
+                format!("{at}.allow_ips"),
+                "an empty list would refuse every sender; remove `allow_ips` to allow all",
+            ))
+        }
+        Some(list) => cidrs(&format!("{at}.allow_ips"), &list)?,
+    };
+    let rate_limit = match raw.rate_limit {
+        None => None,
+        Some(r) if r.per_second == 0 => {
+            return Err(ConfigError::at(
+                format!("{at}.rate_limit.per_second"),
+                "must be greater than zero",
+            ))
+        }
+        Some(r) => {
+            let burst = r.burst.unwrap_or(r.per_second);
+            if burst == 0 {
+                return Err(ConfigError::at(
+                    format!("{at}.rate_limit.burst"),
+                    "must be greater than zero",
+                ));
+            }
+            Some(RateLimit {
+                per_second: r.per_second,
+                burst,
+            })
+        }
+    };
     Ok(Route {
         name: raw.name,
         path: raw.path,
@@ -307,6 +381,8 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
         max_pending,
         dedup,
         events,
+        allow_ips,
+        rate_limit,
         upstream,
     })
 }
@@ -803,6 +879,24 @@ fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         concurrency,
         retry,
     })
+}
+
+/// CIDRs (`10.0.0.0/8`) or single addresses (`203.0.113.7`).
+fn cidrs(at: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    ConfigError::at(
+                        format!("{at}[{i}]"),
+                        format!("{text:?} is not an address or CIDR (e.g. 192.30.252.0/22)"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn header_name(at: &str, name: &str) -> Result<HeaderName, ConfigError> {

@@ -40,6 +40,11 @@ pub enum RequestError {
     StoreUnavailable,
     #[error("the route's spool is full")]
     SpoolFull,
+    #[error("the sender's address is not allowed on this route")]
+    Forbidden,
+    /// Over the route's rate limit; retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited(u64),
 }
 
 /// Retry-After when a route's spool is full, in seconds.
@@ -65,6 +70,8 @@ impl RequestError {
             RequestError::StoreUnavailable | RequestError::SpoolFull => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            RequestError::Forbidden => StatusCode::FORBIDDEN,
+            RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -83,6 +90,8 @@ impl RequestError {
             RequestError::InFlight(_) => "in_flight",
             RequestError::StoreUnavailable => "store_unavailable",
             RequestError::SpoolFull => "spool_full",
+            RequestError::Forbidden => "forbidden",
+            RequestError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -101,6 +110,8 @@ impl RequestError {
             RequestError::InFlight(_) => Outcome::InFlight,
             RequestError::StoreUnavailable => Outcome::StoreUnavailable,
             RequestError::SpoolFull => Outcome::SpoolFull,
+            RequestError::Forbidden => Outcome::Forbidden,
+            RequestError::RateLimited(_) => Outcome::RateLimited,
         }
     }
 
@@ -123,6 +134,7 @@ impl RequestError {
             RequestError::InFlight(secs) => Some(secs),
             RequestError::StoreUnavailable => Some(STORE_RETRY_AFTER_SECS),
             RequestError::SpoolFull => Some(SPOOL_FULL_RETRY_AFTER_SECS),
+            RequestError::RateLimited(secs) => Some(secs),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -166,6 +178,8 @@ mod tests {
             RequestError::InFlight(3),
             RequestError::StoreUnavailable,
             RequestError::SpoolFull,
+            RequestError::Forbidden,
+            RequestError::RateLimited(1),
         ];
         for e in all {
             let r = e.into_response(true);

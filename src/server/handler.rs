@@ -11,7 +11,7 @@
 //!   released so the sender's retry is forwarded again.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,7 @@ struct RouteState {
     /// `Hookgate-Route` value, built once.
     label: HeaderValue,
     dedup: Option<RouteDedup>,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 struct RouteDedup {
@@ -74,6 +75,7 @@ pub struct Gateway {
     client: UpstreamClient,
     limits: Limits,
     spool: Option<Spool>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Gateway {
@@ -106,7 +108,15 @@ impl Gateway {
                         config: d.clone(),
                     }),
                 };
+                let limiter = route.rate_limit.map(|r| {
+                    let nonzero = |n: u32| std::num::NonZeroU32::new(n).expect("validated > 0");
+                    governor::RateLimiter::direct(
+                        governor::Quota::per_second(nonzero(r.per_second))
+                            .allow_burst(nonzero(r.burst)),
+                    )
+                });
                 let state = RouteState {
+                    limiter,
                     dedup,
                     verifier: Verifier::new(&route.verify),
                     events: Events::new(&route.events, &route.verify),
@@ -123,6 +133,7 @@ impl Gateway {
             client: UpstreamClient::new(config.limits.max_upstream_response_bytes),
             limits: config.limits.clone(),
             spool: stores.spool.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 
@@ -140,18 +151,22 @@ impl Gateway {
                 .request(error.outcome(), started.elapsed().as_secs_f64());
             return error.into_response(http1);
         };
-        let (outcome, response) = match self.process(route, request, peer).await {
+        let client = client_address(peer.ip(), request.headers(), &self.trusted_proxies);
+        let (outcome, response) = match self.process(route, request, peer, client).await {
             Ok(done) => done,
             Err(error) => (error.outcome(), error.into_response(http1)),
         };
-        route
-            .metrics
-            .request(outcome, started.elapsed().as_secs_f64());
-        tracing::debug!(
+        let elapsed = started.elapsed();
+        route.metrics.request(outcome, elapsed.as_secs_f64());
+        // The access log: one line per request, never a header value or body.
+        tracing::info!(
+            target: "hookgate::access",
             route = %route.route.name,
             outcome = outcome.as_str(),
             status = response.status().as_u16(),
-            "request"
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            delivery_id = response.headers().get(DELIVERY_ID).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            remote = %client,
         );
         response
     }
@@ -161,9 +176,25 @@ impl Gateway {
         route: &RouteState,
         request: Request<Incoming>,
         peer: SocketAddr,
+        client: IpAddr,
     ) -> Result<(Outcome, Response<Full<Bytes>>), RequestError> {
         if request.method() != Method::POST {
             return Err(RequestError::MethodNotAllowed);
+        }
+        // Cheap refusals first, before reading a body.
+        let allowed = &route.route.allow_ips;
+        if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(&client)) {
+            tracing::info!(route = %route.route.name, %client, "sender address not allowed");
+            return Err(RequestError::Forbidden);
+        }
+        if let Some(limiter) = &route.limiter {
+            if let Err(not_until) = limiter.check() {
+                use governor::clock::{Clock, DefaultClock};
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return Err(RequestError::RateLimited(
+                    wait.as_secs_f64().ceil().max(1.0) as u64,
+                ));
+            }
         }
         let (parts, body) = request.into_parts();
         let body = read_body(body, &parts.headers, &self.limits).await?;
@@ -524,6 +555,30 @@ fn ack_response(status: StatusCode, id: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// The sender's address: the peer, unless the peer is a trusted proxy, in
+/// which case the right-most `X-Forwarded-For` entry that is not itself a
+/// trusted proxy (entries further left could be forged by the sender).
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.trim().parse().ok())
+        .collect();
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .copied()
+        .or_else(|| chain.first().copied())
+        .unwrap_or(peer)
+}
+
 /// Reads the whole body, refusing more than `max_body_bytes` (from
 /// Content-Length before reading anything, and while streaming for chunked
 /// bodies) and giving up after `body_read_timeout`.
@@ -550,6 +605,38 @@ async fn read_body(
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(RequestError::TooLarge),
         Ok(Err(_)) => Err(RequestError::BadBody),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_address_trusts_forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 192.30.252.1, 10.1.1.1"),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // From a trusted proxy: the right-most untrusted entry (6.6.6.6 may be forged).
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &h, &trusted),
+            ip("192.30.252.1")
+        );
+        // From anyone else: the header is ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &h, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"));
+        // Trusted peer, no header: the peer.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
     }
 }
 

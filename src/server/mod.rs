@@ -3,6 +3,7 @@
 
 mod error;
 mod handler;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -44,10 +45,10 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// The ingress stack for one connection, outermost layer first.
+/// The ingress stack for one connection, outermost layer first. Each
+/// request runs on the routes current when it started (see `reload`).
 pub fn ingress_stack(
-    gateway: Arc<Gateway>,
-    sensitive: Arc<[HeaderName]>,
+    live: Arc<crate::reload::Live>,
     peer: SocketAddr,
 ) -> impl tower::Service<
     Request<Incoming>,
@@ -57,6 +58,7 @@ pub fn ingress_stack(
 > + Clone
        + Send
        + 'static {
+    let sensitive: Arc<[HeaderName]> = live.sensitive.load().as_slice().into();
     ServiceBuilder::new()
         // Last line of defence: a bug that panics answers this one request
         // with a JSON 500 and keeps the connection's other requests and the
@@ -71,20 +73,22 @@ pub fn ingress_stack(
         // layer or handler could log the request.
         .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
         .service_fn(move |request: Request<Incoming>| {
-            let gateway = gateway.clone();
+            let gateway = live.gateway.load_full();
             async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
         })
 }
 
-/// Accepts connections until `stop` turns true, serving each with the
-/// service `make(peer)` and registering it with `connections`, which is
-/// handed back (with no watcher of its own left) so the caller can drain.
+/// Accepts connections until `stop` turns true, serving each (after a TLS
+/// handshake when `tls` is set) with the service `make(peer)` and
+/// registering it with `connections`, which is handed back (with no watcher
+/// of its own left) so the caller can drain.
 pub async fn accept_loop<M, S, B>(
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
     make: M,
     connections: GracefulShutdown,
     mut stop: watch::Receiver<bool>,
+    tls: Option<(tls::SharedTls, Duration)>,
 ) -> GracefulShutdown
 where
     M: Fn(SocketAddr) -> S,
@@ -116,9 +120,39 @@ where
         let service = TowerToHyperService::new(make(peer));
         let builder = builder.clone();
         let watcher = connections.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
+            let result =
+                match tls {
+                    None => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
+                    Some((config, handshake_timeout)) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
+                        // The handshake shares the header timeout: a client that
+                        // never finishes it is cut off like a slow sender.
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
+                };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });

@@ -122,6 +122,7 @@ struct RouteCounts {
     pending: AtomicI64,
     dead: AtomicI64,
     wake: Notify,
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     metrics: RouteMetrics,
 }
 
@@ -137,7 +138,9 @@ impl RouteCounts {
 #[derive(Clone)]
 pub struct Spool {
     db: Db,
-    routes: Arc<HashMap<String, RouteCounts>>,
+    /// Grows when a reload adds an async route; never shrinks (a removed
+    /// route's events stay on disk and in the admin API).
+    routes: Arc<std::sync::RwLock<HashMap<String, Arc<RouteCounts>>>>,
 }
 
 pub const PENDING: &str = "pending";
@@ -148,42 +151,68 @@ impl Spool {
     /// Opens the spool for `routes` (name and metrics), counting what the
     /// previous run left pending or dead.
     pub async fn open(db: Db, routes: Vec<(String, RouteMetrics)>) -> Result<Spool, StoreError> {
-        let counts: Vec<(String, String, i64)> = db
-            .read(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT route, state, count(*) FROM deliveries WHERE state IN ('pending', 'dead') GROUP BY route, state",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                rows.collect()
-            })
-            .await?;
-        let mut map = HashMap::new();
-        for (name, metrics) in routes {
-            let count = |state: &str| {
-                counts
-                    .iter()
-                    .find(|(r, s, _)| *r == name && s == state)
-                    .map_or(0, |(_, _, n)| *n)
-            };
-            let route = RouteCounts {
-                pending: AtomicI64::new(count(PENDING)),
-                dead: AtomicI64::new(count(DEAD)),
-                wake: Notify::new(),
-                metrics,
-            };
-            route.publish();
-            map.insert(name, route);
-        }
-        Ok(Spool {
+        let spool = Spool {
             db,
-            routes: Arc::new(map),
-        })
+            routes: Arc::default(),
+        };
+        for (name, metrics) in routes {
+            spool.add_route(name, metrics).await?;
+        }
+        Ok(spool)
     }
 
-    fn counts(&self, route: &str) -> &RouteCounts {
+    /// Makes `route` known (at start-up, or when a reload adds it); a route
+    /// already known is left as it is.
+    pub async fn add_route(&self, route: String, metrics: RouteMetrics) -> Result<(), StoreError> {
+        if self.routes.read().unwrap().contains_key(&route) {
+            return Ok(());
+        }
+        let name = route.clone();
+        let (pending, dead): (i64, i64) = self
+            .db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead')
+                     FROM deliveries WHERE route = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
+        let counts = RouteCounts {
+            pending: AtomicI64::new(pending),
+            dead: AtomicI64::new(dead),
+            wake: Notify::new(),
+            busy: Arc::default(),
+            metrics,
+        };
+        counts.publish();
         self.routes
+            .write()
+            .unwrap()
+            .entry(route)
+            .or_insert_with(|| Arc::new(counts));
+        Ok(())
+    }
+
+    fn counts(&self, route: &str) -> Arc<RouteCounts> {
+        self.routes
+            .read()
+            .unwrap()
             .get(route)
-            .expect("spool opened with every async route")
+            .cloned()
+            .expect("spool knows every async route")
+    }
+
+    fn known(&self, route: &str) -> Option<Arc<RouteCounts>> {
+        self.routes.read().unwrap().get(route).cloned()
+    }
+
+    /// The ids of `route`'s deliveries being attempted right now, shared by
+    /// every worker of the route (across reloads), so none is sent twice
+    /// at once.
+    pub fn busy(&self, route: &str) -> Arc<std::sync::Mutex<std::collections::HashSet<String>>> {
+        self.counts(route).busy.clone()
     }
 
     /// Cheap health check for readiness: the store answers a read.
@@ -430,7 +459,7 @@ impl Spool {
             })
             .await?;
         for (route, n) in &moved {
-            if let Some(counts) = self.routes.get(route) {
+            if let Some(counts) = self.known(route) {
                 counts.dead.fetch_sub(*n, Ordering::Relaxed);
                 counts.pending.fetch_add(*n, Ordering::Relaxed);
                 counts.publish();
@@ -459,7 +488,7 @@ impl Spool {
                 Ok(route)
             })
             .await?;
-        if let Some(counts) = route.as_deref().and_then(|r| self.routes.get(r)) {
+        if let Some(counts) = route.as_deref().and_then(|r| self.known(r)) {
             counts.dead.fetch_sub(1, Ordering::Relaxed);
             counts.publish();
         }

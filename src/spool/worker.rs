@@ -8,8 +8,7 @@
 //! policy. On shutdown it starts no new attempt, lets running ones finish
 //! up to a bound, and leaves the rest pending on disk.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
@@ -43,7 +42,7 @@ impl DeliveryWorker {
         let name = worker.route.name.clone();
         let concurrency = worker.route.upstream.concurrency as usize;
         let permits = Arc::new(Semaphore::new(concurrency));
-        let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let busy = worker.spool.busy(&name);
         let policy = RetryPolicy::new(worker.route.upstream.retry);
 
         loop {

@@ -44,6 +44,10 @@ pub enum Outcome {
     StoreUnavailable,
     /// The route's spool holds `max_pending` undelivered events (503).
     SpoolFull,
+    /// The sender's address is not in the route's `allow_ips` (403).
+    Forbidden,
+    /// Over the route's `rate_limit` (429).
+    RateLimited,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
     /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
@@ -54,7 +58,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -69,6 +73,8 @@ impl Outcome {
         Outcome::InFlight,
         Outcome::StoreUnavailable,
         Outcome::SpoolFull,
+        Outcome::Forbidden,
+        Outcome::RateLimited,
         Outcome::InternalError,
         Outcome::Filtered,
         Outcome::AckOnly,
@@ -90,6 +96,8 @@ impl Outcome {
             Outcome::InFlight => "in_flight",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::SpoolFull => "spool_full",
+            Outcome::Forbidden => "forbidden",
+            Outcome::RateLimited => "rate_limited",
             Outcome::InternalError => "internal_error",
             Outcome::Filtered => "filtered",
             Outcome::AckOnly => "ack_only",
@@ -122,6 +130,7 @@ pub struct Metrics {
     handle: PrometheusHandle,
     ready: Gauge,
     store_commit: Histogram,
+    reloads: [Counter; 2],
 }
 
 impl Default for Metrics {
@@ -164,11 +173,19 @@ impl Metrics {
         build.set(1.0);
         let ready = gauge(&recorder, names::READY, vec![]);
         let store_commit = histogram(&recorder, names::STORE_COMMIT_DURATION_SECONDS, vec![]);
+        let reloads = ["success", "failure"].map(|r| {
+            counter(
+                &recorder,
+                names::CONFIG_RELOADS_TOTAL,
+                vec![Label::new("result", r)],
+            )
+        });
         Metrics {
             recorder,
             handle,
             ready,
             store_commit,
+            reloads,
         }
     }
 
@@ -185,6 +202,11 @@ impl Metrics {
     /// Records one group commit of the embedded store.
     pub fn store_commit(&self, seconds: f64) {
         self.store_commit.record(seconds);
+    }
+
+    /// Counts one configuration reload.
+    pub fn config_reload(&self, success: bool) {
+        self.reloads[usize::from(!success)].increment(1);
     }
 
     pub fn set_ready(&self, ready: bool) {

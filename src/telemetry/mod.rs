@@ -14,11 +14,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. The level comes from
-/// `HOOKGATE_LOG` (tracing `EnvFilter` syntax), default `info`.
-pub fn init_logging(format: LogFormat) {
+/// Installs the global tracing subscriber. The filter comes from
+/// `HOOKGATE_LOG` (tracing `EnvFilter` syntax) when set, else `level` (the
+/// config's `log.level`). Access log lines use the target
+/// `hookgate::access` (silence them with `hookgate::access=off`).
+pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -32,6 +32,8 @@ pub const DELIVERY_ATTEMPT_DURATION_SECONDS: &str = "hookgate_delivery_attempt_d
 pub const DELIVERY_LAG_SECONDS: &str = "hookgate_delivery_lag_seconds";
 /// Histogram `{}`: duration of one group commit of the embedded store, in seconds.
 pub const STORE_COMMIT_DURATION_SECONDS: &str = "hookgate_store_commit_duration_seconds";
+/// Counter `{result}`: configuration reloads, `success` or `failure`.
+pub const CONFIG_RELOADS_TOTAL: &str = "hookgate_config_reloads_total";
 /// Gauge `{}`: 1 while the gateway is ready to take traffic.
 pub const READY: &str = "hookgate_ready";
 /// Gauge `{version}`: always 1; carries the build version.

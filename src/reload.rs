@@ -1,0 +1,313 @@
+//! The live, swappable state of a running gateway, and configuration reload.
+//!
+//! A reload (SIGHUP, `POST /admin/reload`, or `reload.watch`) re-reads the
+//! config file and every `${file:…}` it names, validates it, and swaps the
+//! routes atomically: each request runs start to end on the routes it
+//! started with. An invalid file, or one that changes what cannot change
+//! without a restart (listeners, data_dir, store, Redis, TLS on/off, a store
+//! the new routes need but the process did not open), is refused: the old
+//! configuration keeps serving, the error is logged and
+//! `hookgate_config_reloads_total{result="failure"}` counts it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::config::{AckMode, Config, DedupBackend, DedupMode};
+use crate::forward::UpstreamClient;
+use crate::server::tls::SharedTls;
+use crate::server::{Gateway, Stores};
+use crate::spool::worker::DeliveryWorker;
+use crate::telemetry::Metrics;
+use crate::verify::SpecKind;
+
+/// Where the configuration was read from, so it can be read again.
+#[derive(Clone)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+/// One generation of delivery workers.
+struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+pub struct Live {
+    /// The routes requests are served with.
+    pub gateway: ArcSwap<Gateway>,
+    /// Headers marked sensitive on every request.
+    pub sensitive: ArcSwap<Vec<HeaderName>>,
+    /// `admin.token`.
+    pub admin_token: ArcSwap<Option<SecretString>>,
+    pub tls: Option<SharedTls>,
+    source: Option<ConfigSource>,
+    /// The configuration in force; the lock also serialises reloads.
+    config: Mutex<Config>,
+    metrics: Metrics,
+    stores: Stores,
+    client: UpstreamClient,
+    workers: Mutex<Option<Workers>>,
+}
+
+impl Live {
+    pub fn new(config: Config, metrics: Metrics, stores: Stores, tls: Option<SharedTls>) -> Live {
+        let gateway = Gateway::new(&config, &metrics, &stores);
+        Live {
+            gateway: ArcSwap::from_pointee(gateway),
+            sensitive: ArcSwap::from_pointee(sensitive_headers(&config)),
+            admin_token: ArcSwap::from_pointee(config.admin_token.clone()),
+            tls,
+            source: None,
+            client: UpstreamClient::new(config.limits.max_upstream_response_bytes),
+            config: Mutex::new(config),
+            metrics,
+            stores,
+            workers: Mutex::new(None),
+        }
+    }
+
+    pub fn set_source(&mut self, source: ConfigSource) {
+        self.source = Some(source);
+    }
+
+    pub fn source(&self) -> Option<&ConfigSource> {
+        self.source.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub async fn config(&self) -> Config {
+        self.config.lock().await.clone()
+    }
+
+    /// Starts a delivery worker per async route of the current config.
+    pub async fn start_workers(&self) {
+        let config = self.config.lock().await;
+        let next = self.spawn_workers(&config);
+        let previous = self.workers.lock().await.replace(next);
+        debug_assert!(previous.is_none());
+    }
+
+    fn spawn_workers(&self, config: &Config) -> Workers {
+        let (stop, stop_rx) = watch::channel(false);
+        let handles = match &self.stores.spool {
+            None => Vec::new(),
+            Some(spool) => config
+                .routes
+                .iter()
+                .filter(|r| r.ack == AckMode::Async)
+                .map(|route| {
+                    let worker = DeliveryWorker {
+                        route: route.clone(),
+                        spool: spool.clone(),
+                        client: self.client.clone(),
+                        metrics: self.metrics.route(&route.name, route.verify.secret_count()),
+                    };
+                    tokio::spawn(worker.run(stop_rx.clone(), config.shutdown_timeout))
+                })
+                .collect(),
+        };
+        Workers { stop, handles }
+    }
+
+    /// Stops the workers: no new attempts; running ones finish, bounded by
+    /// `shutdown_timeout` inside each worker.
+    pub async fn stop_workers(&self) {
+        if let Some(workers) = self.workers.lock().await.take() {
+            let _ = workers.stop.send(true);
+            for handle in workers.handles {
+                let _ = handle.await;
+            }
+        }
+    }
+
+    /// Re-reads the config file and applies it. The error says why a reload
+    /// was refused; the old configuration is then still in force.
+    pub async fn reload(&self) -> Result<(), String> {
+        let result = match &self.source {
+            None => Err("this gateway was not started from a config file".to_string()),
+            Some(source) => match Config::load(&source.path, &source.env) {
+                Ok(config) => self.apply(config).await,
+                Err(error) => Err(error.to_string()),
+            },
+        };
+        match &result {
+            Ok(()) => {
+                self.metrics.config_reload(true);
+                tracing::info!("configuration reloaded");
+            }
+            Err(error) => {
+                self.metrics.config_reload(false);
+                tracing::error!(%error, "configuration reload refused; the previous configuration keeps serving");
+            }
+        }
+        result
+    }
+
+    async fn apply(&self, new: Config) -> Result<(), String> {
+        let mut current = self.config.lock().await;
+        restart_required(&current, &new, &self.stores)?;
+        // New TLS material first: if it does not load, nothing changes.
+        if let (Some(shared), Some(tls)) = (&self.tls, &new.tls) {
+            let loaded = crate::server::tls::load(tls)?;
+            shared.store(loaded);
+        }
+        if let Some(spool) = &self.stores.spool {
+            for route in new.routes.iter().filter(|r| r.ack == AckMode::Async) {
+                spool
+                    .add_route(
+                        route.name.clone(),
+                        self.metrics.route(&route.name, route.verify.secret_count()),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        self.gateway
+            .store(Arc::new(Gateway::new(&new, &self.metrics, &self.stores)));
+        self.sensitive.store(Arc::new(sensitive_headers(&new)));
+        self.admin_token.store(Arc::new(new.admin_token.clone()));
+
+        // A new generation of workers takes over; the old one stops taking
+        // events and finishes its running attempts in the background.
+        let mut workers = self.workers.lock().await;
+        if workers.is_some() {
+            let next = self.spawn_workers(&new);
+            if let Some(old) = workers.replace(next) {
+                let _ = old.stop.send(true);
+                tokio::spawn(async move {
+                    for handle in old.handles {
+                        let _ = handle.await;
+                    }
+                });
+            }
+        }
+        *current = new;
+        Ok(())
+    }
+
+    /// Polls the config file, the files it reads with `${file:…}` and the
+    /// TLS files every `interval`; reloads when their content changes.
+    pub async fn watch(self: Arc<Self>, interval: Duration, mut stop: watch::Receiver<bool>) {
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        let mut last = fingerprint(&source, &self.config().await);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let now = fingerprint(&source, &self.config().await);
+            if now != last {
+                last = now;
+                tracing::info!("configuration files changed; reloading");
+                let _ = self.reload().await;
+            }
+        }
+    }
+}
+
+/// What a reload cannot change: the error names it.
+fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), String> {
+    let redis = |c: &Config| {
+        c.redis.as_ref().map(|r| {
+            (
+                r.url.expose_secret().to_string(),
+                r.key_prefix.clone(),
+                r.timeout,
+            )
+        })
+    };
+    let checks = [
+        ("listen", old.listen != new.listen),
+        ("admin.listen", old.admin_listen != new.admin_listen),
+        ("data_dir", old.data_dir != new.data_dir),
+        ("store", old.store != new.store),
+        ("redis", redis(old) != redis(new)),
+        ("tls (on or off)", old.tls.is_some() != new.tls.is_some()),
+    ];
+    for (what, changed) in checks {
+        if changed {
+            return Err(format!("`{what}` changed: restart hookgate to apply it"));
+        }
+    }
+    for route in &new.routes {
+        if route.ack == AckMode::Async && stores.spool.is_none() {
+            return Err(format!(
+                "route {:?} is async, but this process started without async routes: restart to open the spool",
+                route.name
+            ));
+        }
+        if let DedupMode::On(d) = &route.dedup {
+            let missing = match d.backend {
+                DedupBackend::Local => stores.local.is_none(),
+                DedupBackend::Redis => stores.redis.is_none(),
+            };
+            if missing {
+                return Err(format!(
+                    "route {:?} uses the {} dedup store, which this process did not open: restart to apply it",
+                    route.name,
+                    d.backend.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Contents of every file the configuration depends on.
+fn fingerprint(source: &ConfigSource, config: &Config) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let text = std::fs::read(&source.path).unwrap_or_default();
+    hash.update(&text);
+    let text = String::from_utf8_lossy(&text);
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("${file:") {
+        let after = &rest[start + 7..];
+        let Some(end) = after.find('}') else { break };
+        hash.update(std::fs::read(&after[..end]).unwrap_or_default());
+        rest = &after[end..];
+    }
+    if let Some(tls) = &config.tls {
+        hash.update(std::fs::read(&tls.cert_file).unwrap_or_default());
+        hash.update(std::fs::read(&tls.key_file).unwrap_or_default());
+    }
+    hash.finalize().to_vec()
+}
+
+/// Headers that carry credentials anywhere in this config, marked sensitive
+/// on every request so no layer logs their values.
+pub fn sensitive_headers(config: &Config) -> Vec<HeaderName> {
+    let mut names = vec![
+        http::header::AUTHORIZATION,
+        http::header::PROXY_AUTHORIZATION,
+        http::header::COOKIE,
+    ];
+    for route in &config.routes {
+        match &route.verify.kind {
+            SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => {
+                names.push(header.clone())
+            }
+            SpecKind::Hmac { spec, .. } => {
+                names.extend(spec.sources.iter().map(|s| s.header.clone()))
+            }
+            _ => {}
+        }
+    }
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    names
+}
