@@ -379,6 +379,38 @@ fn histogram(r: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> 
 mod tests {
     use super::*;
 
+    /// Every series the gateway registers is described in `names::ALL`
+    /// (so it has HELP text and dashboards can rely on the list), and every
+    /// name there is registered.
+    #[test]
+    fn names_all_lists_exactly_the_registered_metrics() {
+        let m = Metrics::new();
+        let _ = m.route("r", 1);
+        m.store_commit(0.001);
+        m.run_upkeep();
+        let text = m.render();
+        let rendered: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .map(|n| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| n.strip_suffix(s))
+                    .unwrap_or(n)
+            })
+            .collect();
+        let described: std::collections::BTreeSet<&str> =
+            names::ALL.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(rendered, described);
+        for name in described {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+        }
+    }
+
     #[test]
     fn route_series_exist_before_any_request_and_count() {
         let m = Metrics::new();

@@ -40,42 +40,25 @@ pub const READY: &str = "hookgate_ready";
 pub const BUILD_INFO: &str = "hookgate_build_info";
 
 /// Every name above with its type and help text, described at start-up.
+#[rustfmt::skip]
 pub const ALL: &[(&str, Kind, &str)] = &[
-    (
-        REQUESTS_TOTAL,
-        Kind::Counter,
-        "Webhook requests by route and outcome.",
-    ),
-    (
-        REQUEST_DURATION_SECONDS,
-        Kind::Histogram,
-        "Time from request head to response sent to the sender.",
-    ),
-    (
-        UPSTREAM_DURATION_SECONDS,
-        Kind::Histogram,
-        "Duration of the exchange with the upstream.",
-    ),
-    (
-        VERIFY_FAILURES_TOTAL,
-        Kind::Counter,
-        "Requests that failed verification, by reason.",
-    ),
-    (
-        SECRET_MATCHES_TOTAL,
-        Kind::Counter,
-        "Verified requests by the index of the secret that matched.",
-    ),
-    (
-        UPSTREAM_RESPONSES_TOTAL,
-        Kind::Counter,
-        "Upstream answers by status class, or error/timeout.",
-    ),
-    (
-        READY,
-        Kind::Gauge,
-        "1 while the gateway is ready to take traffic.",
-    ),
+    (REQUESTS_TOTAL, Kind::Counter, "Webhook requests by route and outcome."),
+    (REQUEST_DURATION_SECONDS, Kind::Histogram, "Time from request head to response sent to the sender."),
+    (UPSTREAM_DURATION_SECONDS, Kind::Histogram, "Duration of the exchange with the upstream."),
+    (VERIFY_FAILURES_TOTAL, Kind::Counter, "Requests that failed verification, by reason."),
+    (SECRET_MATCHES_TOTAL, Kind::Counter, "Verified requests by the index of the secret that matched."),
+    (UPSTREAM_RESPONSES_TOTAL, Kind::Counter, "Upstream answers by status class, or error/timeout."),
+    (DEDUP_TOTAL, Kind::Counter, "Dedup claims by result: new, duplicate, in_flight."),
+    (DEDUP_ERRORS_TOTAL, Kind::Counter, "Dedup store failures; the route's on_store_error policy applied."),
+    (DEDUP_KEY_FALLBACKS_TOTAL, Kind::Counter, "Dedup keys that fell back to the body digest because a key part was missing."),
+    (SPOOL_PENDING, Kind::Gauge, "Spooled events not yet delivered."),
+    (DEAD_LETTERS, Kind::Gauge, "Dead letters waiting to be replayed or dropped."),
+    (DELIVERIES_TOTAL, Kind::Counter, "Delivery attempts by result: delivered, retry, dead_letter."),
+    (DELIVERY_ATTEMPT_DURATION_SECONDS, Kind::Histogram, "Duration of one delivery attempt."),
+    (DELIVERY_LAG_SECONDS, Kind::Histogram, "Time from receiving an event to delivering it."),
+    (STORE_COMMIT_DURATION_SECONDS, Kind::Histogram, "Duration of one group commit of the embedded store."),
+    (CONFIG_RELOADS_TOTAL, Kind::Counter, "Configuration reloads by result: success, failure."),
+    (READY, Kind::Gauge, "1 while the gateway is ready to take traffic."),
     (BUILD_INFO, Kind::Gauge, "Build information; always 1."),
 ];
 

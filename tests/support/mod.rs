@@ -189,6 +189,32 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// Boots a gateway from a config file, reloadable from that file (as
+    /// the binary does). The file must set its own ports and data_dir.
+    pub async fn start_file(path: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = hookgate::Config::load(path, &env).expect("test config is valid");
+        let server = hookgate::Server::bind(config)
+            .await
+            .unwrap()
+            .with_source(path.to_path_buf(), env);
+        let (addr, admin) = (server.ingress_addr(), server.admin_addr());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.serve(async {
+            let _ = rx.await;
+        }));
+        Gateway {
+            addr,
+            admin,
+            data_dir: None,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// Starts graceful shutdown; await the returned handle for its end.
     pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
         let _ = self.shutdown.take().unwrap().send(());
