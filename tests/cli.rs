@@ -156,3 +156,63 @@ fn serve_with_a_bad_config_exits_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn sighup_reloads_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |secret: &str| {
+        format!(
+            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\ndata_dir: \"{}\"\nroutes:\n  - {{ name: t, path: /t, ack: sync, dedup: off, verify: {{ scheme: header, header: X-Secret, secrets: [\"{secret}\"] }}, upstream: {{ url: \"http://127.0.0.1:1/\" }} }}\n",
+            dir.path().join("data").display()
+        )
+    };
+    std::fs::write(&file, config("before")).unwrap();
+    let mut child = hookgate()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut wait_for = |want: &str| loop {
+        let line = lines.next().expect("log ended").unwrap();
+        if line.contains(want) {
+            return;
+        }
+    };
+    wait_for("hookgate is serving");
+    // The status of an unsigned-by-`secret` request: 401 when the secret is
+    // wrong, 502 when it verifies (the upstream port is closed).
+    let status = |secret: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("X-Secret: {secret}")])
+            .arg(format!("http://127.0.0.1:{port}/t"))
+            .output()
+            .expect("curl is installed");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(status("before"), "502");
+    std::fs::write(&file, config("after")).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("configuration reloaded");
+    assert_eq!(status("after"), "502");
+    assert_eq!(status("before"), "401");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGHUP must not kill the process"
+    );
+}
