@@ -162,9 +162,11 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, reports not
     /// ready, and waits up to `shutdown_timeout` for in-flight requests.
-    /// `reloads` yields once per reload request (e.g. SIGHUP).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        self.serve_with_reloads(shutdown, futures_never()).await
+        // No reload requests: the sender stays alive (and silent) until
+        // serving ends.
+        let (_no_reloads, reloads) = tokio::sync::mpsc::channel(1);
+        self.serve_with_reloads(shutdown, reloads).await
     }
 
     /// [`Server::serve`], also reloading the configuration each time
@@ -342,16 +344,6 @@ impl Server {
         pruner.abort();
         tracing::info!("hookgate stopped");
     }
-}
-
-/// A reload channel that never delivers (for [`Server::serve`]).
-fn futures_never() -> tokio::sync::mpsc::Receiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    // Keep the sender alive for the life of the process: a closed channel
-    // would end the reload loop, which is harmless, but this keeps the
-    // behaviour uniform.
-    std::mem::forget(tx);
-    rx
 }
 
 /// How often expired dedup keys are deleted from the local store.

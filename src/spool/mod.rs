@@ -242,7 +242,6 @@ impl Spool {
         let id = uuid::Uuid::now_v7().to_string();
         let headers = encode_headers(&event.headers);
         let route = event.route.clone();
-        let row_id = id.clone();
         let appended = self
             .db
             .write(move |tx| {
@@ -258,9 +257,9 @@ impl Spool {
                 tx.execute(
                     "INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
                      VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)",
-                    params![row_id, event.route, now, event.query, headers, &event.body[..]],
+                    params![id, event.route, now, event.query, headers, &event.body[..]],
                 )?;
-                Ok(Appended::Spooled(row_id))
+                Ok(Appended::Spooled(id))
             })
             .await?;
         if let Appended::Spooled(_) = appended {
@@ -269,7 +268,6 @@ impl Spool {
             counts.publish();
             counts.wake.notify_one();
         }
-        debug_assert!(!matches!(&appended, Appended::Spooled(x) if *x != id));
         Ok(appended)
     }
 
@@ -583,6 +581,106 @@ fn decode_headers(text: &str) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn spool(dir: &std::path::Path) -> Spool {
+        let db = Db::open(dir, false, Box::new(|_, _| {})).unwrap();
+        let metrics = crate::telemetry::Metrics::new();
+        Spool::open(db, vec![("r".into(), metrics.route("r", 0))])
+            .await
+            .unwrap()
+    }
+
+    fn event(body: &'static str) -> NewEvent {
+        NewEvent {
+            route: "r".into(),
+            headers: HeaderMap::new(),
+            query: None,
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    fn outcome(next: NextState) -> AttemptOutcome {
+        AttemptOutcome {
+            attempt: 1,
+            started_at: now_ms(),
+            duration: Duration::from_millis(3),
+            status: Some(200),
+            error: None,
+            next,
+        }
+    }
+
+    #[tokio::test]
+    async fn delivered_events_are_pruned_after_retention_and_dead_letters_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = spool(dir.path()).await;
+        let mut ids = Vec::new();
+        for body in ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"] {
+            match spool.append(event(body), None).await.unwrap() {
+                Appended::Spooled(id) => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(spool.pending("r"), 3);
+        spool
+            .record("r", &ids[0], outcome(NextState::Delivered))
+            .await
+            .unwrap();
+        spool
+            .record("r", &ids[1], outcome(NextState::Dead("max_attempts")))
+            .await
+            .unwrap();
+        assert_eq!(spool.pending("r"), 1);
+        // Within the retention period nothing goes.
+        assert_eq!(
+            spool
+                .prune_delivered(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Past it, only the delivered event (and its attempts) go.
+        assert_eq!(
+            spool
+                .prune_delivered(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(spool.get(&ids[0]).await.unwrap().is_none());
+        let dead = spool.get(&ids[1]).await.unwrap().unwrap();
+        assert_eq!(dead.summary.state, DEAD);
+        assert_eq!(dead.attempt_history.len(), 1);
+        assert!(
+            spool.get(&ids[2]).await.unwrap().is_some(),
+            "pending events are kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_survive_reopening_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = spool(dir.path()).await;
+            for body in ["1", "2"] {
+                spool.append(event(body), None).await.unwrap();
+            }
+            let due = spool.due("r", 10, Vec::new()).await.unwrap();
+            spool
+                .record("r", &due[0].id, outcome(NextState::Dead("max_age")))
+                .await
+                .unwrap();
+        }
+        let spool = spool(dir.path()).await;
+        assert_eq!(spool.pending("r"), 1);
+        let dead = spool
+            .list(Some("r".into()), Some(DEAD.into()), 10)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].last_error.as_deref().unwrap().contains("max_age"));
+    }
 
     #[test]
     fn headers_round_trip_including_opaque_bytes() {
