@@ -220,6 +220,7 @@ impl Server {
             GracefulShutdown::new(),
             stop_ingress_rx,
             tls,
+            config.limits.max_connections,
         ));
         let admin_task = tokio::spawn(server::accept_loop(
             admin,
@@ -234,6 +235,8 @@ impl Server {
             GracefulShutdown::new(),
             stop_admin_rx,
             None,
+            // The admin port serves probes and scrapes: a small fixed cap.
+            64,
         ));
         let upkeep = {
             let metrics = metrics.clone();

@@ -65,7 +65,23 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Largest upstream response body relayed to the sender in sync mode.
     pub max_upstream_response_bytes: u64,
+    /// Open ingress connections; beyond it new connections wait in the
+    /// listen backlog (the kernel refuses them when that is full).
+    pub max_connections: usize,
+    /// Requests processed at once; beyond it `503 overloaded`.
+    pub max_concurrent_requests: usize,
+    /// Size of a request head (HTTP/1.1) or header list (HTTP/2); beyond it 431.
+    pub max_header_bytes: usize,
+    /// Number of request headers (HTTP/1.1); beyond it 431.
+    pub max_headers: usize,
+    /// Slowest body a sender may trickle, in bytes per second, after the
+    /// first [`BODY_RATE_GRACE`]; slower gets 408.
+    pub body_min_rate: u64,
 }
+
+/// How long a body may arrive slower than `body_min_rate` before the rate
+/// is enforced (TCP slow start, a sender's first flush).
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(2);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -74,6 +90,11 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_upstream_response_bytes: 10 * 1024 * 1024,
+            max_connections: 10_000,
+            max_concurrent_requests: 5_000,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            body_min_rate: 1024,
         }
     }
 }

@@ -97,6 +97,11 @@ pub struct RawLimits {
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
     pub max_upstream_response_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_concurrent_requests: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+    pub max_headers: Option<u64>,
+    pub body_min_rate: Option<u64>,
 }
 
 #[derive(Deserialize)]

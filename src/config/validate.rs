@@ -67,6 +67,33 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             raw_limits.max_upstream_response_bytes,
             defaults.max_upstream_response_bytes,
         )?,
+        max_connections: positive(
+            "limits.max_connections",
+            raw_limits.max_connections,
+            defaults.max_connections as u64,
+        )? as usize,
+        max_concurrent_requests: positive(
+            "limits.max_concurrent_requests",
+            raw_limits.max_concurrent_requests,
+            defaults.max_concurrent_requests as u64,
+        )? as usize,
+        max_header_bytes: match raw_limits.max_header_bytes {
+            None => defaults.max_header_bytes,
+            // hyper's read buffer cannot be smaller.
+            Some(n) if n < 8192 => {
+                return Err(ConfigError::at(
+                    "limits.max_header_bytes",
+                    "must be at least 8192",
+                ))
+            }
+            Some(n) => n as usize,
+        },
+        max_headers: positive(
+            "limits.max_headers",
+            raw_limits.max_headers,
+            defaults.max_headers as u64,
+        )? as usize,
+        body_min_rate: raw_limits.body_min_rate.unwrap_or(defaults.body_min_rate),
     };
     let shutdown_timeout = duration(
         "shutdown_timeout",

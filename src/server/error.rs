@@ -45,6 +45,9 @@ pub enum RequestError {
     /// Over the route's rate limit; retry after this many seconds.
     #[error("rate limited")]
     RateLimited(u64),
+    /// `max_concurrent_requests` are already being processed.
+    #[error("overloaded")]
+    Overloaded,
 }
 
 /// Retry-After when a route's spool is full, in seconds.
@@ -72,6 +75,7 @@ impl RequestError {
             }
             RequestError::Forbidden => StatusCode::FORBIDDEN,
             RequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            RequestError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -92,6 +96,7 @@ impl RequestError {
             RequestError::SpoolFull => "spool_full",
             RequestError::Forbidden => "forbidden",
             RequestError::RateLimited(_) => "rate_limited",
+            RequestError::Overloaded => "overloaded",
         }
     }
 
@@ -112,6 +117,7 @@ impl RequestError {
             RequestError::SpoolFull => Outcome::SpoolFull,
             RequestError::Forbidden => Outcome::Forbidden,
             RequestError::RateLimited(_) => Outcome::RateLimited,
+            RequestError::Overloaded => Outcome::Overloaded,
         }
     }
 
@@ -135,6 +141,7 @@ impl RequestError {
             RequestError::StoreUnavailable => Some(STORE_RETRY_AFTER_SECS),
             RequestError::SpoolFull => Some(SPOOL_FULL_RETRY_AFTER_SECS),
             RequestError::RateLimited(secs) => Some(secs),
+            RequestError::Overloaded => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -180,6 +187,7 @@ mod tests {
             RequestError::SpoolFull,
             RequestError::Forbidden,
             RequestError::RateLimited(1),
+            RequestError::Overloaded,
         ];
         for e in all {
             let r = e.into_response(true);

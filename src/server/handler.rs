@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::error::RequestError;
+use crate::config::BODY_RATE_GRACE;
 use crate::config::{
     AckMode, Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy,
     UNMATCHED_ROUTE,
@@ -76,6 +77,8 @@ pub struct Gateway {
     limits: Limits,
     spool: Option<Spool>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests being processed; past `max_concurrent_requests`, 503.
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -134,6 +137,7 @@ impl Gateway {
             limits: config.limits.clone(),
             spool: stores.spool.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            in_flight: tokio::sync::Semaphore::new(config.limits.max_concurrent_requests),
         }
     }
 
@@ -152,7 +156,13 @@ impl Gateway {
             return error.into_response(http1);
         };
         let client = client_address(peer.ip(), request.headers(), &self.trusted_proxies);
-        let (outcome, response) = match self.process(route, request, peer, client).await {
+        // Shed load rather than queue without bound: a sender told 503 with
+        // Retry-After retries later, a queued one times out and retries anyway.
+        let result = match self.in_flight.try_acquire() {
+            Ok(_permit) => self.process(route, request, peer, client).await,
+            Err(_) => Err(RequestError::Overloaded),
+        };
+        let (outcome, response) = match result {
             Ok(done) => done,
             Err(error) => (error.outcome(), error.into_response(http1)),
         };
@@ -583,7 +593,7 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -
 /// Content-Length before reading anything, and while streaming for chunked
 /// bodies) and giving up after `body_read_timeout`.
 async fn read_body(
-    body: Incoming,
+    mut body: Incoming,
     headers: &HeaderMap,
     limits: &Limits,
 ) -> Result<Bytes, RequestError> {
@@ -595,17 +605,31 @@ async fn read_body(
         return Err(RequestError::TooLarge);
     }
     let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    match tokio::time::timeout(
-        limits.body_read_timeout,
-        Limited::new(body, limit).collect(),
-    )
-    .await
-    {
-        Err(_) => Err(RequestError::BodyTimeout),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(RequestError::TooLarge),
-        Ok(Err(_)) => Err(RequestError::BadBody),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    let started = tokio::time::Instant::now();
+    let deadline = started + limits.body_read_timeout;
+    let mut received = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        // Wait for the next frame until the overall deadline, or until the
+        // moment the sender falls below the minimum rate, if sooner.
+        let rate_deadline = (limits.body_min_rate > 0).then(|| {
+            let needed = received.len() as f64 / limits.body_min_rate as f64;
+            started + BODY_RATE_GRACE.max(std::time::Duration::from_secs_f64(needed))
+        });
+        let wait_until = rate_deadline.map_or(deadline, |r| r.min(deadline));
+        let frame = match tokio::time::timeout_at(wait_until, body.frame()).await {
+            Err(_) => return Err(RequestError::BodyTimeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(RequestError::BadBody),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if received.len() + data.len() > limit {
+                return Err(RequestError::TooLarge);
+            }
+            received.extend_from_slice(&data);
+        }
     }
+    Ok(received.freeze())
 }
 
 fn status_class(status: StatusCode) -> &'static str {

@@ -38,10 +38,21 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         // A sender that does not finish its request head in time is cut off
-        // (slowloris); the body has its own timeout in the handler.
+        // (slowloris); the body has its own timeout in the handler. The
+        // timer also runs while a keep-alive connection waits for its next
+        // request, so it is the HTTP/1.1 idle timeout too.
         .header_read_timeout(limits.header_read_timeout)
+        // Heads larger than this, or with more headers, get 431.
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        // Dead HTTP/2 peers are found by pings and dropped.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     builder
 }
 
@@ -89,6 +100,7 @@ pub async fn accept_loop<M, S, B>(
     connections: GracefulShutdown,
     mut stop: watch::Receiver<bool>,
     tls: Option<(tls::SharedTls, Duration)>,
+    max_connections: usize,
 ) -> GracefulShutdown
 where
     M: Fn(SocketAddr) -> S,
@@ -100,7 +112,18 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Past `max_connections`, stop accepting until one closes: new
+    // connections wait in the kernel's backlog, existing ones are unaffected.
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let slot = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             biased;
             // The only change ever sent is "stop"; a dropped sender also stops.
@@ -122,6 +145,7 @@ where
         let watcher = connections.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let result =
                 match tls {
                     None => {

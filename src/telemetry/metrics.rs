@@ -48,6 +48,8 @@ pub enum Outcome {
     Forbidden,
     /// Over the route's `rate_limit` (429).
     RateLimited,
+    /// `limits.max_concurrent_requests` reached (503).
+    Overloaded,
     /// The handler failed unexpectedly (500); a bug, never expected.
     InternalError,
     /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
@@ -58,7 +60,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 19] = [
+    pub const ALL: [Outcome; 20] = [
         Outcome::Accepted,
         Outcome::UpstreamRejected,
         Outcome::Unauthorized,
@@ -75,6 +77,7 @@ impl Outcome {
         Outcome::SpoolFull,
         Outcome::Forbidden,
         Outcome::RateLimited,
+        Outcome::Overloaded,
         Outcome::InternalError,
         Outcome::Filtered,
         Outcome::AckOnly,
@@ -98,6 +101,7 @@ impl Outcome {
             Outcome::SpoolFull => "spool_full",
             Outcome::Forbidden => "forbidden",
             Outcome::RateLimited => "rate_limited",
+            Outcome::Overloaded => "overloaded",
             Outcome::InternalError => "internal_error",
             Outcome::Filtered => "filtered",
             Outcome::AckOnly => "ack_only",

@@ -1,0 +1,193 @@
+//! Hostile senders on real sockets: slowloris, oversized and too many
+//! headers, trickled bodies, connection and concurrency caps.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn config(upstream: &Upstream, limits: &str) -> String {
+    format!(
+        "limits: {{ {limits} }}\nroutes:\n  - {{ name: r, path: /r, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"{}\" }} }}\n",
+        upstream.url("/")
+    )
+}
+
+/// Reads what the server sends until it closes or `limit` passes.
+async fn read_all(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut out))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&out).to_string(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(&upstream, "header_read_timeout: 1s")).await;
+    // 300 connections that send their request head a byte at a time.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+        s.write_all(b"P").await.unwrap();
+        slow.push(s);
+    }
+    let trickle = tokio::spawn(async move {
+        let head = b"OST /r HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        for byte in head.iter().chain(std::iter::repeat(&b'a')).take(60) {
+            for s in slow.iter_mut() {
+                let _ = s.write_all(&[*byte]).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slow
+    });
+    // Meanwhile normal senders are answered.
+    for i in 0..20 {
+        let a = post(&gateway.url("/r"), &[], format!("{{\"n\":{i}}}")).await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let mut slow = trickle.await.unwrap();
+    // Every slow connection was closed at the header timeout, not served.
+    for s in slow.iter_mut() {
+        let (text, closed) = read_all(s, Duration::from_secs(5)).await;
+        assert!(closed, "a slow connection is still open");
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
+    }
+    assert_eq!(upstream.received().len(), 20);
+}
+
+#[tokio::test]
+async fn oversized_or_too_many_headers_get_431() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(
+        &upstream,
+        "max_header_bytes: 16384, max_headers: 20",
+    ))
+    .await;
+    let big = format!(
+        "POST /r HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+        "a".repeat(20_000)
+    );
+    let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+    let _ = s.write_all(big.as_bytes()).await;
+    let (text, _) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+
+    let mut many = String::from("POST /r HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..30 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("Content-Length: 2\r\n\r\n{}");
+    let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+    s.write_all(many.as_bytes()).await.unwrap();
+    let (text, _) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    assert!(upstream.received().is_empty());
+    // Within the limits, the same shape is fine.
+    assert_eq!(
+        post(&gateway.url("/r"), &[("X-Small", "a")], "{}")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_body_trickled_below_the_minimum_rate_is_cut_off_before_the_body_timeout() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(
+        &upstream,
+        "body_read_timeout: 60s, body_min_rate: 100",
+    ))
+    .await;
+    let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+    s.write_all(b"POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        // One byte every 100 ms: 10 B/s, far below 100 B/s.
+        for _ in 0..200 {
+            if s.write_all(b"a").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s
+    });
+    let mut s = writer.await.unwrap();
+    let (text, _) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "cut off by the rate, not the 60 s timeout"
+    );
+    assert!(upstream.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_new_connections_wait_until_one_closes() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(
+        &upstream,
+        "max_connections: 2, header_read_timeout: 30s",
+    ))
+    .await;
+    let idle1 = TcpStream::connect(gateway.addr).await.unwrap();
+    let idle2 = TcpStream::connect(gateway.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third sender's request is not served while both slots are taken...
+    let url = gateway.url("/r");
+    let waiting = tokio::spawn(async move { post(&url, &[], "{}").await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "served past max_connections");
+    assert!(upstream.received().is_empty());
+    // ...and is served once one closes; the existing ones were unaffected.
+    drop(idle1);
+    let status = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    drop(idle2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_concurrent_requests_the_gateway_sheds_load_with_503() {
+    let upstream = Upstream::with(Duration::from_millis(500), |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    let gateway = Gateway::start(&config(&upstream, "max_concurrent_requests: 1")).await;
+    let url = gateway.url("/r");
+    let first = tokio::spawn(async move { post(&url, &[], "{\"a\":1}").await.status });
+    while upstream.received().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shed = post(&gateway.url("/r"), &[], "{\"b\":2}").await;
+    assert_eq!(
+        (shed.status, shed.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+    );
+    assert!(shed.headers.contains_key("retry-after"));
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(
+        post(&gateway.url("/r"), &[], "{\"c\":3}").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        gateway
+            .metric(r#"hookgate_requests_total{route="r",outcome="overloaded"}"#)
+            .await,
+        1.0
+    );
+}
