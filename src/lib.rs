@@ -332,6 +332,7 @@ fn sensitive_headers(config: &Config) -> Arc<[HeaderName]> {
             SpecKind::Hmac { spec, .. } => {
                 names.extend(spec.sources.iter().map(|s| s.header.clone()))
             }
+            SpecKind::PublicKey { spec, .. } => names.push(spec.header.clone()),
         }
     }
     names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
