@@ -387,7 +387,16 @@ fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), Config
     ];
     for (field, present) in given {
         if present && !allowed.contains(&field) {
-            let why = if preset.is_some() {
+            let takes = preset_fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let why = if preset.is_some() && field == "secrets" {
+                format!("`{scheme}` checks signatures with the sender's public keys: it takes {takes}, no shared secrets")
+            } else if field == "public_keys" {
+                format!("`{scheme}` takes no public keys (they apply to discord, sendgrid and standard_webhooks){}", if preset.is_some() { format!("; it takes {takes}") } else { String::new() })
+            } else if preset.is_some() {
                 format!(
                     "is fixed by the `{scheme}` preset; it takes only {}",
                     preset_fields

@@ -384,7 +384,7 @@ fn config_errors_name_the_field_and_never_echo_a_key() {
             "routes[0].verify.secrets",
             "public_keys",
         ),
-        ("scheme: discord, secrets: [\"s\"]".to_string(), "routes[0].verify.secrets", "public_keys"),
+        ("scheme: discord, secrets: [\"s\"]".to_string(), "routes[0].verify.secrets", "no shared secrets"),
         ("scheme: discord".to_string(), "routes[0].verify.public_keys", "64 hex digits"),
         ("scheme: sendgrid, public_keys: []".to_string(), "routes[0].verify.public_keys", "DER"),
         // HMAC presets take no public keys.
@@ -396,7 +396,7 @@ fn config_errors_name_the_field_and_never_echo_a_key() {
         (
             format!("scheme: hmac, header: X-S, algorithm: sha256, secrets: [\"s\"], public_keys: [\"{discord_key}\"]"),
             "routes[0].verify.public_keys",
-            "does not apply",
+            "takes no public keys",
         ),
         // Standard Webhooks: one or the other.
         (
