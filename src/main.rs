@@ -194,6 +194,11 @@ fn sign(
             "route {} checks a shared secret in {header}, not a signature: the sender sends the secret itself, which hookgate sign does not print",
             route.name
         ),
+        SpecKind::PublicKey { spec, .. } => bail!(
+            "route {} verifies {} signatures with the sender's public keys: hookgate is verify-only for this scheme and has no private key to sign with; send a real request from the sender (or sign with its private key) to test the route",
+            route.name,
+            spec.algorithm.as_str()
+        ),
     };
     let signer = HmacVerifier::try_new(spec, secrets)
         .map_err(|e| anyhow::anyhow!("secret {} does not decode", e.0))?;

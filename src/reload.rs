@@ -304,7 +304,8 @@ pub fn sensitive_headers(config: &Config) -> Vec<HeaderName> {
             SpecKind::Hmac { spec, .. } => {
                 names.extend(spec.sources.iter().map(|s| s.header.clone()))
             }
-            _ => {}
+            SpecKind::PublicKey { spec, .. } => names.push(spec.header.clone()),
+            SpecKind::None => {}
         }
     }
     names.sort_by(|a, b| a.as_str().cmp(b.as_str()));

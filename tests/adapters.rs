@@ -11,6 +11,11 @@ use http::StatusCode;
 use support::*;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// RFC 8032 TEST 1's public key, in Discord's and Standard Webhooks' forms,
+/// and SendGrid's published test key.
+const ED25519_HEX: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+const WHPK: &str = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const SENDGRID_DER: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
 
 fn config(upstream: &Upstream) -> String {
     let u = upstream.url("/in");
@@ -183,10 +188,28 @@ fn cli_sign_explains_what_it_cannot_sign() {
     let file = dir.path().join("c.yaml");
     std::fs::write(
         &file,
-        "routes:\n  - name: gitlab\n    path: /g\n    verify: { scheme: gitlab, secrets: [\"tok-Zq9\"] }\n    upstream: { url: \"http://127.0.0.1:9/\" }\n",
+        format!(
+            "routes:\n  - name: gitlab\n    path: /g\n    verify: {{ scheme: gitlab, secrets: [\"tok-Zq9\"] }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n{}",
+            [
+                ("discord", "discord", ED25519_HEX),
+                ("sendgrid", "sendgrid", SENDGRID_DER),
+                ("stdwh-v1a", "standard_webhooks", WHPK),
+            ]
+            .map(|(name, scheme, key)| format!(
+                "  - name: {name}\n    path: /{name}\n    verify: {{ scheme: {scheme}, public_keys: [\"{key}\"] }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+            ))
+            .concat()
+        ),
     )
     .unwrap();
-    for (route, needle) in [("gitlab", "shared secret"), ("nope", "no route")] {
+    for (route, needle) in [
+        ("gitlab", "shared secret"),
+        ("nope", "no route"),
+        // Public-key schemes: hookgate has no private key to sign with.
+        ("discord", "verify-only"),
+        ("sendgrid", "verify-only"),
+        ("stdwh-v1a", "verify-only"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
             .args(["sign", "--config"])
             .arg(&file)
@@ -200,6 +223,9 @@ fn cli_sign_explains_what_it_cannot_sign() {
             !stderr.contains("tok-Zq9") && out.stdout.is_empty(),
             "{stderr}"
         );
+        for key in [ED25519_HEX, SENDGRID_DER, WHPK] {
+            assert!(!stderr.contains(key), "{stderr}");
+        }
     }
 }
 
@@ -358,4 +384,96 @@ async fn malformed_adapter_headers_are_401_with_a_reason() {
         assert_eq!(answer.error_code(), code, "{path} {headers:?}");
     }
     assert!(upstream.received().is_empty());
+}
+
+/// Public-key routes on a real gateway: a request signed with the second
+/// of two rotated keys is forwarded and counted under `secret_index="1"`;
+/// tampered, stale and unsigned requests get their 401 reason codes.
+#[tokio::test]
+async fn public_key_routes_verify_forward_and_count_the_key_index() {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let ed = |seed: u8| ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let ec = |seed: u8| p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+    // P-256 SubjectPublicKeyInfo: the fixed DER header, then the point.
+    let spki = |seed: u8| {
+        let header = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        let point = ec(seed).verifying_key().to_encoded_point(false);
+        b64(&[header.as_slice(), point.as_bytes()].concat())
+    };
+    let upstream = Upstream::start().await;
+    let u = upstream.url("/in");
+    let yaml = format!(
+        r#"
+routes:
+  - name: discord
+    path: /hooks/discord
+    verify: {{ scheme: discord, public_keys: ["{}", "{}"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+  - name: sendgrid
+    path: /hooks/sendgrid
+    verify: {{ scheme: sendgrid, public_keys: ["{}", "{}"] }}
+    ack: sync
+    upstream: {{ url: "{u}" }}
+"#,
+        hex::encode(ed(1).verifying_key().as_bytes()),
+        hex::encode(ed(2).verifying_key().as_bytes()),
+        spki(1),
+        spki(2),
+    );
+    let gateway = Gateway::start(&yaml).await;
+    let body = r#"[{"event":"delivered","email":"a@example.com"}]"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = |route: &str, ts: u64, body: &str| -> Vec<(String, String)> {
+        let ts = ts.to_string();
+        let message = [ts.as_bytes(), body.as_bytes()].concat();
+        match route {
+            "discord" => vec![
+                (
+                    "X-Signature-Ed25519".into(),
+                    hex::encode(ed(2).sign(&message).to_bytes()),
+                ),
+                ("X-Signature-Timestamp".into(), ts),
+            ],
+            _ => {
+                let sig: p256::ecdsa::Signature = ec(2).sign(&message);
+                vec![
+                    (
+                        "X-Twilio-Email-Event-Webhook-Signature".into(),
+                        b64(sig.to_der().as_bytes()),
+                    ),
+                    ("X-Twilio-Email-Event-Webhook-Timestamp".into(), ts),
+                ]
+            }
+        }
+    };
+    for route in ["discord", "sendgrid"] {
+        let path = format!("/hooks/{route}");
+        let headers = signed(route, now, body);
+        let answer = post_with(&gateway, &path, &headers, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{route}: {:?}", answer.body);
+        assert_eq!(upstream.received().last().unwrap().body, body.as_bytes());
+        let series =
+            format!("hookgate_secret_matches_total{{route=\"{route}\",secret_index=\"1\"}}");
+        assert_eq!(gateway.metric(&series).await, 1.0, "{route}");
+
+        let tampered = body.replace("delivered", "bounce");
+        let answer = post_with(&gateway, &path, &headers, &tampered).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{route}");
+        assert_eq!(answer.error_code(), "bad_signature", "{route}");
+
+        let stale = signed(route, now - 3600, body);
+        let answer = post_with(&gateway, &path, &stale, body).await;
+        assert_eq!(answer.error_code(), "stale_timestamp", "{route}");
+
+        let answer = post_with(&gateway, &path, &[], body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{route}");
+        assert_eq!(answer.error_code(), "missing_credentials", "{route}");
+    }
+    assert_eq!(upstream.received().len(), 2);
 }

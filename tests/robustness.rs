@@ -35,6 +35,8 @@ impl Rng {
             "h1=",
             "v1,",
             "v1a,",
+            "MEUCIQ",
+            "MEQCI",
             "sha1=",
             "sha256=",
             ",",
@@ -84,7 +86,21 @@ impl Rng {
     }
 }
 
+/// Public keys for the public-key presets: RFC 8032 TEST 1's key and
+/// SendGrid's published test key.
+const ED25519_HEX: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+const WHPK: &str = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const SENDGRID_DER: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+
 fn verifier(scheme: &str) -> Verifier {
+    let credentials = match scheme {
+        "discord" => format!("public_keys: [\"{ED25519_HEX}\"]"),
+        "sendgrid" => format!("public_keys: [\"{SENDGRID_DER}\"]"),
+        // Standard Webhooks with asymmetric (v1a) signatures.
+        "standard_webhooks_v1a" => format!("public_keys: [\"{WHPK}\"]"),
+        _ => String::new(),
+    };
+    let scheme = scheme.strip_suffix("_v1a").unwrap_or(scheme);
     let secret = if matches!(scheme, "standard_webhooks" | "svix" | "clerk" | "resend") {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     } else {
@@ -95,8 +111,13 @@ fn verifier(scheme: &str) -> Verifier {
     } else {
         ""
     };
+    let credentials = if credentials.is_empty() {
+        format!("secrets: [\"{secret}\"]")
+    } else {
+        credentials
+    };
     let yaml = format!(
-        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: {scheme}, secrets: [\"{secret}\"]{url} }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: {scheme}, {credentials}{url} }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
     );
     let config = hookgate::Config::from_yaml(&yaml, &HashMap::new()).unwrap();
     Verifier::new(&config.routes[0].verify)
@@ -141,11 +162,20 @@ const HEADERS: &[&str] = &[
     "twitch-eventsub-message-signature",
     "x-twilio-signature",
     "x-square-hmacsha256-signature",
+    "x-signature-ed25519",
+    "x-signature-timestamp",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
 ];
 
 #[test]
 fn arbitrary_signature_headers_never_panic_and_get_a_401_reason() {
-    let verifiers: Vec<(&str, Verifier)> = NAMES.iter().map(|n| (*n, verifier(n))).collect();
+    let verifiers: Vec<(&str, Verifier)> = NAMES
+        .iter()
+        .chain(&["standard_webhooks_v1a"])
+        .map(|n| (*n, verifier(n)))
+        .collect();
+    assert!(verifiers.iter().any(|(n, _)| *n == "sendgrid"));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for _ in 0..3000 {
         let mut headers = HeaderMap::new();
@@ -198,4 +228,80 @@ fn arbitrary_templates_and_timestamp_sources_never_panic() {
     }
     // The generator does reach valid templates, so the round trip is tested.
     assert!(parsed > 100, "{parsed}");
+}
+
+/// Random signatures of the right shape (so they reach the public-key
+/// verification itself, past the parsers) are always rejected as bad
+/// signatures, never accepted and never a panic.
+#[test]
+fn well_formed_random_public_key_signatures_are_bad_signatures() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next() as u8).collect() };
+    let discord = verifier("discord");
+    let sendgrid = verifier("sendgrid");
+    let stdwh = verifier("standard_webhooks_v1a");
+    for i in 0..200u64 {
+        let ts = (1_700_000_000 + i).to_string();
+        let body = bytes(40);
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut der = vec![0x30, 0x44, 0x02, 0x20];
+        let mut r = bytes(32);
+        r[0] &= 0x7f;
+        r[0] |= 0x01;
+        der.extend(r);
+        der.extend([0x02, 0x20]);
+        let mut s = bytes(32);
+        s[0] &= 0x7f;
+        s[0] |= 0x01;
+        der.extend(s);
+        let cases: [(&Verifier, Vec<(&str, String)>); 3] = [
+            (
+                &discord,
+                vec![
+                    ("x-signature-ed25519", hex::encode(bytes(64))),
+                    ("x-signature-timestamp", ts.clone()),
+                ],
+            ),
+            (
+                &sendgrid,
+                vec![
+                    ("x-twilio-email-event-webhook-signature", b64(&der)),
+                    ("x-twilio-email-event-webhook-timestamp", ts.clone()),
+                ],
+            ),
+            (
+                &stdwh,
+                vec![
+                    ("webhook-id", "msg_1".into()),
+                    ("webhook-timestamp", ts.clone()),
+                    ("webhook-signature", format!("v1a,{}", b64(&bytes(64)))),
+                ],
+            ),
+        ];
+        for (v, pairs) in cases {
+            let mut headers = HeaderMap::new();
+            for (k, val) in pairs {
+                headers.insert(
+                    HeaderName::from_static(k),
+                    HeaderValue::from_str(&val).unwrap(),
+                );
+            }
+            let result = v.verify_request(&SignedRequest {
+                method: "POST",
+                query: None,
+                headers: &headers,
+                body: &body,
+                now,
+            });
+            assert!(
+                matches!(
+                    result,
+                    Err(VerifyError::BadSignature | VerifyError::MalformedSignature)
+                ),
+                "{result:?} {headers:?}"
+            );
+        }
+    }
 }

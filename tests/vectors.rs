@@ -385,3 +385,117 @@ fn quickbooks_and_shopify_vectors_through_their_presets() {
         );
     }
 }
+
+/// A route's verifier for a public-key preset, built from YAML.
+fn public_key_verifier(scheme: &str, key: &str) -> Verifier {
+    let yaml = format!(
+        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: {scheme}, public_keys: [\"${{K}}\"] }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+    );
+    let env = [("K".to_string(), key.to_string())].into_iter().collect();
+    let config = hookgate::Config::from_yaml(&yaml, &env).unwrap_or_else(|e| panic!("{e}"));
+    Verifier::new(&config.routes[0].verify)
+}
+
+/// RFC 8032 TEST 1 pins the Ed25519 implementation, and its key is the one
+/// behind the derived Standard Webhooks `v1a` vector (Standard Webhooks
+/// publishes no asymmetric vector), which must verify through the preset.
+#[test]
+fn ed25519_rfc8032_and_derived_standard_webhooks_v1a_vector() {
+    use ed25519_dalek::Signer;
+    let rfc = vector("rfc8032-test1");
+    let secret: [u8; 32] = hex::decode(rfc["inputs"]["secret_key_hex"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let message = bytes_of(&rfc["inputs"]["message"]);
+    assert_eq!(
+        hex::encode(signing.sign(&message).to_bytes()),
+        rfc["expected"].as_str().unwrap()
+    );
+
+    let v = vector("DERIVED-stdwh-v1a");
+    let i = &v["inputs"];
+    let whpk = i["whpk"].as_str().unwrap();
+    assert_eq!(
+        whpk,
+        format!(
+            "whpk_{}",
+            base64::engine::general_purpose::STANDARD.encode(signing.verifying_key().as_bytes())
+        ),
+        "the derived vector uses the RFC 8032 TEST 1 key"
+    );
+    let verifier = public_key_verifier("standard_webhooks", whpk);
+    let ts = i["webhook-timestamp"].as_str().unwrap();
+    let id = i["webhook-id"].as_str().unwrap();
+    let sig = v["expected"].as_str().unwrap();
+    let body = bytes_of(&i["body"]);
+    let at: u64 = ts.parse().unwrap();
+    let h = headers_of(&[
+        ("webhook-id", id),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", sig),
+    ]);
+    assert_eq!(check_at(&verifier, &h, &body, None, at), Ok(()));
+    assert_eq!(
+        check_at(&verifier, &h, &body, None, now_unix()),
+        Err(VerifyError::StaleTimestamp)
+    );
+    let mut tampered = body.clone();
+    tampered[2] ^= 1;
+    assert_eq!(
+        check_at(&verifier, &h, &tampered, None, at),
+        Err(VerifyError::BadSignature)
+    );
+    let other_id = headers_of(&[
+        ("webhook-id", "msg_other"),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", sig),
+    ]);
+    assert_eq!(
+        check_at(&verifier, &other_id, &body, None, at),
+        Err(VerifyError::BadSignature)
+    );
+    // The same signature as a symmetric `v1` entry is not a candidate.
+    let v1 = sig.replacen("v1a,", "v1,", 1);
+    let as_v1 = headers_of(&[
+        ("webhook-id", id),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", &v1),
+    ]);
+    assert_eq!(
+        check_at(&verifier, &as_v1, &body, None, at),
+        Err(VerifyError::MalformedSignature)
+    );
+}
+
+#[test]
+fn sendgrid_published_vectors() {
+    let v = vector("sendgrid-valid");
+    let i = &v["inputs"];
+    let verifier = public_key_verifier("sendgrid", i["public_key_b64_der"].as_str().unwrap());
+    let ts = i["timestamp"].as_str().unwrap();
+    let h = headers_of(&[
+        (
+            "X-Twilio-Email-Event-Webhook-Signature",
+            i["signature_b64_der"].as_str().unwrap(),
+        ),
+        ("X-Twilio-Email-Event-Webhook-Timestamp", ts),
+    ]);
+    let at: u64 = ts.parse().unwrap();
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&i["body"]), None, at),
+        Ok(())
+    );
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&i["body"]), None, now_unix()),
+        Err(VerifyError::StaleTimestamp)
+    );
+    // SendGrid's reject case: the same signature over another payload.
+    let bad = vector("sendgrid-bad-payload");
+    assert_eq!(bad["expected"], "invalid");
+    assert_eq!(
+        check_at(&verifier, &h, &bytes_of(&bad["inputs"]["body"]), None, at),
+        Err(VerifyError::BadSignature)
+    );
+}

@@ -146,6 +146,8 @@ pub struct RawVerify {
     pub tolerance: Option<String>,
     pub public_url: Option<String>,
     pub secrets: Option<Vec<SecretString>>,
+    /// The sender's public keys, for public-key schemes.
+    pub public_keys: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -22,8 +22,8 @@ use crate::verify::presets::{Preset, PresetKind};
 use crate::verify::template::Part;
 use crate::verify::timestamp::DEFAULT_TOLERANCE;
 use crate::verify::{
-    presets, Algorithm, Encoding, HmacSpec, SecretEncoding, SignatureSource, SpecKind, Template,
-    TimeUnit, TimestampSource, TimestampSpec, VerifySpec,
+    presets, Algorithm, Encoding, HmacSpec, PublicKey, PublicKeySpec, SecretEncoding,
+    SignatureSource, SpecKind, Template, TimeUnit, TimestampSource, TimestampSpec, VerifySpec,
 };
 
 /// The route label used for requests that match no route.
@@ -434,11 +434,27 @@ fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), Config
         "public_url",
         "secrets",
     ];
-    let mut preset_fields = vec!["secrets"];
+    // A preset verified with the sender's public keys: its only form
+    // (discord, sendgrid), or standard_webhooks' `v1a` form.
+    let public_key_spec = presets::public_key_preset(&scheme);
+    let mut preset_fields = vec![];
+    match preset.as_ref().map(|p| &p.kind) {
+        Some(PresetKind::PublicKey(_)) => {}
+        Some(_) => preset_fields.push("secrets"),
+        None => {}
+    }
+    if public_key_spec.is_some() {
+        preset_fields.push("public_keys");
+    }
+    let timestamped = match preset.as_ref().map(|p| &p.kind) {
+        Some(PresetKind::Hmac(spec)) => spec.sources.iter().any(|s| s.timestamp.is_some()),
+        Some(PresetKind::PublicKey(spec)) => spec.timestamp.is_some(),
+        _ => false,
+    };
+    if timestamped {
+        preset_fields.push("tolerance");
+    }
     if let Some(PresetKind::Hmac(spec)) = preset.as_ref().map(|p| &p.kind) {
-        if spec.sources.iter().any(|s| s.timestamp.is_some()) {
-            preset_fields.push("tolerance");
-        }
         if spec.sources.iter().any(|s| s.payload.uses(&Part::Url)) {
             preset_fields.push("public_url");
         }
@@ -470,10 +486,20 @@ fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), Config
         ("tolerance", raw.tolerance.is_some()),
         ("public_url", raw.public_url.is_some()),
         ("secrets", raw.secrets.is_some()),
+        ("public_keys", raw.public_keys.is_some()),
     ];
     for (field, present) in given {
         if present && !allowed.contains(&field) {
-            let why = if preset.is_some() {
+            let takes = preset_fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let why = if preset.is_some() && field == "secrets" {
+                format!("`{scheme}` checks signatures with the sender's public keys: it takes {takes}, no shared secrets")
+            } else if field == "public_keys" {
+                format!("`{scheme}` takes no public keys (they apply to discord, sendgrid and standard_webhooks){}", if preset.is_some() { format!("; it takes {takes}") } else { String::new() })
+            } else if preset.is_some() {
                 format!(
                     "is fixed by the `{scheme}` preset; it takes only {}",
                     preset_fields
@@ -502,6 +528,26 @@ fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), Config
     };
 
     let kind = match scheme.as_str() {
+        _ if matches!(
+            preset.as_ref().map(|p| &p.kind),
+            Some(PresetKind::PublicKey(_))
+        ) || (public_key_spec.is_some() && raw.public_keys.is_some()) =>
+        {
+            if raw.secrets.is_some() {
+                return Err(ConfigError::at(
+                    format!("{at}.secrets"),
+                    format!(
+                        "`{scheme}` with `public_keys` checks signatures made with the sender's private key and takes no `secrets`: give one or the other"
+                    ),
+                ));
+            }
+            let mut spec = public_key_spec.expect("public-key presets have a public-key form");
+            if let (Some(ts), Some(t)) = (&mut spec.timestamp, tolerance) {
+                ts.tolerance = t;
+            }
+            let keys = public_keys(at, &spec, raw.public_keys)?;
+            SpecKind::PublicKey { spec, keys }
+        }
         "none" => SpecKind::None,
         "header" => SpecKind::Header {
             header: header_name(
@@ -549,10 +595,17 @@ fn verify(at: &str, raw: RawVerify) -> Result<(VerifySpec, PresetEvents), Config
                         })?);
                     }
                 }
+                if raw.secrets.is_none() && public_key_spec.is_some() {
+                    return Err(ConfigError::at(
+                        format!("{at}.secrets"),
+                        format!("`{scheme}` needs `secrets` (HMAC signatures) or `public_keys` (public-key signatures)"),
+                    ));
+                }
                 let secrets = secrets(at, raw.secrets)?;
                 check_secrets_decode(at, &spec, &secrets)?;
                 SpecKind::Hmac { spec, secrets }
             }
+            Some(PresetKind::PublicKey(_)) => unreachable!("handled above"),
             None => unreachable!("unknown schemes were rejected above"),
         },
     };
@@ -780,6 +833,36 @@ fn events(
         ));
     }
     Ok(policy)
+}
+
+/// The sender's public keys, each parsed in the preset's format; an error
+/// names the key by index, never by value.
+fn public_keys(
+    at: &str,
+    spec: &PublicKeySpec,
+    raw: Option<Vec<String>>,
+) -> Result<Vec<PublicKey>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.public_keys"),
+            format!(
+                "at least one public key is required (list several to rotate): {}",
+                spec.key_format.expected()
+            ),
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            PublicKey::parse(spec.algorithm, spec.key_format, text).ok_or_else(|| {
+                ConfigError::at(
+                    format!("{at}.public_keys[{i}]"),
+                    format!("not a valid key: expected {}", spec.key_format.expected()),
+                )
+            })
+        })
+        .collect()
 }
 
 fn secrets(at: &str, raw: Option<Vec<SecretString>>) -> Result<Vec<SecretString>, ConfigError> {

@@ -95,7 +95,7 @@ impl Encoding {
         }
     }
 
-    fn decode(self, text: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn decode(self, text: &[u8]) -> Option<Vec<u8>> {
         match self {
             Encoding::Hex => hex::decode(text).ok(),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
@@ -258,7 +258,10 @@ impl SignatureSource {
     }
 }
 
-fn split_bytes<'a>(value: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+pub(crate) fn split_bytes<'a>(
+    value: &'a [u8],
+    sep: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
     let mut rest = Some(value);
     std::iter::from_fn(move || {
         let r = rest?;

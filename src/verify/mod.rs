@@ -7,7 +7,8 @@
 //! reason code is what the sender sees and what metrics count.
 //!
 //! Rules every scheme keeps:
-//! - every configured secret is tried, so secrets can be rotated;
+//! - every configured secret (or public key) is tried, so they can be
+//!   rotated;
 //! - comparisons are constant time and never reveal a secret's length;
 //! - errors never carry the expected or the received credential.
 //!
@@ -15,6 +16,7 @@
 
 mod hmac;
 pub mod presets;
+mod public_key;
 mod shared_secret;
 pub mod template;
 pub mod timestamp;
@@ -28,6 +30,7 @@ use secrecy::SecretString;
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };
+pub use self::public_key::{KeyAlgorithm, KeyFormat, PublicKey, PublicKeySpec, PublicKeyVerifier};
 pub use self::template::Template;
 pub use self::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
 
@@ -71,6 +74,12 @@ pub enum SpecKind {
         spec: HmacSpec,
         secrets: Vec<SecretString>,
     },
+    /// A signature made with the sender's private key, checked with its
+    /// public keys (Ed25519, ECDSA P-256).
+    PublicKey {
+        spec: PublicKeySpec,
+        keys: Vec<PublicKey>,
+    },
 }
 
 impl VerifySpec {
@@ -80,6 +89,7 @@ impl VerifySpec {
             SpecKind::Header { secrets, .. }
             | SpecKind::ApiKey { secrets, .. }
             | SpecKind::Hmac { secrets, .. } => secrets.len(),
+            SpecKind::PublicKey { keys, .. } => keys.len(),
         }
     }
 
@@ -130,6 +140,11 @@ impl VerifySpec {
                     sources.join(" or ")
                 )
             }
+            SpecKind::PublicKey { spec, .. } => format!(
+                "{}: {}, {secrets} public key(s) (verify only)",
+                self.scheme,
+                spec.describe()
+            ),
         }
     }
 }
@@ -137,7 +152,8 @@ impl VerifySpec {
 /// What a successful verification tells the rest of the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Which configured secret matched (its index, never its value).
+    /// Which configured secret or public key matched (its index, never
+    /// its value).
     pub secret_index: Option<usize>,
     /// A credential header that must not be forwarded upstream.
     pub strip_header: Option<HeaderName>,
@@ -184,6 +200,7 @@ pub enum Verifier {
     None,
     SharedSecret(shared_secret::SharedSecretVerifier),
     Hmac(hmac::HmacVerifier),
+    PublicKey(public_key::PublicKeyVerifier),
 }
 
 impl Verifier {
@@ -203,6 +220,9 @@ impl Verifier {
             }
             SpecKind::Hmac { spec, secrets } => {
                 Verifier::Hmac(hmac::HmacVerifier::new(spec.clone(), secrets))
+            }
+            SpecKind::PublicKey { spec, keys } => {
+                Verifier::PublicKey(PublicKeyVerifier::new(spec.clone(), keys))
             }
         }
     }
@@ -227,6 +247,7 @@ impl Verifier {
             }),
             Verifier::SharedSecret(v) => v.verify(req.headers),
             Verifier::Hmac(v) => v.verify(req),
+            Verifier::PublicKey(v) => v.verify(req),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Providers as data: each preset is a named instance of the generic
-//! descriptions (`hmac`, `header`), plus what the route's event filter and
+//! descriptions (`hmac`, `header`, public-key signatures), plus what the route's event filter and
 //! handshakes need to know about that sender.
 //!
 //! Adding a provider whose math the descriptions can express is one entry
@@ -12,7 +12,10 @@ use http::HeaderName;
 
 use super::template::Template;
 use super::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
-use super::{Algorithm, Encoding, HmacSpec, SecretEncoding, SignatureSource};
+use super::{
+    Algorithm, Encoding, HmacSpec, KeyAlgorithm, KeyFormat, PublicKeySpec, SecretEncoding,
+    SignatureSource,
+};
 use crate::events::Handshake;
 
 /// A preset: its verification and what the event filter needs.
@@ -32,6 +35,8 @@ pub enum PresetKind {
     Hmac(HmacSpec),
     /// A shared secret sent as a header value (GitLab's `X-Gitlab-Token`).
     Header(HeaderName),
+    /// A signature checked with the sender's `public_keys` (verify only).
+    PublicKey(PublicKeySpec),
 }
 
 /// Names of every preset, for error messages and docs.
@@ -65,13 +70,44 @@ pub const NAMES: &[&str] = &[
     "twitch",
     "twilio",
     "square",
+    "discord",
+    "sendgrid",
 ];
 
 /// The HMAC description of preset `name`, if it is an HMAC preset.
 pub fn hmac_preset(name: &str) -> Option<HmacSpec> {
     match preset(name)?.kind {
         PresetKind::Hmac(spec) => Some(spec),
-        PresetKind::Header(_) => None,
+        PresetKind::Header(_) | PresetKind::PublicKey(_) => None,
+    }
+}
+
+/// The public-key form of preset `name`: its only form for `discord` and
+/// `sendgrid`; for `standard_webhooks` the asymmetric `v1a` signatures,
+/// used when the route lists `public_keys` instead of `secrets`.
+pub fn public_key_preset(name: &str) -> Option<PublicKeySpec> {
+    match name {
+        "standard_webhooks" => Some(standard_webhooks_v1a()),
+        _ => match preset(name)?.kind {
+            PresetKind::PublicKey(spec) => Some(spec),
+            _ => None,
+        },
+    }
+}
+
+/// Standard Webhooks asymmetric signatures: `webhook-signature` list items
+/// `v1a,<base64 Ed25519 signature>` over `{id}.{timestamp}.{body}`, keys
+/// written `whpk_<base64>`; five minutes.
+fn standard_webhooks_v1a() -> PublicKeySpec {
+    PublicKeySpec {
+        header: header("webhook-signature"),
+        algorithm: KeyAlgorithm::Ed25519,
+        key_format: KeyFormat::Whpk,
+        encoding: Encoding::Base64,
+        prefix: "v1a,".into(),
+        separator: Some(" ".into()),
+        payload: template("{header:webhook-id}.{timestamp}.{body}"),
+        timestamp: timestamp("header:webhook-timestamp", TimeUnit::Seconds, 300),
     }
 }
 
@@ -353,10 +389,46 @@ pub fn preset(name: &str) -> Option<Preset> {
             }]);
             p.events_from = Some("json:/type");
         }
+        // Discord interactions and webhook events: hex Ed25519 signature
+        // of `timestamp + body`, the key from the developer portal in hex.
+        // Discord documents no window; five minutes, like the others.
+        "discord" => {
+            p.kind = PresetKind::PublicKey(PublicKeySpec {
+                header: header("x-signature-ed25519"),
+                algorithm: KeyAlgorithm::Ed25519,
+                key_format: KeyFormat::Hex,
+                encoding: Hex,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}{body}"),
+                timestamp: timestamp("header:X-Signature-Timestamp", TimeUnit::Seconds, 300),
+            });
+        }
+        // SendGrid (Twilio) signed event webhook: base64 DER ECDSA P-256
+        // signature of `timestamp + body`, the key as base64 DER. SendGrid
+        // documents no window; five minutes.
+        "sendgrid" => {
+            p.kind = PresetKind::PublicKey(PublicKeySpec {
+                header: header("x-twilio-email-event-webhook-signature"),
+                algorithm: KeyAlgorithm::EcdsaP256Sha256,
+                key_format: KeyFormat::Base64Der,
+                encoding: Base64,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}{body}"),
+                timestamp: timestamp(
+                    "header:X-Twilio-Email-Event-Webhook-Timestamp",
+                    TimeUnit::Seconds,
+                    300,
+                ),
+            });
+        }
         _ => return None,
     }
     Some(p)
 }
 
+#[cfg(test)]
+mod public_key_tests;
 #[cfg(test)]
 mod tests;
