@@ -191,3 +191,70 @@ async fn past_max_concurrent_requests_the_gateway_sheds_load_with_503() {
         1.0
     );
 }
+
+/// An upstream that accepts connections and answers every request with
+/// `reply`, then closes: garbage, or a response cut off mid-body.
+async fn broken_upstream(reply: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode() {
+    let garbage = broken_upstream(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+    let cut = broken_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":").await;
+    let yaml = format!(
+        "routes:\n  - {{ name: garbage, path: /garbage, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{garbage}/\" }} }}\n  - {{ name: cut, path: /cut, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\" }} }}\n  - {{ name: later, path: /later, ack: async, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\", retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 50ms }} }} }}\n"
+    );
+    let gateway = Gateway::start(&yaml).await;
+    for path in ["/garbage", "/cut"] {
+        let a = post(&gateway.url(path), &[], "{}").await;
+        assert_eq!(
+            (a.status, a.error_code().as_str()),
+            (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            "{path}"
+        );
+        // A truncated 200 is never relayed as if it were whole.
+        assert!(!String::from_utf8_lossy(&a.body).contains("partial"));
+    }
+    // Async: acknowledged, then retried, never marked delivered.
+    assert_eq!(
+        post(&gateway.url("/later"), &[], "{}").await.status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway
+        .metric(r#"hookgate_deliveries_total{route="later",result="retry"}"#)
+        .await
+        < 3.0
+    {
+        assert!(Instant::now() < deadline, "no retries");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = gateway.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            r#"hookgate_deliveries_total{route="later",result="delivered"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&m, r#"hookgate_spool_pending{route="later"}"#),
+        Some(1.0)
+    );
+}

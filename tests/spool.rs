@@ -739,3 +739,108 @@ async fn configured_upstream_credentials_are_sent_but_never_stored_or_shown() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_addr = closed_port().await;
+    let (ingress, admin) = (free_port(), free_port());
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\nroutes:\n{}",
+            dir.path().join("data").display(),
+            async_route("timekit", &format!("http://{upstream_addr}/"), "")
+        ),
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
+    let mut acked: Vec<String> = Vec::new();
+    let mut upstream: Option<Upstream> = None;
+    for round in 0..5u32 {
+        // The upstream alternates between down and up across rounds.
+        if round % 2 == 1 && upstream.is_none() {
+            upstream = Some(
+                Upstream::at(upstream_addr, Duration::ZERO, |_| {
+                    json_response(StatusCode::OK, "{}")
+                })
+                .await,
+            );
+        }
+        let mut gateway = spawn_gateway(&file);
+        // Four senders; the process is killed while they are sending.
+        let senders: Vec<_> = (0..4)
+            .map(|sender| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    for i in 0..1000 {
+                        let body = format!("{{\"round\":{round},\"sender\":{sender},\"i\":{i}}}");
+                        let req = http::Request::post(&url)
+                            .header("X-Secret", "s3cret")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        let client = hyper_util::client::legacy::Client::builder(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .build_http::<http_body_util::Full<bytes::Bytes>>();
+                        let Ok(response) = client.request(req).await else {
+                            break;
+                        };
+                        let status = response.status();
+                        let Ok(body) = http_body_util::BodyExt::collect(response.into_body()).await
+                        else {
+                            break;
+                        };
+                        if status == StatusCode::OK {
+                            let json: serde_json::Value =
+                                serde_json::from_slice(&body.to_bytes()).unwrap();
+                            mine.push(json["id"].as_str().unwrap().to_string());
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150 + 70 * round as u64)).await;
+        gateway.child.kill().unwrap();
+        gateway.child.wait().unwrap();
+        for s in senders {
+            acked.extend(s.await.unwrap());
+        }
+    }
+    assert!(
+        acked.len() > 50,
+        "too few events were acknowledged to mean anything: {}",
+        acked.len()
+    );
+    let upstream = match upstream {
+        Some(u) => u,
+        None => {
+            Upstream::at(upstream_addr, Duration::ZERO, |_| {
+                json_response(StatusCode::OK, "{}")
+            })
+            .await
+        }
+    };
+    let mut gateway = spawn_gateway(&file);
+    eventually("every acked event delivered after five crashes", || {
+        let got: std::collections::HashSet<String> = upstream
+            .received()
+            .iter()
+            .map(|r| {
+                r.headers["hookgate-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        acked.iter().all(|id| got.contains(id))
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status();
+    assert!(gateway.child.wait().unwrap().success());
+}
