@@ -30,10 +30,8 @@ impl LocalStore {
     /// left in flight.
     pub async fn new(db: Db) -> Result<LocalStore, StoreError> {
         db.write(|tx| {
-            tx.execute(
-                "DELETE FROM dedup_claims WHERE state = ?1",
-                [STATE_IN_FLIGHT],
-            )
+            tx.prepare_cached("DELETE FROM dedup_claims WHERE state = ?1")?
+                .execute([STATE_IN_FLIGHT])
         })
         .await
         .map_err(store)?;
@@ -59,11 +57,11 @@ impl LocalStore {
             let deleted = self
                 .db
                 .write(move |tx| {
-                    tx.execute(
+                    tx.prepare_cached(
                         "DELETE FROM dedup_claims WHERE key IN
                            (SELECT key FROM dedup_claims WHERE expires_at <= ?1 LIMIT ?2)",
-                        params![now, PRUNE_BATCH],
-                    )
+                    )?
+                    .execute(params![now, PRUNE_BATCH])
                 })
                 .await
                 .map_err(store)?;
@@ -103,11 +101,11 @@ pub(crate) fn claim_in(
                 Some(ttl) => (STATE_COMMITTED, now + ttl.as_millis() as i64),
                 None => (STATE_IN_FLIGHT, now + lease.as_millis() as i64),
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&key.0[..], route, state, token.0 as i64, until],
-            )?;
+            )?
+            .execute(params![&key.0[..], route, state, token.0 as i64, until])?;
             Claim::New(token)
         }
     })
@@ -154,17 +152,17 @@ impl DedupStore for LocalStore {
                     Some((_, expires)) => expires <= now,
                 };
                 if ours_or_free {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![
-                            &key.0[..],
-                            route,
-                            STATE_COMMITTED,
-                            token.0 as i64,
-                            now + ttl
-                        ],
-                    )?;
+                    )?
+                    .execute(params![
+                        &key.0[..],
+                        route,
+                        STATE_COMMITTED,
+                        token.0 as i64,
+                        now + ttl
+                    ])?;
                 }
                 Ok(())
             })
@@ -181,10 +179,10 @@ impl DedupStore for LocalStore {
         let key = *key;
         self.db
             .write(move |tx| {
-                tx.execute(
+                tx.prepare_cached(
                     "DELETE FROM dedup_claims WHERE key = ?1 AND token = ?2 AND state = ?3",
-                    params![&key.0[..], token.0 as i64, STATE_IN_FLIGHT],
-                )
+                )?
+                .execute(params![&key.0[..], token.0 as i64, STATE_IN_FLIGHT])
                 .map(|_| ())
             })
             .await

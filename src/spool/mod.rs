@@ -254,9 +254,8 @@ impl Spool {
                     }
                 }
                 let now = now_ms();
-                tx.execute(
-                    "INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
-                     VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)",
+                tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
+                     VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)")?.execute(
                     params![id, event.route, now, event.query, headers, &event.body[..]],
                 )?;
                 Ok(Appended::Spooled(id))
@@ -271,7 +270,9 @@ impl Spool {
         Ok(appended)
     }
 
-    /// Pending events of `route` due now, oldest first, skipping `busy` ones.
+    /// Pending events of `route` due now, oldest first, skipping `busy` ones
+    /// (those being attempted right now) in the query itself, so only rows
+    /// handed out are read and decoded.
     pub async fn due(
         &self,
         route: &str,
@@ -280,32 +281,26 @@ impl Spool {
     ) -> Result<Vec<Due>, StoreError> {
         let route = route.to_string();
         let now = now_ms();
+        let busy = serde_json::to_string(&busy).unwrap_or_else(|_| "[]".into());
         self.db
             .read(move |c| {
                 let mut stmt = c.prepare_cached(
                     "SELECT id, received_at, attempts, headers, query, body FROM deliveries
                      WHERE state = 'pending' AND route = ?1 AND next_attempt_at <= ?2
+                       AND id NOT IN (SELECT value FROM json_each(?4))
                      ORDER BY next_attempt_at LIMIT ?3",
                 )?;
-                let rows =
-                    stmt.query_map(params![route, now, (limit + busy.len()) as i64], |r| {
-                        Ok(Due {
-                            id: r.get(0)?,
-                            received_at: r.get(1)?,
-                            attempts: r.get(2)?,
-                            headers: decode_headers(&r.get::<_, String>(3)?),
-                            query: r.get(4)?,
-                            body: Bytes::from(r.get::<_, Vec<u8>>(5)?),
-                        })
-                    })?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let row = row?;
-                    if !busy.contains(&row.id) && out.len() < limit {
-                        out.push(row);
-                    }
-                }
-                Ok(out)
+                let rows = stmt.query_map(params![route, now, limit as i64, busy], |r| {
+                    Ok(Due {
+                        id: r.get(0)?,
+                        received_at: r.get(1)?,
+                        attempts: r.get(2)?,
+                        headers: decode_headers(&r.get::<_, String>(3)?),
+                        query: r.get(4)?,
+                        body: Bytes::from(r.get::<_, Vec<u8>>(5)?),
+                    })
+                })?;
+                rows.collect()
             })
             .await
     }
@@ -345,14 +340,12 @@ impl Spool {
         };
         self.db
             .write(move |tx| {
-                tx.execute(
-                    "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                tx.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
                     params![id, outcome.attempt, outcome.started_at, outcome.duration.as_millis() as i64, outcome.status, outcome.error],
                 )?;
-                tx.execute(
-                    "UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = coalesce(?4, next_attempt_at),
-                       last_status = ?5, last_error = ?6, finished_at = ?7 WHERE id = ?1",
+                tx.prepare_cached("UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = coalesce(?4, next_attempt_at),
+                       last_status = ?5, last_error = ?6, finished_at = ?7 WHERE id = ?1")?.execute(
                     params![id, state, outcome.attempt, next_at, outcome.status, error, finished],
                 )?;
                 Ok(())
@@ -481,7 +474,8 @@ impl Spool {
                     )
                     .optional()?;
                 if route.is_some() {
-                    tx.execute("DELETE FROM attempts WHERE delivery_id = ?1", [&id])?;
+                    tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?
+                        .execute([&id])?;
                 }
                 Ok(route)
             })
@@ -501,14 +495,12 @@ impl Spool {
             let deleted = self
                 .db
                 .write(move |tx| {
-                    tx.execute(
-                        "DELETE FROM attempts WHERE delivery_id IN
-                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)",
+                    tx.prepare_cached("DELETE FROM attempts WHERE delivery_id IN
+                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)")?.execute(
                         [cutoff],
                     )?;
-                    tx.execute(
-                        "DELETE FROM deliveries WHERE id IN
-                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)",
+                    tx.prepare_cached("DELETE FROM deliveries WHERE id IN
+                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)")?.execute(
                         [cutoff],
                     )
                 })

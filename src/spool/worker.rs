@@ -46,33 +46,32 @@ impl DeliveryWorker {
         let policy = RetryPolicy::new(worker.route.upstream.retry);
 
         loop {
-            if *stop.borrow() {
-                break;
-            }
-            let free = permits.available_permits();
-            let due = if free == 0 {
-                Vec::new()
-            } else {
-                let skip: Vec<String> = busy.lock().unwrap().iter().cloned().collect();
-                match worker.spool.due(&name, free, skip).await {
-                    Ok(due) => due,
-                    Err(error) => {
-                        tracing::warn!(route = %name, %error, "reading the spool failed");
-                        Vec::new()
-                    }
+            // Wait for a free slot (not a poll: a finished delivery hands
+            // its permit back and wakes this at once).
+            let first = tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let free = 1 + permits.available_permits();
+            let skip: Vec<String> = busy.lock().unwrap().iter().cloned().collect();
+            let due = match worker.spool.due(&name, free, skip).await {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::warn!(route = %name, %error, "reading the spool failed");
+                    Vec::new()
                 }
             };
             if due.is_empty() {
-                let wait = if free == 0 {
-                    // Every permit is taken: wait for one to come back.
-                    Duration::from_millis(5)
-                } else {
-                    match worker.spool.next_due_at(&name).await {
-                        Ok(Some(at)) => Duration::from_millis(
-                            (at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
-                        ),
-                        _ => IDLE_POLL,
-                    }
+                drop(first);
+                let wait = match worker.spool.next_due_at(&name).await {
+                    Ok(Some(at)) => Duration::from_millis(
+                        (at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
+                    ),
+                    _ => IDLE_POLL,
                 };
                 tokio::select! {
                     _ = stop.changed() => break,
@@ -81,9 +80,15 @@ impl DeliveryWorker {
                 }
                 continue;
             }
+            let mut first = Some(first);
             for event in due {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
+                let permit = match first.take() {
+                    Some(permit) => permit,
+                    None => match permits.clone().try_acquire_owned() {
+                        Ok(permit) => permit,
+                        // Taken meanwhile: the event is picked up next round.
+                        Err(_) => break,
+                    },
                 };
                 busy.lock().unwrap().insert(event.id.clone());
                 let (worker, busy) = (worker.clone(), busy.clone());

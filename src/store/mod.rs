@@ -133,6 +133,8 @@ impl Db {
             let conn = Connection::open(&path)
                 .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
             conn.busy_timeout(Duration::from_secs(5))?;
+            // Every hot statement is prepared once and reused.
+            conn.set_prepared_statement_cache_capacity(64);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             // FULL: the WAL is synced on every commit, so an acknowledged
             // event survives power loss. NORMAL: it survives a crash of the
@@ -217,10 +219,11 @@ fn in_savepoint<T>(
             "the group's transaction was rolled back by an earlier error".into(),
         ));
     }
-    tx.execute_batch("SAVEPOINT job")?;
+    // Prepared once per connection: these run for every job.
+    tx.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE job")?;
+            tx.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
