@@ -30,6 +30,7 @@
 #   ACCESS_LOG=on (both log every request: nginx to a file, hookgate's
 #   access log to stderr, redirected to a file; `off` disables both)
 #   BASE_PORT=18100  WORK=/tmp/hookgate-bench.XXXX  PERF=0  NO_BUILD=0
+#   HG_CONCURRENCY= (async: upstream.concurrency; unset = hookgate's default)
 # The defaults finish in about 8 minutes on 2 cores.
 #
 # Needs nginx, wrk, redis-server (scenario 3), python3, cargo; installs the
@@ -47,6 +48,7 @@ ACCESS_LOG=${ACCESS_LOG:-on}
 BASE_PORT=${BASE_PORT:-18100}
 PERF=${PERF:-0}
 NO_BUILD=${NO_BUILD:-0}
+HG_CONCURRENCY=${HG_CONCURRENCY:-}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
@@ -128,9 +130,23 @@ mem_kib() { # field pid...
   echo "$total"
 }
 
+# CPU time (user + system, clock ticks) of a process and its direct
+# children: what serving the requests cost, less sensitive to other load on
+# the machine than throughput.
+cpu_ticks() { # pid
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+us_per_req() { # ticks requests
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print 0 }'
+}
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# wrk output -> "rps p50_ms p99_ms non2xx errors wraps"
+# wrk output -> "rps p50_ms p99_ms non2xx errors wraps requests"
 parse_wrk() {
   awk '
     function ms(v) {
@@ -146,7 +162,8 @@ parse_wrk() {
     /Non-2xx or 3xx responses:/ { non2xx = $NF }
     /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
     $1 == "WRAPS" { wraps = $2 }
-    END { printf "%s %.3f %.3f %d %d %d\n", rps, p50, p99, non2xx, errors, wraps }
+    / requests in / { requests = $1 }
+    END { printf "%s %.3f %.3f %d %d %d %d\n", rps, p50, p99, non2xx, errors, wraps, requests }
   ' "$1"
 }
 
@@ -243,7 +260,7 @@ esac
 
 # ---------------------------------------------------------------- hookgate
 hookgate_config() { # scenario -> YAML
-  local s=$1 ack=sync fsync=true dedup=off url="/sync" extra="" redis=""
+  local s=$1 ack=sync fsync=true dedup=off url="/sync" extra="" redis="" conc=""
   case $s in
     1) ;;
     2) dedup='{ key: "{json:/id}", backend: local }' ;;
@@ -251,6 +268,7 @@ hookgate_config() { # scenario -> YAML
        redis="redis: { url: \"redis://127.0.0.1:$REDIS_PORT/0\" }" ;;
     4|5) ack=async url="/async"
        [ "$s" = 5 ] && fsync=false
+       [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        # Room for every event of a run: a 503 spool_full is not what is measured.
        extra="max_pending: 10000000" ;;
     *) die "unknown scenario $s" ;;
@@ -270,7 +288,7 @@ routes:
     $extra
     dedup: $dedup
     events: { allow: ["*"], ack_only: [] }
-    upstream: { url: "http://127.0.0.1:$UP_PORT$url" }
+    upstream: { url: "http://127.0.0.1:$UP_PORT$url"$conc }
 EOF
 }
 
@@ -298,9 +316,11 @@ stop_hookgate() {
 }
 
 # Async: wait for the spool to empty, then compare what was acknowledged
-# with what the upstream received. Prints "drain_seconds acked delivered_ids".
+# with what the upstream received. Prints "drain_seconds acked delivered_ids
+# pending_at_load_end".
 check_delivery() {
-  local start=$SECONDS pending
+  local start=$SECONDS pending left
+  left=$(metric 'hookgate_spool_pending{route="bench"}')
   while :; do
     pending=$(metric 'hookgate_spool_pending{route="bench"}')
     [ "${pending%.*}" = 0 ] && break
@@ -311,7 +331,7 @@ check_delivery() {
   local acked delivered
   acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
   delivered=$(awk '$1 == 204 && $2 != "-" { print $2 }' "$WORK/upstream/delivered.log" | sort -u | wc -l)
-  echo "$drain ${acked%.*} $delivered"
+  echo "$drain ${acked%.*} $delivered ${left%.*}"
 }
 
 profile_hookgate() { # scenario: one extra, unmeasured run under perf
@@ -320,17 +340,19 @@ profile_hookgate() { # scenario: one extra, unmeasured run under perf
   start_hookgate "$s"
   : >"$WORK/upstream/delivered.log"
   log "scenario $s: profiling hookgate (perf, ${d}s)"
-  perf record -q -F 999 -e cpu-clock -g -p "$HG_PID" -o "$WORK/perf-s$s.data" -- sleep "$d" \
+  perf record -q -F 999 -e cpu-clock -p "$HG_PID" -o "$WORK/perf-s$s.data" -- sleep "$d" \
     >/dev/null 2>&1 &
   local perf_pid=$!
   run_wrk "$HG_PORT" "s$s-perf" >/dev/null
   wait "$perf_pid" || true
   [ "$s" = 4 ] || [ "$s" = 5 ] && check_delivery >/dev/null
   stop_hookgate
-  perf report -i "$WORK/perf-s$s.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
-    | grep -v '^$' | grep -E '^ +[0-9]' | head -40 >"$WORK/perf-s$s.txt" || true
-  perf report -i "$WORK/perf-s$s.data" --no-children --sort comm --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' >"$WORK/perf-s$s-threads.txt" || true
+  local sort
+  for sort in comm dso dso,symbol comm,symbol; do
+    echo "== by $sort"
+    perf report -i "$WORK/perf-s$s.data" --no-children -g none --sort "$sort" --stdio 2>/dev/null \
+      | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+(-[[:space:]]+-)?[[:space:]]*$//' | head -30
+  done >"$WORK/perf-s$s.txt" || true
   log "profile: $WORK/perf-s$s.txt"
 }
 
@@ -340,32 +362,40 @@ log "warming up nginx"
 DURATION=2s run_wrk "$PX_PORT" warmup >/dev/null
 
 RESULTS="$WORK/results.tsv"
-printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\n' >"$RESULTS"
+printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\n' >"$RESULTS"
 for s in $SCENARIOS; do
   for r in $(seq 1 "$ROUNDS"); do
     log "scenario $s round $r: nginx"
-    read -r rps p50 p99 non2xx errors wraps < <(run_wrk "$PX_PORT" "s$s-r$r-nginx")
-    printf '%s\t%s\tnginx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\n' "$s" "$r" "$rps" "$p50" "$p99" \
-      "$non2xx" "$errors" "$wraps" "$(mem_kib VmHWM "$PROXY_PID")" "$NGINX_IDLE_KIB" >>"$RESULTS"
+    t0=$(cpu_ticks "$PROXY_PID")
+    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$PX_PORT" "s$s-r$r-nginx")
+    cpu=$(us_per_req $(($(cpu_ticks "$PROXY_PID") - t0)) "$requests")
+    printf '%s\t%s\tnginx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t%s\t\t\t\n' "$s" "$r" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$(mem_kib VmHWM "$PROXY_PID")" "$NGINX_IDLE_KIB" "$cpu" >>"$RESULTS"
 
     log "scenario $s round $r: hookgate"
     start_hookgate "$s"
     : >"$WORK/upstream/delivered.log"
     sleep 0.5
     idle=$(mem_kib VmRSS "$HG_PID")
-    read -r rps p50 p99 non2xx errors wraps < <(run_wrk "$HG_PORT" "s$s-r$r-hookgate")
+    t0=$(cpu_ticks "$HG_PID")
+    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$HG_PORT" "s$s-r$r-hookgate")
     peak=$(mem_kib VmHWM "$HG_PID")
-    drain="" acked="" delivered=""
+    drain="" acked="" delivered="" left=""
     if [ "$s" = 4 ] || [ "$s" = 5 ]; then
-      read -r drain acked delivered < <(check_delivery)
+      # Delivery included: the CPU an event costs until it is delivered.
+      read -r drain acked delivered left < <(check_delivery)
       peak=$(mem_kib VmHWM "$HG_PID")
     fi
+    cpu=$(us_per_req $(($(cpu_ticks "$HG_PID") - t0)) "$requests")
+    commits=$(metric hookgate_store_commit_duration_seconds_count)
+    commit_ms=$(awk -v s="$(metric hookgate_store_commit_duration_seconds_sum)" -v n="$commits" \
+      'BEGIN { if (n > 0) printf "%.2f", s * 1000 / n }')
     dups=$(metric 'hookgate_dedup_total{route="bench",result="duplicate"}')
     [ "${dups%.*}" = 0 ] || log "WARNING: $dups duplicates: raise EVENTS"
     stop_hookgate
-    printf '%s\t%s\thookgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$rps" "$p50" "$p99" \
-      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" >>"$RESULTS"
-    tail -2 "$RESULTS" | cut -f3-9,12- | sed 's/^/    /' >&2
+    printf '%s\t%s\thookgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" >>"$RESULTS"
+    tail -2 "$RESULTS" | cut -f3-6,12- | sed 's/^/    /' >&2
   done
   [ "$PERF" = 1 ] && profile_hookgate "$s"
 done
@@ -389,27 +419,45 @@ name() {
   esac
 }
 
+# Per-round ratio hookgate/nginx of column c, "min-max" over the rounds.
+round_ratios() { # scenario column
+  awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s { v[$2 " " $3] = $c; r[$2] = 1 }
+    END { for (k in r) if (v[k " nginx"] > 0) { x = v[k " hookgate"] / v[k " nginx"]
+            if (lo == "" || x < lo) lo = x; if (x > hi) hi = x }
+          printf "%.2f-%.2f", lo, hi }' "$RESULTS"
+}
+
 echo
 echo "hookgate vs nginx proxy_pass: medians of $ROUNDS interleaved rounds, $DURATION each," \
   "$CONNECTIONS connections, $THREADS wrk thread(s), ~1.5 KB signed bodies, access log $ACCESS_LOG"
 echo "$(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
 echo
-echo "| scenario | nginx req/s | hookgate req/s | ratio | nginx p50 ms | hookgate p50 ms | nginx p99 ms | hookgate p99 ms | p99 ratio | nginx peak RSS MiB | hookgate peak RSS MiB | hookgate idle RSS MiB | non-2xx (nginx/hookgate) | delivered/acked (drain s) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | nginx req/s | hookgate req/s | ratio (per round) | nginx p50 ms | hookgate p50 ms | nginx p99 ms | hookgate p99 ms | p99 ratio | nginx CPU µs/req | hookgate CPU µs/req | CPU ratio | nginx peak RSS MiB | hookgate idle / peak RSS MiB | non-2xx nginx/hookgate |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for s in $SCENARIOS; do
   nr=$(col "$s" nginx 4); hr=$(col "$s" hookgate 4)
   n50=$(col "$s" nginx 5); h50=$(col "$s" hookgate 5)
   n99=$(col "$s" nginx 6); h99=$(col "$s" hookgate 6)
-  delivered="-"
-  if [ "$s" = 4 ] || [ "$s" = 5 ]; then
-    delivered="$(colsum "$s" hookgate 14)/$(colsum "$s" hookgate 13) ($(colmax "$s" hookgate 12))"
-  fi
-  printf '| %s | %.0f | %.0f | %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s/%s | %s |\n' \
-    "$(name "$s")" "$nr" "$hr" "$(ratio "$hr" "$nr")" "$n50" "$h50" "$n99" "$h99" "$(ratio "$h99" "$n99")" \
-    "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 10)")" "$(mib "$(colmax "$s" hookgate 11)")" \
-    "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)" "$delivered"
+  nc=$(col "$s" nginx 15); hc=$(col "$s" hookgate 15)
+  printf '| %s | %.0f | %.0f | %s (%s) | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s | %s | %s / %s | %s/%s |\n' \
+    "$(name "$s")" "$nr" "$hr" "$(ratio "$hr" "$nr")" "$(round_ratios "$s" 4)" "$n50" "$h50" "$n99" "$h99" \
+    "$(ratio "$h99" "$n99")" "$nc" "$hc" "$(ratio "$hc" "$nc")" \
+    "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 11)")" "$(mib "$(colmax "$s" hookgate 10)")" \
+    "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)"
 done
-wraps=$(awk -F'\t' 'NR > 1 { n += $9 } END { print n + 0 }' "$RESULTS")
-[ "$wraps" = 0 ] || echo "WARNING: wrk ran out of distinct events $wraps times (raise EVENTS); dedup figures include copies"
+case " $SCENARIOS " in *" 4 "*|*" 5 "*)
+  echo
+  echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
+  echo
+  echo "| scenario | round | acked | delivered (distinct ids at upstream) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5) {
+      rate = ($12 > 0) ? sprintf("%.0f", $16 / $12) : "-"
+      printf "| %s | %s | %s | %s%s | %s | %s | %s | %s | %s |\n", $1, $2, $13, $14, ($13 == $14 ? "" : " MISMATCH"), $16, $12, rate, $17, $18
+    }' "$RESULTS" ;;
+esac
+# Copies only matter to hookgate (dedup answers them without forwarding).
+wraps=$(awk -F'\t' 'NR > 1 && $3 == "hookgate" { n += $9 } END { print n + 0 }' "$RESULTS")
+[ "$wraps" = 0 ] || echo "WARNING: wrk ran out of distinct events $wraps times against hookgate (raise EVENTS): those runs sent copies"
 echo
 echo "raw results: $RESULTS"
