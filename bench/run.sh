@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# hookgate vs nginx proxy_pass, interleaved, on 127.0.0.1 (issue 8).
+#
+#   bench/run.sh                                   # every scenario, defaults
+#   DURATION=5s ROUNDS=1 SCENARIOS="1 4" bench/run.sh
+#   PERF=1 SCENARIOS="1 4" bench/run.sh            # plus one profiled hookgate run each
+#
+# Starts an nginx upstream that answers 204, an nginx proxy_pass in front of
+# it (the peer: no verification, keep-alive to the upstream) and hookgate in
+# front of the same upstream, then drives them with wrk for the same duration
+# and connections, alternating nginx, hookgate, nginx, hookgate... for ROUNDS
+# rounds per scenario, and prints the medians and the hookgate/nginx ratios.
+# Every request is a ~1.5 KB TruTac event with its own event id, signed
+# beforehand by gen_requests.py (wrk cannot HMAC).
+#
+# Scenarios (hookgate; nginx is the same plain proxy in each):
+#   1  ack: sync, TruTac verify, dedup off
+#   2  sync + verify + local dedup (SQLite in data_dir), key {json:/id}
+#   3  sync + verify + Redis dedup (our own redis-server, no persistence)
+#   4  ack: async, store.fsync: true; afterwards every acked event must
+#      reach the upstream (distinct Hookgate-Delivery-Id in its access log)
+#   5  ack: async, store.fsync: false; same check
+#   6  (optional, not in the default list) as 4, but hookgate starts with
+#      BACKLOG (1,000,000) pending deliveries already spooled, which its
+#      workers deliver during the run: ack rate, latency and RSS with a
+#      backlog. No delivery check (draining takes minutes).
+# hookgate is restarted with an empty data_dir (and Redis flushed) for each
+# round, so every round's event ids are new to it.
+#
+# Settings (environment):
+#   DURATION=10s  ROUNDS=3  CONNECTIONS=32  THREADS=1 (wrk threads)
+#   SCENARIOS="1 2 3 4 5"  EVENTS=400000 (distinct signed events per wrk run)
+#   DRAIN_TIMEOUT=120 (s, async: wait for the spool to empty)
+#   ACCESS_LOG=on (both log every request: nginx to a file, hookgate's
+#   access log to stderr, redirected to a file; `off` disables both)
+#   BASE_PORT=18100  WORK=/tmp/hookgate-bench.XXXX  PERF=0  NO_BUILD=0
+#   HG_CONCURRENCY= (async: upstream.concurrency; unset = hookgate's default)
+# The defaults finish in about 8 minutes on 2 cores.
+#
+# Needs nginx, wrk, redis-server (scenario 3), python3, cargo; installs the
+# Debian packages when missing and run as root. Traffic stays on 127.0.0.1.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5"}
+EVENTS=${EVENTS:-400000}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
+BACKLOG=${BACKLOG:-1000000}
+ACCESS_LOG=${ACCESS_LOG:-on}
+BASE_PORT=${BASE_PORT:-18100}
+PERF=${PERF:-0}
+NO_BUILD=${NO_BUILD:-0}
+HG_CONCURRENCY=${HG_CONCURRENCY:-}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+WORK=${WORK:-$(mktemp -d /tmp/hookgate-bench.XXXXXX)}
+mkdir -p "$WORK"
+SECRET="bench-trutac-secret"
+UP_PORT=$((BASE_PORT + 1))
+PX_PORT=$((BASE_PORT + 2))
+HG_PORT=$((BASE_PORT + 3))
+ADMIN_PORT=$((BASE_PORT + 4))
+REDIS_PORT=$((BASE_PORT + 5))
+HOOK_PATH=/hooks/trutac
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v python3 >/dev/null || need+=(python3)
+case " $SCENARIOS " in *" 3 "*)
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need+=(redis-server) ;;
+esac
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${need[*]}: apt-get install -y ${need[*]}"
+  log "installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx)
+
+if [ "$NO_BUILD" != 1 ]; then
+  log "cargo build --release"
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
+HOOKGATE="$ROOT/target/release/hookgate"
+[ -x "$HOOKGATE" ] || die "no $HOOKGATE"
+
+# ---------------------------------------------------------------- helpers
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+secs() { # 10s, 2m, 500ms -> seconds (integer, at least 1)
+  case "$1" in
+    *ms) echo $(( (${1%ms} + 999) / 1000 )) ;;
+    *s) echo "${1%s}" ;;
+    *m) echo $(( ${1%m} * 60 )) ;;
+    *) echo "$1" ;;
+  esac
+}
+
+wait_port() { # port: wait until something listens
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on 127.0.0.1:$1"
+}
+
+# Memory of a process tree root and its direct children (nginx master and
+# workers), in KiB: field VmHWM (peak) or VmRSS (now).
+mem_kib() { # field pid...
+  local field=$1 total=0 pid kids
+  shift
+  for pid in "$@"; do
+    kids=$(pgrep -P "$pid" || true)
+    for p in $pid $kids; do
+      v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+      total=$((total + ${v:-0}))
+    done
+  done
+  echo "$total"
+}
+
+# CPU time (user + system, clock ticks) of a process and its direct
+# children: what serving the requests cost, less sensitive to other load on
+# the machine than throughput.
+cpu_ticks() { # pid
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+us_per_req() { # ticks requests
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print 0 }'
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# wrk output -> "rps p50_ms p99_ms non2xx errors wraps requests"
+parse_wrk() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+      if (v ~ /m$/)  { sub(/m$/, "", v); return v * 60000 }
+      if (v ~ /s$/)  { sub(/s$/, "", v); return v * 1000 }
+      return v
+    }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+    $1 == "WRAPS" { wraps = $2 }
+    / requests in / { requests = $1 }
+    END { printf "%s %.3f %.3f %d %d %d %d\n", rps, p50, p99, non2xx, errors, wraps, requests }
+  ' "$1"
+}
+
+run_wrk() { # port label -> parsed result line; raw output kept in $WORK
+  local port=$1 label=$2 out="$WORK/wrk-$2.txt"
+  BENCH_REQUESTS="$WORK/requests.txt" BENCH_THREADS="$THREADS" BENCH_PATH="$HOOK_PATH" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
+    -s "$BENCH/trutac.lua" "http://127.0.0.1:$port$HOOK_PATH" >"$out" 2>&1 \
+    || die "wrk failed: $(cat "$out")"
+  parse_wrk "$out"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+metric() { # name{labels} -> value from hookgate's /metrics (0 when absent)
+  curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null \
+    | awk -v m="$1" 'index($0, m " ") == 1 { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+# ---------------------------------------------------------------- requests
+log "signing $EVENTS events"
+python3 "$BENCH/gen_requests.py" "$SECRET" "$EVENTS" "$WORK/requests.txt" >&2
+
+# ---------------------------------------------------------------- nginx
+mkdir -p "$WORK/upstream" "$WORK/proxy"
+if [ "$ACCESS_LOG" = on ]; then PX_LOG="access_log $WORK/proxy/access.log;"; HG_LEVEL=info
+else PX_LOG="access_log off;"; HG_LEVEL="info,hookgate::access=off"; fi
+temp_paths() {
+  echo "client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fastcgi;"
+  echo "uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;"
+}
+# The upstream: 204 to everything. Deliveries of the async scenarios go to
+# /async and are logged with their delivery id, to check nothing was lost.
+cat >"$WORK/upstream/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/error.log warn;
+events { worker_connections 8192; }
+http {
+  $(temp_paths "$WORK/upstream")
+  access_log off;
+  log_format delivery '\$status \$http_hookgate_delivery_id';
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_max_body_size 2m;
+  server {
+    listen 127.0.0.1:$UP_PORT backlog=4096;
+    location /async { access_log $WORK/upstream/delivered.log delivery; return 204; }
+    location / { return 204; }
+  }
+}
+EOF
+# The peer: a plain reverse proxy with keep-alive to the upstream. Two
+# workers, as hookgate's runtime has one worker thread per core.
+cat >"$WORK/proxy/nginx.conf" <<EOF
+worker_processes auto;
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/error.log warn;
+events { worker_connections 8192; }
+http {
+  $(temp_paths "$WORK/proxy")
+  $PX_LOG
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_max_body_size 1m;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$PX_PORT backlog=4096;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+for d in upstream proxy; do
+  "$NGINX" -t -q -c "$WORK/$d/nginx.conf" -g "daemon off;" || die "bad nginx config $WORK/$d/nginx.conf"
+  "$NGINX" -c "$WORK/$d/nginx.conf" -g "daemon off;" &
+  PIDS+=($!)
+  eval "${d^^}_PID=$!"
+done
+wait_port "$UP_PORT"; wait_port "$PX_PORT"
+sleep 0.3
+NGINX_IDLE_KIB=$(mem_kib VmRSS "$PROXY_PID")
+
+# ---------------------------------------------------------------- redis
+case " $SCENARIOS " in *" 3 "*)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$WORK" --logfile "$WORK/redis.log" &
+  PIDS+=($!)
+  wait_port "$REDIS_PORT" ;;
+esac
+
+# ---------------------------------------------------------------- hookgate
+hookgate_config() { # scenario -> YAML
+  local s=$1 ack=sync fsync=true dedup=off url="/sync" extra="" redis="" conc=""
+  case $s in
+    1) ;;
+    2) dedup='{ key: "{json:/id}", backend: local }' ;;
+    3) dedup='{ key: "{json:/id}", backend: redis }'
+       redis="redis: { url: \"redis://127.0.0.1:$REDIS_PORT/0\" }" ;;
+    4|5|6) ack=async url="/async"
+       [ "$s" = 5 ] && fsync=false
+       [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
+       # Room for every event of a run: a 503 spool_full is not what is measured.
+       extra="max_pending: 10000000" ;;
+    *) die "unknown scenario $s" ;;
+  esac
+  cat <<EOF
+listen: "127.0.0.1:$HG_PORT"
+admin: { listen: "127.0.0.1:$ADMIN_PORT" }
+data_dir: "$WORK/hookgate/data"
+store: { fsync: $fsync }
+log: { level: "$HG_LEVEL" }
+$redis
+routes:
+  - name: bench
+    path: $HOOK_PATH
+    verify: { scheme: trutac, secrets: ["$SECRET"] }
+    ack: $ack
+    $extra
+    dedup: $dedup
+    events: { allow: ["*"], ack_only: [] }
+    upstream: { url: "http://127.0.0.1:$UP_PORT$url"$conc }
+EOF
+}
+
+HG_PID=""
+# Scenario 6: a store holding BACKLOG pending deliveries, made once and
+# copied for each round.
+make_backlog() {
+  [ -f "$WORK/backlog/data/hookgate.db" ] && return 0
+  log "scenario 6: spooling a backlog of $BACKLOG events"
+  mkdir -p "$WORK/backlog"
+  hookgate_config 6 | sed "s|$WORK/hookgate/data|$WORK/backlog/data|" >"$WORK/backlog/config.yaml"
+  "$HOOKGATE" serve -c "$WORK/backlog/config.yaml" 2>"$WORK/backlog/stderr.log" &
+  local pid=$!
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  python3 "$BENCH/seed_backlog.py" "$WORK/backlog/data/hookgate.db" bench "$BACKLOG" >&2
+}
+
+start_hookgate() { # scenario
+  rm -rf "$WORK/hookgate"
+  mkdir -p "$WORK/hookgate"
+  hookgate_config "$1" >"$WORK/hookgate/config.yaml"
+  [ "$1" = 3 ] && redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  if [ "$1" = 6 ]; then
+    mkdir -p "$WORK/hookgate/data"
+    cp "$WORK/backlog/data/hookgate.db" "$WORK/hookgate/data/"
+  fi
+  "$HOOKGATE" serve -c "$WORK/hookgate/config.yaml" 2>"$WORK/hookgate/stderr.log" &
+  HG_PID=$!
+  PIDS+=("$HG_PID")
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$HG_PID" 2>/dev/null || die "hookgate exited: $(tail -5 "$WORK/hookgate/stderr.log")"
+    sleep 0.1
+  done
+  die "hookgate not ready: $(tail -5 "$WORK/hookgate/stderr.log")"
+}
+stop_hookgate() {
+  kill -TERM "$HG_PID" 2>/dev/null || true
+  wait "$HG_PID" 2>/dev/null || true
+  HG_PID=""
+}
+
+# Async: wait for the spool to empty, then compare what was acknowledged
+# with what the upstream received. Prints "drain_seconds acked delivered_ids
+# pending_at_load_end".
+check_delivery() {
+  local start=$SECONDS pending left
+  left=$(metric 'hookgate_spool_pending{route="bench"}')
+  while :; do
+    pending=$(metric 'hookgate_spool_pending{route="bench"}')
+    [ "${pending%.*}" = 0 ] && break
+    [ $((SECONDS - start)) -ge "$DRAIN_TIMEOUT" ] && break
+    sleep 0.2
+  done
+  local drain=$((SECONDS - start))
+  local acked delivered
+  acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
+  delivered=$(awk '$1 == 204 && $2 != "-" { print $2 }' "$WORK/upstream/delivered.log" | sort -u | wc -l)
+  echo "$drain ${acked%.*} $delivered ${left%.*}"
+}
+
+profile_hookgate() { # scenario: one extra, unmeasured run under perf
+  local s=$1 d
+  d=$(secs "$DURATION")
+  start_hookgate "$s"
+  : >"$WORK/upstream/delivered.log"
+  log "scenario $s: profiling hookgate (perf, ${d}s)"
+  perf record -q -F 999 -e cpu-clock -p "$HG_PID" -o "$WORK/perf-s$s.data" -- sleep "$d" \
+    >/dev/null 2>&1 &
+  local perf_pid=$!
+  run_wrk "$HG_PORT" "s$s-perf" >/dev/null
+  wait "$perf_pid" || true
+  [ "$s" = 4 ] || [ "$s" = 5 ] && check_delivery >/dev/null
+  stop_hookgate
+  local sort
+  for sort in comm dso dso,symbol comm,symbol; do
+    echo "== by $sort"
+    perf report -i "$WORK/perf-s$s.data" --no-children -g none --sort "$sort" --stdio 2>/dev/null \
+      | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+(-[[:space:]]+-)?[[:space:]]*$//' | head -30
+  done >"$WORK/perf-s$s.txt" || true
+  log "profile: $WORK/perf-s$s.txt"
+}
+
+# ---------------------------------------------------------------- run
+log "work dir $WORK; $ROUNDS rounds x $DURATION, $CONNECTIONS connections, $THREADS wrk thread(s)"
+log "warming up nginx"
+DURATION=2s run_wrk "$PX_PORT" warmup >/dev/null
+
+RESULTS="$WORK/results.tsv"
+printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\n' >"$RESULTS"
+for s in $SCENARIOS; do
+  [ "$s" = 6 ] && make_backlog
+  for r in $(seq 1 "$ROUNDS"); do
+    log "scenario $s round $r: nginx"
+    t0=$(cpu_ticks "$PROXY_PID")
+    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$PX_PORT" "s$s-r$r-nginx")
+    cpu=$(us_per_req $(($(cpu_ticks "$PROXY_PID") - t0)) "$requests")
+    printf '%s\t%s\tnginx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t%s\t\t\t\n' "$s" "$r" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$(mem_kib VmHWM "$PROXY_PID")" "$NGINX_IDLE_KIB" "$cpu" >>"$RESULTS"
+
+    log "scenario $s round $r: hookgate"
+    start_hookgate "$s"
+    : >"$WORK/upstream/delivered.log"
+    sleep 0.5
+    idle=$(mem_kib VmRSS "$HG_PID")
+    t0=$(cpu_ticks "$HG_PID")
+    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$HG_PORT" "s$s-r$r-hookgate")
+    peak=$(mem_kib VmHWM "$HG_PID")
+    drain="" acked="" delivered="" left=""
+    if [ "$s" = 6 ]; then
+      left=$(metric 'hookgate_spool_pending{route="bench"}')
+      acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
+      left=${left%.*} acked=${acked%.*}
+    fi
+    if [ "$s" = 4 ] || [ "$s" = 5 ]; then
+      # Delivery included: the CPU an event costs until it is delivered.
+      read -r drain acked delivered left < <(check_delivery)
+      peak=$(mem_kib VmHWM "$HG_PID")
+    fi
+    cpu=$(us_per_req $(($(cpu_ticks "$HG_PID") - t0)) "$requests")
+    commits=$(metric hookgate_store_commit_duration_seconds_count)
+    commit_ms=$(awk -v s="$(metric hookgate_store_commit_duration_seconds_sum)" -v n="$commits" \
+      'BEGIN { if (n > 0) printf "%.2f", s * 1000 / n }')
+    dups=$(metric 'hookgate_dedup_total{route="bench",result="duplicate"}')
+    [ "${dups%.*}" = 0 ] || log "WARNING: $dups duplicates: raise EVENTS"
+    stop_hookgate
+    printf '%s\t%s\thookgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" >>"$RESULTS"
+    tail -2 "$RESULTS" | cut -f3-6,12- | sed 's/^/    /' >&2
+  done
+  [ "$PERF" = 1 ] && profile_hookgate "$s"
+done
+
+# ---------------------------------------------------------------- report
+col() { # scenario target column -> median over rounds
+  awk -F'\t' -v s="$1" -v t="$2" -v c="$3" 'NR > 1 && $1 == s && $3 == t { print $c }' "$RESULTS" | median
+}
+colmax() {
+  awk -F'\t' -v s="$1" -v t="$2" -v c="$3" 'NR > 1 && $1 == s && $3 == t && $c > m { m = $c } END { print m + 0 }' "$RESULTS"
+}
+colsum() {
+  awk -F'\t' -v s="$1" -v t="$2" -v c="$3" 'NR > 1 && $1 == s && $3 == t { n += $c } END { print n + 0 }' "$RESULTS"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+name() {
+  case $1 in
+    1) echo "1 sync, verify, no dedup" ;; 2) echo "2 sync, verify, local dedup" ;;
+    3) echo "3 sync, verify, redis dedup" ;; 4) echo "4 async, fsync on" ;;
+    5) echo "5 async, fsync off" ;;
+    6) echo "6 async, fsync on, $BACKLOG backlog" ;;
+  esac
+}
+
+# Per-round ratio hookgate/nginx of column c, "min-max" over the rounds.
+round_ratios() { # scenario column
+  awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s { v[$2 " " $3] = $c; r[$2] = 1 }
+    END { for (k in r) if (v[k " nginx"] > 0) { x = v[k " hookgate"] / v[k " nginx"]
+            if (lo == "" || x < lo) lo = x; if (x > hi) hi = x }
+          printf "%.2f-%.2f", lo, hi }' "$RESULTS"
+}
+
+echo
+echo "hookgate vs nginx proxy_pass: medians of $ROUNDS interleaved rounds, $DURATION each," \
+  "$CONNECTIONS connections, $THREADS wrk thread(s), ~1.5 KB signed bodies, access log $ACCESS_LOG"
+echo "$(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+echo
+echo "| scenario | nginx req/s | hookgate req/s | ratio (per round) | nginx p50 ms | hookgate p50 ms | nginx p99 ms | hookgate p99 ms | p99 ratio | nginx CPU µs/req | hookgate CPU µs/req | CPU ratio | nginx peak RSS MiB | hookgate idle / peak RSS MiB | non-2xx nginx/hookgate |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for s in $SCENARIOS; do
+  nr=$(col "$s" nginx 4); hr=$(col "$s" hookgate 4)
+  n50=$(col "$s" nginx 5); h50=$(col "$s" hookgate 5)
+  n99=$(col "$s" nginx 6); h99=$(col "$s" hookgate 6)
+  nc=$(col "$s" nginx 15); hc=$(col "$s" hookgate 15)
+  printf '| %s | %.0f | %.0f | %s (%s) | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s | %s | %s / %s | %s/%s |\n' \
+    "$(name "$s")" "$nr" "$hr" "$(ratio "$hr" "$nr")" "$(round_ratios "$s" 4)" "$n50" "$h50" "$n99" "$h99" \
+    "$(ratio "$h99" "$n99")" "$nc" "$hc" "$(ratio "$hc" "$nc")" \
+    "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 11)")" "$(mib "$(colmax "$s" hookgate 10)")" \
+    "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)"
+done
+case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*)
+  echo
+  echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
+  echo
+  echo "| scenario | round | acked | delivered (distinct ids at upstream) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6) {
+      rate = ($12 > 0) ? sprintf("%.0f", $16 / $12) : "-"
+      check = ($14 == "") ? "not checked" : ($13 == $14 ? $14 : $14 " MISMATCH")
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $13, check, $16, $12, rate, $17, $18
+    }' "$RESULTS" ;;
+esac
+# Copies only matter to hookgate (dedup answers them without forwarding).
+wraps=$(awk -F'\t' 'NR > 1 && $3 == "hookgate" { n += $9 } END { print n + 0 }' "$RESULTS")
+[ "$wraps" = 0 ] || echo "WARNING: wrk ran out of distinct events $wraps times against hookgate (raise EVENTS): those runs sent copies"
+echo
+echo "raw results: $RESULTS"
