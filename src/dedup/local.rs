@@ -1,15 +1,17 @@
 //! The embedded dedup store: the `dedup_claims` table of the embedded store
 //! (`crate::store`, where the schema is documented).
 //!
-//! Every claim is one job in the store's group transaction, so it is atomic
-//! in this process and against any other process opening the same file. A
-//! single gateway owns a data directory, so in-flight claims left by a
-//! previous run (a crash) are cleared on open. Expired rows are pruned in
-//! small batches by [`LocalStore::prune_expired`], which the server calls
-//! periodically.
+//! A single gateway owns a data directory. Sync routes keep in-flight claims
+//! in memory (a claim never outlives its process) and write only committed
+//! events, one group-commit job each; the async path claims and spools in
+//! one transaction with [`claim_in`]. In-flight rows an older version left
+//! on disk are cleared on open. Expired rows are pruned in small batches by
+//! [`LocalStore::prune_expired`], which the server calls periodically.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -23,6 +25,14 @@ const PRUNE_BATCH: i64 = 1000;
 #[derive(Clone)]
 pub struct LocalStore {
     db: Db,
+    /// Claims being processed, by key: memory only (see `claim`).
+    in_flight: Arc<Mutex<HashMap<EventKey, Holder>>>,
+}
+
+/// Who holds an in-flight claim, and until when.
+struct Holder {
+    token: ClaimToken,
+    until: Instant,
 }
 
 impl LocalStore {
@@ -35,7 +45,10 @@ impl LocalStore {
         })
         .await
         .map_err(store)?;
-        Ok(LocalStore { db })
+        Ok(LocalStore {
+            db,
+            in_flight: Arc::default(),
+        })
     }
 
     /// Opens its own store in `data_dir` (fsync on): for tests and tools.
@@ -51,6 +64,8 @@ impl LocalStore {
     /// Deletes expired rows, a batch at a time so requests are never blocked
     /// for long. Returns how many were deleted.
     pub async fn prune_expired(&self) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        self.in_flight().retain(|_, h| h.until > now);
         let mut total = 0;
         loop {
             let now = now_ms();
@@ -111,18 +126,77 @@ pub(crate) fn claim_in(
     })
 }
 
+impl LocalStore {
+    /// Whether `key` was committed and its window has not passed.
+    async fn committed(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let key = *key;
+        let now = now_ms();
+        self.db
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT expires_at FROM dedup_claims WHERE key = ?1 AND state = ?2",
+                )?
+                .query_row(params![&key.0[..], STATE_COMMITTED], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()
+                .map(|expires| expires.is_some_and(|e| e > now))
+            })
+            .await
+            .map_err(store)
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<EventKey, Holder>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets `key`'s in-flight entry if `token` still holds it.
+    fn forget(&self, key: &EventKey, token: ClaimToken) {
+        let mut map = self.in_flight();
+        if map.get(key).is_some_and(|h| h.token == token) {
+            map.remove(key);
+        }
+    }
+}
+
 impl DedupStore for LocalStore {
+    /// In-flight claims live in memory (one process owns a data directory,
+    /// and a claim does not outlive its process); only committed events are
+    /// written, in one group commit each.
     async fn claim(
         &self,
-        route: &str,
+        _route: &str,
         key: &EventKey,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let (key, route, token) = (*key, route.to_string(), ClaimToken::random());
-        self.db
-            .write(move |tx| claim_in(tx, &route, &key, token, lease, None))
-            .await
-            .map_err(store)
+        let token = ClaimToken::random();
+        {
+            let mut map = self.in_flight();
+            let now = Instant::now();
+            if map.get(key).is_some_and(|h| h.until > now) {
+                return Ok(Claim::InFlight);
+            }
+            map.insert(
+                *key,
+                Holder {
+                    token,
+                    until: now + lease,
+                },
+            );
+        }
+        // Checked after the entry went in: a commit writes its row before it
+        // drops its entry, so any commit that let us in is visible here.
+        match self.committed(key).await {
+            Ok(false) => Ok(Claim::New(token)),
+            Ok(true) => {
+                self.forget(key, token);
+                Ok(Claim::Duplicate)
+            }
+            Err(error) => {
+                self.forget(key, token);
+                Err(error)
+            }
+        }
     }
 
     async fn commit(
@@ -132,42 +206,37 @@ impl DedupStore for LocalStore {
         token: ClaimToken,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (key, route) = (*key, route.to_string());
+        // Ours, or nobody's (our lease ran out and nobody took over): record
+        // the event. Another live claim is left alone.
+        let ours_or_free = match self.in_flight().get(key) {
+            Some(h) if h.token == token => true,
+            Some(h) => h.until <= Instant::now(),
+            None => true,
+        };
+        if !ours_or_free {
+            return Ok(());
+        }
+        let (row_key, route) = (*key, route.to_string());
         let ttl = ttl.as_millis() as i64;
         self.db
             .write(move |tx| {
-                let now = now_ms();
-                let holder: Option<(i64, i64)> = tx
-                    .query_row(
-                        "SELECT token, expires_at FROM dedup_claims WHERE key = ?1",
-                        [&key.0[..]],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()?;
-                // Ours, or nobody's (our lease ran out and nobody took over):
-                // record the event. Another live claim is left alone.
-                let ours_or_free = match holder {
-                    None => true,
-                    Some((t, _)) if t == token.0 as i64 => true,
-                    Some((_, expires)) => expires <= now,
-                };
-                if ours_or_free {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![
-                        &key.0[..],
-                        route,
-                        STATE_COMMITTED,
-                        token.0 as i64,
-                        now + ttl
-                    ])?;
-                }
-                Ok(())
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    &row_key.0[..],
+                    route,
+                    STATE_COMMITTED,
+                    token.0 as i64,
+                    now_ms() + ttl
+                ])
+                .map(|_| ())
             })
             .await
-            .map_err(store)
+            .map_err(store)?;
+        self.forget(key, token);
+        Ok(())
     }
 
     async fn release(
@@ -176,17 +245,8 @@ impl DedupStore for LocalStore {
         key: &EventKey,
         token: ClaimToken,
     ) -> Result<(), StoreError> {
-        let key = *key;
-        self.db
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "DELETE FROM dedup_claims WHERE key = ?1 AND token = ?2 AND state = ?3",
-                )?
-                .execute(params![&key.0[..], token.0 as i64, STATE_IN_FLIGHT])
-                .map(|_| ())
-            })
-            .await
-            .map_err(store)
+        self.forget(key, token);
+        Ok(())
     }
 
     async fn check(&self) -> Result<(), StoreError> {
