@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Claim, ClaimToken, DedupStore, EventKey, StoreError};
-use crate::store::{now_ms, Db};
+use crate::store::{now_ms, Db, Durability};
 
 const STATE_IN_FLIGHT: i64 = 0;
 const STATE_COMMITTED: i64 = 1;
@@ -218,8 +218,10 @@ impl DedupStore for LocalStore {
         }
         let (row_key, route) = (*key, route.to_string());
         let ttl = ttl.as_millis() as i64;
+        // Relaxed: a committed key lost with the machine can only let a
+        // duplicate through later, never lose an event.
         self.db
-            .write(move |tx| {
+            .write_with(Durability::Relaxed, move |tx| {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::dedup::local::claim_in;
 use crate::dedup::{Claim, ClaimToken, EventKey};
-use crate::store::{now_ms, Db, StoreError};
+use crate::store::{now_ms, Db, Durability, StoreError};
 use crate::telemetry::RouteMetrics;
 
 /// One event to spool.
@@ -339,7 +339,9 @@ impl Spool {
             (e, _) => e.clone(),
         };
         self.db
-            .write(move |tx| {
+            // Relaxed: an outcome lost with the machine means the event is
+            // attempted again (at-least-once), never lost.
+            .write_with(Durability::Relaxed, move |tx| {
                 tx.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
                     params![id, outcome.attempt, outcome.started_at, outcome.duration.as_millis() as i64, outcome.status, outcome.error],

@@ -105,8 +105,16 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 /// A job for the writer: runs inside the group's transaction and returns
 /// the callback that reports the group's commit outcome to its caller.
-type Job =
-    Box<dyn FnOnce(&Transaction<'_>) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+struct Job {
+    /// Must survive power loss (when the store's `fsync` is on): spooled
+    /// events. Dedup keys of sync routes need not: losing one after a power
+    /// failure can only let a duplicate through, never lose an event.
+    durable: bool,
+    run: Box<dyn FnOnce(&Transaction<'_>) -> Callback + Send>,
+}
+
+/// Reports the group's commit outcome to one job's caller.
+type Callback = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -114,6 +122,15 @@ pub struct Db {
     jobs: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+}
+
+/// How a write must be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced to disk before the caller hears "committed" (with `fsync` on).
+    Durable,
+    /// Survives a crash of the process; may be lost with the machine.
+    Relaxed,
 }
 
 /// Observes each group commit (for the commit-duration metric).
@@ -136,10 +153,11 @@ impl Db {
             // Every hot statement is prepared once and reused.
             conn.set_prepared_statement_cache_capacity(64);
             conn.pragma_update(None, "journal_mode", "WAL")?;
-            // FULL: the WAL is synced on every commit, so an acknowledged
-            // event survives power loss. NORMAL: it survives a crash of the
-            // process, and the last commits may be lost with the machine.
-            conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+            // NORMAL: a commit survives a crash of the process, and the last
+            // ones may be lost with the machine. The writer switches to FULL
+            // (the WAL synced on every commit) for groups holding a durable
+            // job when `fsync` is on.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             Ok(conn)
         };
         let writer = open()?;
@@ -149,7 +167,7 @@ impl Db {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookgate-store".into())
-            .spawn(move || run_writer(writer, queue, observe))
+            .spawn(move || run_writer(writer, queue, observe, fsync))
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         Ok(Db {
             jobs,
@@ -169,8 +187,17 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_with(Durability::Durable, f).await
+    }
+
+    /// [`Db::write`] with a chosen durability.
+    pub async fn write_with<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |tx: &Transaction<'_>| {
+        let run = Box::new(move |tx: &Transaction<'_>| {
             let result = in_savepoint(tx, f);
             Box::new(move |committed: Result<(), StoreError>| {
                 // The job's own error first (it says what went wrong), then
@@ -182,8 +209,12 @@ impl Db {
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = reply.send(outcome);
-            })
+            }) as Callback
         });
+        let job = Job {
+            durable: durability == Durability::Durable,
+            run,
+        };
         self.jobs
             .send(job)
             .map_err(|_| StoreError("the store writer has stopped".into()))?;
@@ -236,7 +267,13 @@ fn in_savepoint<T>(
 }
 
 /// The writer thread: group, commit, answer; until every handle is gone.
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>, observe: CommitObserver) {
+fn run_writer(
+    mut conn: Connection,
+    queue: mpsc::Receiver<Job>,
+    observe: CommitObserver,
+    fsync: bool,
+) {
+    let mut synced = false;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -244,6 +281,22 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>, observe: CommitO
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
+        }
+        // Sync this group's commit to disk only if a job needs it.
+        let want_sync = fsync && group.iter().any(|job| job.durable);
+        if want_sync != synced {
+            let mode = if want_sync { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => synced = want_sync,
+                Err(error) => tracing::error!(%error, "cannot set synchronous={mode}"),
+            }
+        }
+        if want_sync && !synced {
+            // Durability cannot be promised: fail the group rather than lie.
+            // Dropping the jobs drops their reply channels, which their
+            // callers see as a failed write.
+            drop(group);
+            continue;
         }
         let started = Instant::now();
         let size = group.len();
@@ -258,7 +311,7 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Job>, observe: CommitO
     }
 }
 
-type Callbacks = Vec<Box<dyn FnOnce(Result<(), StoreError>) + Send>>;
+type Callbacks = Vec<Callback>;
 
 fn commit_group(conn: &mut Connection, group: Vec<Job>) -> Result<(), (StoreError, Callbacks)> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -267,7 +320,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) -> Result<(), (StoreErro
         // their callers see as a failed write.
         Err(e) => return Err((StoreError::from(e), Vec::new())),
     };
-    let callbacks: Callbacks = group.into_iter().map(|job| job(&tx)).collect();
+    let callbacks: Callbacks = group.into_iter().map(|job| (job.run)(&tx)).collect();
     if tx.is_autocommit() {
         // SQLite already rolled the transaction back: nothing was written.
         return Err((
