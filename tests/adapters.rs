@@ -477,3 +477,54 @@ routes:
     }
     assert_eq!(upstream.received().len(), 2);
 }
+
+#[tokio::test]
+async fn okta_verification_challenge_is_answered_after_verification() {
+    let upstream = Upstream::start().await;
+    let yaml = format!(
+        "routes:\n  - {{ name: okta, path: /hooks/okta, ack: sync, dedup: off, verify: {{ scheme: okta, secrets: [\"okta-secret-1\"] }}, upstream: {{ url: \"{}\" }} }}\n",
+        upstream.url("/okta")
+    );
+    let gateway = Gateway::start(&yaml).await;
+    let challenge = |auth: Option<&str>| {
+        let mut req = http::Request::get(gateway.url("/hooks/okta"))
+            .header("X-Okta-Verification-Challenge", "chal-\"quoted\"-123");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        send(
+            req.body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let ok = challenge(Some("okta-secret-1")).await;
+    assert_eq!(ok.status, http::StatusCode::OK);
+    assert_eq!(ok.json()["verification"], "chal-\"quoted\"-123");
+    let unsigned = challenge(None).await;
+    assert_eq!(
+        (unsigned.status, unsigned.error_code().as_str()),
+        (http::StatusCode::UNAUTHORIZED, "missing_credentials")
+    );
+    let wrong = challenge(Some("okta-secret-2")).await;
+    assert_eq!(wrong.status, http::StatusCode::UNAUTHORIZED);
+    // A GET without the challenge header is not a webhook.
+    let plain = send(
+        http::Request::get(gateway.url("/hooks/okta"))
+            .header("Authorization", "okta-secret-1")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.status, http::StatusCode::METHOD_NOT_ALLOWED);
+    // Events are POSTed with the same header; the secret is not forwarded.
+    let event = post(
+        &gateway.url("/hooks/okta"),
+        &[("Authorization", "okta-secret-1")],
+        r#"{"eventType":"com.okta.event_hook"}"#,
+    )
+    .await;
+    assert_eq!(event.status, http::StatusCode::OK);
+    let got = upstream.received();
+    assert_eq!(got.len(), 1, "only the POSTed event reaches the upstream");
+    assert!(got[0].headers.get("authorization").is_none());
+}

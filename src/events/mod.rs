@@ -73,6 +73,9 @@ pub enum Handshake {
     /// Twitch EventSub `Twitch-Eventsub-Message-Type:
     /// webhook_callback_verification`: the `challenge` echoed as text.
     TwitchCallbackVerification,
+    /// Okta event hooks: a `GET` with `X-Okta-Verification-Challenge`,
+    /// answered `{"verification": <the challenge>}`.
+    OktaVerification,
 }
 
 /// A route's event policy, as configured (presets fill in the defaults).
@@ -182,6 +185,25 @@ impl Events {
         Decision::Forward
     }
 
+    /// Whether this route answers a verified `GET` (Okta's challenge).
+    pub fn answers_get(&self) -> bool {
+        self.policy.handshake == Some(Handshake::OktaVerification)
+    }
+
+    /// The answer to a verified `GET`, if it is Okta's one-time challenge.
+    pub fn get_challenge(&self, headers: &HeaderMap) -> Option<Response<Full<Bytes>>> {
+        if !self.answers_get() {
+            return None;
+        }
+        let challenge = headers
+            .get("x-okta-verification-challenge")?
+            .to_str()
+            .ok()?;
+        Some(json_response(
+            serde_json::json!({ "verification": challenge }),
+        ))
+    }
+
     fn handshake(
         &self,
         headers: &HeaderMap,
@@ -224,6 +246,8 @@ impl Events {
                 );
                 Some(r)
             }
+            // Answered on GET, before a body is read (`get_challenge`).
+            Handshake::OktaVerification => None,
         }
     }
 }

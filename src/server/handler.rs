@@ -188,6 +188,9 @@ impl Gateway {
         peer: SocketAddr,
         client: IpAddr,
     ) -> Result<(Outcome, Response<Full<Bytes>>), RequestError> {
+        if request.method() == Method::GET && route.events.answers_get() {
+            return self.get_challenge(route, &request, peer);
+        }
         if request.method() != Method::POST {
             return Err(RequestError::MethodNotAllowed);
         }
@@ -437,6 +440,35 @@ fn duplicate_response(status: StatusCode) -> Response<Full<Bytes>> {
 }
 
 impl Gateway {
+    /// A sender's `GET` challenge (Okta), verified like any request (with an
+    /// empty body) before it is answered.
+    fn get_challenge(
+        &self,
+        route: &RouteState,
+        request: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<(Outcome, Response<Full<Bytes>>), RequestError> {
+        let signed = SignedRequest {
+            method: "GET",
+            query: request.uri().query(),
+            headers: request.headers(),
+            body: &[],
+            now: std::time::SystemTime::now(),
+        };
+        let verified = route.verifier.verify_request(&signed).map_err(|e| {
+            route.metrics.verify_failure(e);
+            tracing::info!(route = %route.route.name, reason = e.code(), %peer, "verification failed");
+            RequestError::Unauthorized(e)
+        })?;
+        if let Some(index) = verified.secret_index {
+            route.metrics.secret_matched(index);
+        }
+        match route.events.get_challenge(request.headers()) {
+            Some(response) => Ok((Outcome::AckOnly, response)),
+            None => Err(RequestError::MethodNotAllowed),
+        }
+    }
+
     /// Async acknowledgement: spool the event (with its dedup claim), answer
     /// once it is committed; the delivery worker forwards it later.
     async fn accept_async(

@@ -45,6 +45,7 @@ pub const NAMES: &[&str] = &[
     "timekit",
     "github",
     "gitlab",
+    "okta",
     "bitbucket",
     "standard_webhooks",
     "svix",
@@ -194,6 +195,14 @@ pub fn preset(name: &str) -> Option<Preset> {
         "gitlab" => {
             p.kind = PresetKind::Header(header("x-gitlab-token"));
             p.events_from = Some("header:X-Gitlab-Event");
+        }
+        // Okta event hooks: the `Authorization` header carries the secret
+        // configured in Okta, verbatim. Registering a hook sends a GET with
+        // `X-Okta-Verification-Challenge`, answered by hookgate.
+        // (No published vector: a shared secret has none.)
+        "okta" => {
+            p.kind = PresetKind::Header(header("authorization"));
+            p.handshake = Some(Handshake::OktaVerification);
         }
         // Bitbucket Cloud and Data Center: `X-Hub-Signature: sha256=<hex>`.
         "bitbucket" => {
