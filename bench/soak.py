@@ -54,6 +54,7 @@ class Upstream:
         self.ids = set()
         self.lock = threading.Lock()
         self.server = None
+        self.healthy = True
 
     def up(self):
         upstream = self
@@ -64,6 +65,13 @@ class Upstream:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 self.rfile.read(length)
+                if not upstream.healthy:
+                    # An outage: refuse, and drop the kept-alive connection.
+                    self.send_response(503)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    return
                 delivery = self.headers.get("Hookgate-Delivery-Id")
                 if delivery:
                     with upstream.lock:
@@ -78,10 +86,13 @@ class Upstream:
             daemon_threads = True
             allow_reuse_address = True
 
+        self.healthy = True
         self.server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def down(self):
+        # New connections are refused, and requests on pooled ones get 503.
+        self.healthy = False
         if self.server:
             self.server.shutdown()
             self.server.server_close()
