@@ -844,3 +844,70 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
         .status();
     assert!(gateway.child.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_running_deliveries_and_leaves_the_rest_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = SlowUpstream::start(gate.clone()).await;
+    let yaml = |url: &str| {
+        format!(
+            "admin: {{ listen: \"127.0.0.1:0\" }}\ndata_dir: \"{}\"\nshutdown_timeout: 5s\nroutes:\n{}",
+            dir.path().join("data").display(),
+            async_route("orders", url, "").replace("      timeout: 2s\n", "      timeout: 10s\n      concurrency: 1\n")
+        )
+    };
+    let mut gateway = Gateway::start(&yaml(&slow.url)).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            send(&gateway, "orders", &format!("{{\"n\":{i}}}"))
+                .await
+                .json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // One delivery is running (concurrency 1), held by the upstream.
+    eventually("a delivery is in flight", || slow.arrived() == 1).await;
+    let done = gateway.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The running attempt is allowed to finish...
+    gate.add_permits(10);
+    tokio::time::timeout(Duration::from_secs(10), done)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        slow.answered(),
+        1,
+        "no new attempt started after shutdown began"
+    );
+
+    // ...and the other two wait on disk for the next start.
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&yaml(&upstream.url("/"))).await;
+    eventually("the rest delivered after restart", || {
+        upstream.received().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let redelivered: Vec<String> = upstream
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers["hookgate-delivery-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        redelivered.len(),
+        2,
+        "the finished delivery was sent again: {redelivered:?}"
+    );
+    assert!(redelivered.iter().all(|id| ids.contains(id)));
+    drop(gateway);
+}
