@@ -149,6 +149,24 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
     )
     .await;
     assert_eq!(delivered.json()["items"].as_array().unwrap().len(), 20);
+    // The delivery metrics: one lag sample per delivered event, one
+    // duration sample per attempt, and group commits observed.
+    let m = gateway.metrics().await;
+    let value = |series: &str| metric_value(&m, series).unwrap_or_else(|| panic!("{series}"));
+    assert_eq!(
+        value(r#"hookgate_delivery_lag_seconds_count{route="timekit"}"#),
+        20.0
+    );
+    assert_eq!(
+        value(r#"hookgate_deliveries_total{route="timekit",result="delivered"}"#),
+        20.0
+    );
+    let attempts = value(r#"hookgate_deliveries_total{route="timekit",result="retry"}"#) + 20.0;
+    assert_eq!(
+        value(r#"hookgate_delivery_attempt_duration_seconds_count{route="timekit"}"#),
+        attempts
+    );
+    assert!(value("hookgate_store_commit_duration_seconds_count") >= 1.0);
 }
 
 async fn eventually_metric(gateway: &Gateway, series: &str, value: f64) {
