@@ -24,6 +24,11 @@
 #      BACKLOG (1,000,000) pending deliveries already spooled, which its
 #      workers deliver during the run: ack rate, latency and RSS with a
 #      backlog. No delivery check (draining takes minutes).
+#   7  (optional, not in the default list) as 2, with DEDUP_KEYS
+#      (10,000,000) committed dedup keys already stored, against the same
+#      with DEDUP_SMALL (1,000): each round runs nginx, then hookgate on
+#      both stores (order alternating by round), each store copied fresh
+#      from one made once by seed_dedup.py. Reported as 10M / 1k ratios.
 # hookgate is restarted with an empty data_dir (and Redis flushed) for each
 # round, so every round's event ids are new to it.
 #
@@ -35,6 +40,7 @@
 #   access log to stderr, redirected to a file; `off` disables both)
 #   BASE_PORT=18100  WORK=/tmp/hookgate-bench.XXXX  PERF=0  NO_BUILD=0
 #   HG_CONCURRENCY= (async: upstream.concurrency; unset = hookgate's default)
+#   BACKLOG=1000000 (scenario 6)  DEDUP_KEYS=10000000 DEDUP_SMALL=1000 (scenario 7)
 # The defaults finish in about 8 minutes on 2 cores.
 #
 # Needs nginx, wrk, redis-server (scenario 3), python3, cargo; installs the
@@ -49,6 +55,8 @@ SCENARIOS=${SCENARIOS:-"1 2 3 4 5"}
 EVENTS=${EVENTS:-400000}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
 BACKLOG=${BACKLOG:-1000000}
+DEDUP_KEYS=${DEDUP_KEYS:-10000000}
+DEDUP_SMALL=${DEDUP_SMALL:-1000}
 ACCESS_LOG=${ACCESS_LOG:-on}
 BASE_PORT=${BASE_PORT:-18100}
 PERF=${PERF:-0}
@@ -268,7 +276,7 @@ hookgate_config() { # scenario -> YAML
   local s=$1 ack=sync fsync=true dedup=off url="/sync" extra="" redis="" conc=""
   case $s in
     1) ;;
-    2) dedup='{ key: "{json:/id}", backend: local }' ;;
+    2|7) dedup='{ key: "{json:/id}", backend: local }' ;;
     3) dedup='{ key: "{json:/id}", backend: redis }'
        redis="redis: { url: \"redis://127.0.0.1:$REDIS_PORT/0\" }" ;;
     4|5|6) ack=async url="/async"
@@ -316,7 +324,26 @@ make_backlog() {
   python3 "$BENCH/seed_backlog.py" "$WORK/backlog/data/hookgate.db" bench "$BACKLOG" >&2
 }
 
-start_hookgate() { # scenario
+# Scenario 7: two stores holding DEDUP_KEYS and DEDUP_SMALL committed dedup
+# keys of the route, made once and copied for each round.
+make_dedup_store() { # keys
+  local dir="$WORK/dedup-$1"
+  [ -f "$dir/data/hookgate.db" ] && return 0
+  log "scenario 7: seeding a store with $1 dedup keys"
+  mkdir -p "$dir"
+  hookgate_config 7 | sed "s|$WORK/hookgate/data|$dir/data|" >"$dir/config.yaml"
+  "$HOOKGATE" serve -c "$dir/config.yaml" 2>"$dir/stderr.log" &
+  local pid=$!
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  python3 "$BENCH/seed_dedup.py" "$dir/data/hookgate.db" bench "$1" >&2
+}
+
+start_hookgate() { # scenario [dedup keys stored, scenario 7]
   rm -rf "$WORK/hookgate"
   mkdir -p "$WORK/hookgate"
   hookgate_config "$1" >"$WORK/hookgate/config.yaml"
@@ -325,12 +352,23 @@ start_hookgate() { # scenario
     mkdir -p "$WORK/hookgate/data"
     cp "$WORK/backlog/data/hookgate.db" "$WORK/hookgate/data/"
   fi
+  if [ "$1" = 7 ]; then
+    mkdir -p "$WORK/hookgate/data"
+    cp "$WORK/dedup-${2:-$DEDUP_KEYS}/data/hookgate.db" "$WORK/hookgate/data/"
+  fi
+  # Write the copy back before the run: otherwise the kernel flushes it (1.2
+  # GB for the 10M store) during the measurement, and hookgate's first
+  # checkpoint sync waits for all of it.
+  if [ "$1" = 6 ] || [ "$1" = 7 ]; then sync "$WORK/hookgate/data/hookgate.db"; fi
   "$HOOKGATE" serve -c "$WORK/hookgate/config.yaml" 2>"$WORK/hookgate/stderr.log" &
   HG_PID=$!
   PIDS+=("$HG_PID")
-  local i
-  for i in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && return 0
+  local i t0=$SECONDS
+  for i in $(seq 1 600); do
+    if curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1; then
+      [ $((SECONDS - t0)) -lt 2 ] || log "hookgate ready after ~$((SECONDS - t0)) s"
+      return 0
+    fi
     kill -0 "$HG_PID" 2>/dev/null || die "hookgate exited: $(tail -5 "$WORK/hookgate/stderr.log")"
     sleep 0.1
   done
@@ -389,9 +427,10 @@ log "warming up nginx"
 DURATION=2s run_wrk "$PX_PORT" warmup >/dev/null
 
 RESULTS="$WORK/results.tsv"
-printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\n' >"$RESULTS"
+printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\tcommits_over_100ms\n' >"$RESULTS"
 for s in $SCENARIOS; do
   [ "$s" = 6 ] && make_backlog
+  [ "$s" = 7 ] && make_dedup_store "$DEDUP_SMALL" && make_dedup_store "$DEDUP_KEYS"
   for r in $(seq 1 "$ROUNDS"); do
     log "scenario $s round $r: nginx"
     t0=$(cpu_ticks "$PROXY_PID")
@@ -400,13 +439,23 @@ for s in $SCENARIOS; do
     printf '%s\t%s\tnginx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t%s\t\t\t\n' "$s" "$r" "$rps" "$p50" "$p99" \
       "$non2xx" "$errors" "$wraps" "$(mem_kib VmHWM "$PROXY_PID")" "$NGINX_IDLE_KIB" "$cpu" >>"$RESULTS"
 
-    log "scenario $s round $r: hookgate"
-    start_hookgate "$s"
+    # Scenario 7 measures hookgate twice a round: on the small store
+    # ("hookgate") and on the big one ("hookgate-big"), alternating which
+    # goes first.
+    targets=hookgate
+    if [ "$s" = 7 ]; then
+      if [ $((r % 2)) = 1 ]; then targets="hookgate hookgate-big"; else targets="hookgate-big hookgate"; fi
+    fi
+    for target in $targets; do
+    keys=""
+    [ "$s" = 7 ] && keys=$DEDUP_SMALL && [ "$target" = hookgate-big ] && keys=$DEDUP_KEYS
+    log "scenario $s round $r: $target${keys:+ ($keys dedup keys stored)}"
+    start_hookgate "$s" $keys
     : >"$WORK/upstream/delivered.log"
     sleep 0.5
     idle=$(mem_kib VmRSS "$HG_PID")
     t0=$(cpu_ticks "$HG_PID")
-    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$HG_PORT" "s$s-r$r-hookgate")
+    read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$HG_PORT" "s$s-r$r-$target")
     peak=$(mem_kib VmHWM "$HG_PID")
     drain="" acked="" delivered="" left=""
     if [ "$s" = 6 ]; then
@@ -423,12 +472,19 @@ for s in $SCENARIOS; do
     commits=$(metric hookgate_store_commit_duration_seconds_count)
     commit_ms=$(awk -v s="$(metric hookgate_store_commit_duration_seconds_sum)" -v n="$commits" \
       'BEGIN { if (n > 0) printf "%.2f", s * 1000 / n }')
+    # Group commits slower than 100 ms (a stalled writer holds every
+    # request waiting on it): the histogram's count minus its le=0.1 bucket.
+    slow=$(awk -v n="$commits" -v b="$(metric 'hookgate_store_commit_duration_seconds_bucket{le="0.1"}')" \
+      'BEGIN { printf "%d", n - b }')
+    # Everything hookgate counted (histograms included), for a closer look.
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" >"$WORK/metrics-s$s-r$r-$target.txt" 2>/dev/null || true
     dups=$(metric 'hookgate_dedup_total{route="bench",result="duplicate"}')
     [ "${dups%.*}" = 0 ] || log "WARNING: $dups duplicates: raise EVENTS"
     stop_hookgate
-    printf '%s\t%s\thookgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$rps" "$p50" "$p99" \
-      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" >>"$RESULTS"
-    tail -2 "$RESULTS" | cut -f3-6,12- | sed 's/^/    /' >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$target" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" "$slow" >>"$RESULTS"
+    tail -1 "$RESULTS" | cut -f3-6,12- | sed 's/^/    /' >&2
+    done
   done
   [ "$PERF" = 1 ] && profile_hookgate "$s"
 done
@@ -450,13 +506,15 @@ name() {
     3) echo "3 sync, verify, redis dedup" ;; 4) echo "4 async, fsync on" ;;
     5) echo "5 async, fsync off" ;;
     6) echo "6 async, fsync on, $BACKLOG backlog" ;;
+    7) echo "7 sync, local dedup, $DEDUP_SMALL keys stored" ;;
   esac
 }
 
-# Per-round ratio hookgate/nginx of column c, "min-max" over the rounds.
-round_ratios() { # scenario column
-  awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s { v[$2 " " $3] = $c; r[$2] = 1 }
-    END { for (k in r) if (v[k " nginx"] > 0) { x = v[k " hookgate"] / v[k " nginx"]
+# Per-round ratio hookgate/nginx (or target a / target b) of column c,
+# "min-max" over the rounds.
+round_ratios() { # scenario column [a b]
+  awk -F'\t' -v s="$1" -v c="$2" -v a="${3:-hookgate}" -v b="${4:-nginx}" 'NR > 1 && $1 == s { v[$2 " " $3] = $c; r[$2] = 1 }
+    END { for (k in r) if (v[k " " b] > 0) { x = v[k " " a] / v[k " " b]
             if (lo == "" || x < lo) lo = x; if (x > hi) hi = x }
           printf "%.2f-%.2f", lo, hi }' "$RESULTS"
 }
@@ -491,8 +549,26 @@ case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*)
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $13, check, $16, $12, rate, $17, $18
     }' "$RESULTS" ;;
 esac
+case " $SCENARIOS " in *" 7 "*)
+  echo
+  echo "Scenario 7: hookgate with $DEDUP_KEYS dedup keys stored vs $DEDUP_SMALL, same run, interleaved (ratio big / small; target <= 1.2x cost):"
+  echo
+  echo "| store | req/s | p50 ms | p99 ms | CPU µs/req | idle / peak RSS MiB | non-2xx | commits over 100 ms (all rounds) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for t in hookgate hookgate-big; do
+    k=$DEDUP_SMALL; [ "$t" = hookgate-big ] && k=$DEDUP_KEYS
+    printf '| %s keys | %.0f | %.2f | %.2f | %.1f | %s / %s | %s | %s |\n' "$k" "$(col 7 "$t" 4)" "$(col 7 "$t" 5)" \
+      "$(col 7 "$t" 6)" "$(col 7 "$t" 15)" "$(mib "$(colmax 7 "$t" 11)")" "$(mib "$(colmax 7 "$t" 10)")" "$(colsum 7 "$t" 7)" \
+      "$(colsum 7 "$t" 19)"
+  done
+  printf '| ratio big / small (per round) | %s (%s) | %s | %s (%s) | %s (%s) | | | |\n' \
+    "$(ratio "$(col 7 hookgate-big 4)" "$(col 7 hookgate 4)")" "$(round_ratios 7 4 hookgate-big hookgate)" \
+    "$(ratio "$(col 7 hookgate-big 5)" "$(col 7 hookgate 5)")" \
+    "$(ratio "$(col 7 hookgate-big 6)" "$(col 7 hookgate 6)")" "$(round_ratios 7 6 hookgate-big hookgate)" \
+    "$(ratio "$(col 7 hookgate-big 15)" "$(col 7 hookgate 15)")" "$(round_ratios 7 15 hookgate-big hookgate)" ;;
+esac
 # Copies only matter to hookgate (dedup answers them without forwarding).
-wraps=$(awk -F'\t' 'NR > 1 && $3 == "hookgate" { n += $9 } END { print n + 0 }' "$RESULTS")
+wraps=$(awk -F'\t' 'NR > 1 && $3 ~ /^hookgate/ { n += $9 } END { print n + 0 }' "$RESULTS")
 [ "$wraps" = 0 ] || echo "WARNING: wrk ran out of distinct events $wraps times against hookgate (raise EVENTS): those runs sent copies"
 echo
 echo "raw results: $RESULTS"
