@@ -102,11 +102,8 @@ pub(crate) fn claim_in(
 ) -> rusqlite::Result<Claim> {
     let now = now_ms();
     let existing: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT state, expires_at FROM dedup_claims WHERE key = ?1",
-            [&key.0[..]],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT state, expires_at FROM dedup_claims WHERE key = ?1")?
+        .query_row([&key.0[..]], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     Ok(match existing {
         Some((STATE_COMMITTED, expires)) if expires > now => Claim::Duplicate,
