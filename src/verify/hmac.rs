@@ -209,25 +209,12 @@ impl SignatureSource {
 
     /// Every decodable candidate signature in the request.
     pub(crate) fn candidates(&self, headers: &HeaderMap) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for name in std::iter::once(&self.header).chain(&self.more_headers) {
-            for value in headers.get_all(name) {
-                let value = value.as_bytes();
-                let items: Box<dyn Iterator<Item = &[u8]>> = match &self.separator {
-                    Some(sep) => Box::new(split_bytes(value, sep.as_bytes())),
-                    None => Box::new(std::iter::once(value)),
-                };
-                for item in items {
-                    if out.len() == MAX_CANDIDATES {
-                        return out;
-                    }
-                    if let Some(c) = self.decode_candidate(item) {
-                        out.push(c);
-                    }
-                }
-            }
-        }
-        out
+        let values = std::iter::once(&self.header)
+            .chain(&self.more_headers)
+            .flat_map(|name| headers.get_all(name));
+        collect_candidates(values, self.separator.as_deref(), MAX_CANDIDATES, |item| {
+            self.decode_candidate(item)
+        })
     }
 
     /// Strips the prefix and decodes; `None` when the item is not a
@@ -256,6 +243,33 @@ impl SignatureSource {
         }
         bases
     }
+}
+
+/// The decodable candidates among header values, each value split at
+/// `separator` when the header holds a list; at most `max` of them.
+pub(crate) fn collect_candidates<'h, T>(
+    values: impl Iterator<Item = &'h http::HeaderValue>,
+    separator: Option<&str>,
+    max: usize,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for value in values {
+        let value = value.as_bytes();
+        let items: Box<dyn Iterator<Item = &[u8]>> = match separator {
+            Some(sep) => Box::new(split_bytes(value, sep.as_bytes())),
+            None => Box::new(std::iter::once(value)),
+        };
+        for item in items {
+            if out.len() == max {
+                return out;
+            }
+            if let Some(c) = decode(item) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn split_bytes<'a>(

@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderName};
 use p256::ecdsa::signature::Verifier as _;
 use p256::pkcs8::DecodePublicKey;
 
-use super::hmac::{split_bytes, Encoding};
+use super::hmac::{collect_candidates, Encoding};
 use super::template::{Template, Values};
 use super::timestamp::TimestampSpec;
 use super::{SignedRequest, Verified, VerifyError};
@@ -154,23 +154,12 @@ pub struct PublicKeySpec {
 impl PublicKeySpec {
     /// Every decodable candidate signature in the request.
     fn candidates(&self, headers: &HeaderMap) -> Vec<Signature> {
-        let mut out = Vec::new();
-        for value in headers.get_all(&self.header) {
-            let value = value.as_bytes();
-            let items: Box<dyn Iterator<Item = &[u8]>> = match &self.separator {
-                Some(sep) => Box::new(split_bytes(value, sep.as_bytes())),
-                None => Box::new(std::iter::once(value)),
-            };
-            for item in items {
-                if out.len() == MAX_CANDIDATES {
-                    return out;
-                }
-                if let Some(c) = self.decode_candidate(item) {
-                    out.push(c);
-                }
-            }
-        }
-        out
+        collect_candidates(
+            headers.get_all(&self.header).iter(),
+            self.separator.as_deref(),
+            MAX_CANDIDATES,
+            |item| self.decode_candidate(item),
+        )
     }
 
     fn decode_candidate(&self, item: &[u8]) -> Option<Signature> {
