@@ -31,7 +31,7 @@ use crate::events::{Decision, Events};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
 use crate::telemetry::{Metrics, Outcome, RouteMetrics};
-use crate::verify::{SignedRequest, Verifier};
+use crate::verify::{SignedRequest, Verified, Verifier};
 
 /// One route, ready to serve.
 struct RouteState {
@@ -43,6 +43,26 @@ struct RouteState {
     label: HeaderValue,
     dedup: Option<RouteDedup>,
     limiter: Option<governor::DefaultDirectRateLimiter>,
+}
+
+impl RouteState {
+    /// Verifies one request and counts the result: a failure by reason, a
+    /// success by the index of the secret that matched.
+    fn verify(
+        &self,
+        request: &SignedRequest<'_>,
+        peer: SocketAddr,
+    ) -> Result<Verified, RequestError> {
+        let verified = self.verifier.verify_request(request).map_err(|e| {
+            self.metrics.verify_failure(e);
+            tracing::info!(route = %self.route.name, reason = e.code(), %peer, "verification failed");
+            RequestError::Unauthorized(e)
+        })?;
+        if let Some(index) = verified.secret_index {
+            self.metrics.secret_matched(index);
+        }
+        Ok(verified)
+    }
 }
 
 struct RouteDedup {
@@ -219,14 +239,7 @@ impl Gateway {
             body: &body,
             now: std::time::SystemTime::now(),
         };
-        let verified = route.verifier.verify_request(&request).map_err(|e| {
-            route.metrics.verify_failure(e);
-            tracing::info!(route = %route.route.name, reason = e.code(), %peer, "verification failed");
-            RequestError::Unauthorized(e)
-        })?;
-        if let Some(index) = verified.secret_index {
-            route.metrics.secret_matched(index);
-        }
+        let verified = route.verify(&request, peer)?;
         // Handshakes, filtered and ack-only events are answered here.
         if let Decision::Answer { outcome, response } =
             route.events.decide(&parts.headers, &body, &verified)
@@ -455,14 +468,7 @@ impl Gateway {
             body: &[],
             now: std::time::SystemTime::now(),
         };
-        let verified = route.verifier.verify_request(&signed).map_err(|e| {
-            route.metrics.verify_failure(e);
-            tracing::info!(route = %route.route.name, reason = e.code(), %peer, "verification failed");
-            RequestError::Unauthorized(e)
-        })?;
-        if let Some(index) = verified.secret_index {
-            route.metrics.secret_matched(index);
-        }
+        route.verify(&signed, peer)?;
         match route.events.get_challenge(request.headers()) {
             Some(response) => Ok((Outcome::AckOnly, response)),
             None => Err(RequestError::MethodNotAllowed),
