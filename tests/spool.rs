@@ -105,18 +105,7 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
     })
     .await;
     eventually("all 20 delivered", || {
-        let mut ids: Vec<String> = upstream
-            .received()
-            .iter()
-            .map(|r| {
-                r.headers["hookgate-delivery-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
-        ids.sort();
-        ids.dedup();
+        let ids: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         ids.len() == 20
     })
     .await;
@@ -534,6 +523,16 @@ struct GatewayProcess {
     child: Child,
 }
 
+impl GatewayProcess {
+    /// SIGTERM, and the process must exit 0.
+    fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
 fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(["serve", "--config"])
@@ -601,25 +600,13 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restar
         json_response(StatusCode::OK, "{}")
     })
     .await;
-    let mut gateway = spawn_gateway(&file);
+    let gateway = spawn_gateway(&file);
     eventually("every acked event delivered after restart", || {
-        let got: std::collections::HashSet<String> = upstream
-            .received()
-            .iter()
-            .map(|r| {
-                r.headers["hookgate-delivery-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))
     })
     .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gateway.child.id().to_string()])
-        .status();
-    assert!(gateway.child.wait().unwrap().success());
+    gateway.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -842,25 +829,13 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
             .await
         }
     };
-    let mut gateway = spawn_gateway(&file);
+    let gateway = spawn_gateway(&file);
     eventually("every acked event delivered after five crashes", || {
-        let got: std::collections::HashSet<String> = upstream
-            .received()
-            .iter()
-            .map(|r| {
-                r.headers["hookgate-delivery-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))
     })
     .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &gateway.child.id().to_string()])
-        .status();
-    assert!(gateway.child.wait().unwrap().success());
+    gateway.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -911,16 +886,7 @@ async fn graceful_shutdown_finishes_running_deliveries_and_leaves_the_rest_on_di
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let redelivered: Vec<String> = upstream
-        .received()
-        .iter()
-        .map(|r| {
-            r.headers["hookgate-delivery-id"]
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let redelivered = upstream.delivery_ids();
     assert_eq!(
         redelivered.len(),
         2,

@@ -106,6 +106,15 @@ impl Upstream {
         }
     }
 
+    /// The `Hookgate-Delivery-Id` of every request received, in order.
+    pub fn delivery_ids(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter_map(|r| r.headers.get("hookgate-delivery-id"))
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
     /// How many TCP connections the upstream has accepted.
     pub fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
