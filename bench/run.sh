@@ -306,14 +306,13 @@ EOF
 }
 
 HG_PID=""
-# Scenario 6: a store holding BACKLOG pending deliveries, made once and
-# copied for each round.
-make_backlog() {
-  [ -f "$WORK/backlog/data/hookgate.db" ] && return 0
-  log "scenario 6: spooling a backlog of $BACKLOG events"
-  mkdir -p "$WORK/backlog"
-  hookgate_config 6 | sed "s|$WORK/hookgate/data|$WORK/backlog/data|" >"$WORK/backlog/config.yaml"
-  "$HOOKGATE" serve -c "$WORK/backlog/config.yaml" 2>"$WORK/backlog/stderr.log" &
+# Lets hookgate create an empty store (its schema) in DIR/data for a
+# scenario's config, to be seeded afterwards.
+create_store() { # scenario dir
+  local dir="$2"
+  mkdir -p "$dir"
+  hookgate_config "$1" | sed "s|$WORK/hookgate/data|$dir/data|" >"$dir/config.yaml"
+  "$HOOKGATE" serve -c "$dir/config.yaml" 2>"$dir/stderr.log" &
   local pid=$!
   local i
   for i in $(seq 1 100); do
@@ -321,6 +320,14 @@ make_backlog() {
     sleep 0.1
   done
   kill -TERM "$pid"; wait "$pid" || true
+}
+
+# Scenario 6: a store holding BACKLOG pending deliveries, made once and
+# copied for each round.
+make_backlog() {
+  [ -f "$WORK/backlog/data/hookgate.db" ] && return 0
+  log "scenario 6: spooling a backlog of $BACKLOG events"
+  create_store 6 "$WORK/backlog"
   python3 "$BENCH/seed_backlog.py" "$WORK/backlog/data/hookgate.db" bench "$BACKLOG" >&2
 }
 
@@ -330,16 +337,7 @@ make_dedup_store() { # keys
   local dir="$WORK/dedup-$1"
   [ -f "$dir/data/hookgate.db" ] && return 0
   log "scenario 7: seeding a store with $1 dedup keys"
-  mkdir -p "$dir"
-  hookgate_config 7 | sed "s|$WORK/hookgate/data|$dir/data|" >"$dir/config.yaml"
-  "$HOOKGATE" serve -c "$dir/config.yaml" 2>"$dir/stderr.log" &
-  local pid=$!
-  local i
-  for i in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  kill -TERM "$pid"; wait "$pid" || true
+  create_store 7 "$dir"
   python3 "$BENCH/seed_dedup.py" "$dir/data/hookgate.db" bench "$1" >&2
 }
 
