@@ -183,19 +183,21 @@ impl Db {
     /// Runs `f` in the next group transaction; resolves once that group is
     /// committed (or failed). An error from `f` rolls back only `f`'s own
     /// statements.
-    pub async fn write<T: Send + 'static>(
+    pub fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.write_with(Durability::Durable, f).await
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
+        self.write_with(Durability::Durable, f)
     }
 
-    /// [`Db::write`] with a chosen durability.
-    pub async fn write_with<T: Send + 'static>(
+    /// [`Db::write`] with a chosen durability. The job is queued when this
+    /// is called, not when the future is first polled, so writes are
+    /// committed in the order they were made.
+    pub fn write_with<T: Send + 'static>(
         &self,
         durability: Durability,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let run = Box::new(move |tx: &Transaction<'_>| {
             let result = in_savepoint(tx, f);
@@ -215,12 +217,16 @@ impl Db {
             durable: durability == Durability::Durable,
             run,
         };
-        self.jobs
+        let queued = self
+            .jobs
             .send(job)
-            .map_err(|_| StoreError("the store writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError("the write could not be committed".into()))?
+            .map_err(|_| StoreError("the store writer has stopped".into()));
+        async move {
+            queued?;
+            answer
+                .await
+                .map_err(|_| StoreError("the write could not be committed".into()))?
+        }
     }
 
     /// Runs a read on the reader connection in a blocking thread.
@@ -385,17 +391,10 @@ mod tests {
         tokio::task::spawn_blocking(move || started.recv().unwrap())
             .await
             .unwrap();
+        // Each write is queued behind the blocker as it is made.
         let writes: Vec<_> = (0..50)
-            .map(|n| {
-                let db = db.clone();
-                tokio::spawn(async move {
-                    db.write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [n]))
-                        .await
-                })
-            })
+            .map(|n| tokio::spawn(db.write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [n]))))
             .collect();
-        // Wait until all 50 are queued: each sends before awaiting.
-        tokio::time::sleep(Duration::from_millis(100)).await;
         blocker.await.unwrap().unwrap();
         for w in writes {
             assert_eq!(w.await.unwrap().unwrap(), 1);
