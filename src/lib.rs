@@ -340,6 +340,13 @@ impl Server {
         // Then deliveries: no new attempts, running ones finish (bounded
         // inside each worker); the rest stays pending on disk.
         live.stop_workers().await;
+        // Dedup keys of the last sync requests are written in the background
+        // (see `LocalStore::commit_detached`): write them before exiting.
+        if let Some(local) = &stores.local {
+            if let Err(error) = local.flush().await {
+                tracing::warn!(%error, "could not write the last dedup keys");
+            }
+        }
         let _ = stop_admin.send(true);
         let admin_conns = admin_task.await.unwrap_or_default();
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;

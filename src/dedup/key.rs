@@ -9,11 +9,13 @@
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
+use super::pointer::Pointer;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
     Header(HeaderName),
-    Json(String),
+    Json(Pointer),
     Query(String),
     BodySha256,
 }
@@ -97,7 +99,7 @@ impl KeyTemplate {
             "header" => HeaderName::from_bytes(arg.as_bytes())
                 .map(Part::Header)
                 .map_err(|_| format!("{{header:{arg}}}: {arg:?} is not a valid header name")),
-            "json" if arg.starts_with('/') => Ok(Part::Json(arg.to_string())),
+            "json" if arg.starts_with('/') => Ok(Part::Json(Pointer::parse(arg))),
             "json" => Err(format!(
                 "{{json:{arg}}}: a JSON pointer starts with `/`, e.g. {{json:/event/id}}"
             )),
@@ -135,7 +137,6 @@ impl KeyTemplate {
         query: Option<&str>,
         body: &[u8],
     ) -> Option<Vec<Vec<u8>>> {
-        let mut json: Option<Option<serde_json::Value>> = None;
         let mut out = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
             let value = match part {
@@ -145,16 +146,8 @@ impl KeyTemplate {
                 Part::Query(name) => form_urlencoded::parse(query?.as_bytes())
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.into_owned().into_bytes())?,
-                Part::Json(pointer) => {
-                    let doc = json.get_or_insert_with(|| serde_json::from_slice(body).ok());
-                    match doc.as_ref()?.pointer(pointer)? {
-                        serde_json::Value::String(s) => s.as_bytes().to_vec(),
-                        serde_json::Value::Number(n) => n.to_string().into_bytes(),
-                        serde_json::Value::Bool(b) => b.to_string().into_bytes(),
-                        // null, objects and arrays do not identify an event.
-                        _ => return None,
-                    }
-                }
+                // null, objects and arrays do not identify an event.
+                Part::Json(pointer) => pointer.find(body)?,
             };
             out.push(value);
         }

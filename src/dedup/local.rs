@@ -33,6 +33,9 @@ pub struct LocalStore {
 struct Holder {
     token: ClaimToken,
     until: Instant,
+    /// Committed, its row not yet written: copies are duplicates already,
+    /// whatever `until` says. The entry goes when the row is written.
+    committed: bool,
 }
 
 impl LocalStore {
@@ -57,6 +60,11 @@ impl LocalStore {
         LocalStore::new(db).await
     }
 
+    /// Waits until every committed key handed to the writer is written.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().await.map_err(store)
+    }
+
     pub fn path(&self) -> &Path {
         self.db.path()
     }
@@ -65,7 +73,7 @@ impl LocalStore {
     /// for long. Returns how many were deleted.
     pub async fn prune_expired(&self) -> Result<usize, StoreError> {
         let now = Instant::now();
-        self.in_flight().retain(|_, h| h.until > now);
+        self.in_flight().retain(|_, h| h.committed || h.until > now);
         let mut total = 0;
         loop {
             let now = now_ms();
@@ -124,12 +132,12 @@ pub(crate) fn claim_in(
 }
 
 impl LocalStore {
-    /// Whether `key` was committed and its window has not passed.
-    async fn committed(&self, key: &EventKey) -> Result<bool, StoreError> {
-        let key = *key;
+    /// Whether `key` was committed and its window has not passed: one
+    /// primary-key lookup, run on the calling thread (see [`Db::read_now`]).
+    fn committed(&self, key: &EventKey) -> Result<bool, StoreError> {
         let now = now_ms();
         self.db
-            .read(move |c| {
+            .read_now(|c| {
                 c.prepare_cached(
                     "SELECT expires_at FROM dedup_claims WHERE key = ?1 AND state = ?2",
                 )?
@@ -139,7 +147,6 @@ impl LocalStore {
                 .optional()
                 .map(|expires| expires.is_some_and(|e| e > now))
             })
-            .await
             .map_err(store)
     }
 
@@ -156,10 +163,75 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// Commits the caller's claim at once for this process: from the moment
+    /// this returns, claims of `key` are answered as duplicates from memory.
+    /// The row is queued for the writer (in order with every other write);
+    /// the returned future resolves when it is written and must be driven to
+    /// completion (spawned) by the caller, since it also drops the in-memory
+    /// entry. `None`: another live claim holds `key` and it was left alone.
+    pub fn commit_detached(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Option<impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static> {
+        // Ours, or nobody's (our lease ran out and nobody took over): record
+        // the event, and from now on answer copies as duplicates.
+        {
+            let mut map = self.in_flight();
+            let now = Instant::now();
+            let ours_or_free = match map.get(key) {
+                Some(h) if h.token == token => true,
+                Some(h) => !h.committed && h.until <= now,
+                None => true,
+            };
+            if !ours_or_free {
+                return None;
+            }
+            map.insert(
+                *key,
+                Holder {
+                    token,
+                    until: now,
+                    committed: true,
+                },
+            );
+        }
+        let (row_key, route) = (*key, route.to_string());
+        let ttl = ttl.as_millis() as i64;
+        // Relaxed: a committed key lost with the machine can only let a
+        // duplicate through later, never lose an event.
+        let written = self.db.write_with(Durability::Relaxed, move |tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                &row_key.0[..],
+                route,
+                STATE_COMMITTED,
+                token.0 as i64,
+                now_ms() + ttl
+            ])
+            .map(|_| ())
+        });
+        let (this, key) = (self.clone(), *key);
+        Some(async move {
+            let result = written.await.map_err(store);
+            // Written or not, the entry goes: if the write failed, a later
+            // copy may be forwarded again (at least once, never lost).
+            this.forget(&key, token);
+            result
+        })
+    }
+}
+
 impl DedupStore for LocalStore {
     /// In-flight claims live in memory (one process owns a data directory,
     /// and a claim does not outlive its process); only committed events are
-    /// written, in one group commit each.
+    /// written.
     async fn claim(
         &self,
         _route: &str,
@@ -170,20 +242,23 @@ impl DedupStore for LocalStore {
         {
             let mut map = self.in_flight();
             let now = Instant::now();
-            if map.get(key).is_some_and(|h| h.until > now) {
-                return Ok(Claim::InFlight);
+            match map.get(key) {
+                Some(h) if h.committed => return Ok(Claim::Duplicate),
+                Some(h) if h.until > now => return Ok(Claim::InFlight),
+                _ => {}
             }
             map.insert(
                 *key,
                 Holder {
                     token,
                     until: now + lease,
+                    committed: false,
                 },
             );
         }
         // Checked after the entry went in: a commit writes its row before it
         // drops its entry, so any commit that let us in is visible here.
-        match self.committed(key).await {
+        match self.committed(key) {
             Ok(false) => Ok(Claim::New(token)),
             Ok(true) => {
                 self.forget(key, token);
@@ -203,39 +278,10 @@ impl DedupStore for LocalStore {
         token: ClaimToken,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        // Ours, or nobody's (our lease ran out and nobody took over): record
-        // the event. Another live claim is left alone.
-        let ours_or_free = match self.in_flight().get(key) {
-            Some(h) if h.token == token => true,
-            Some(h) => h.until <= Instant::now(),
-            None => true,
-        };
-        if !ours_or_free {
-            return Ok(());
+        match self.commit_detached(route, key, token, ttl) {
+            Some(written) => written.await,
+            None => Ok(()),
         }
-        let (row_key, route) = (*key, route.to_string());
-        let ttl = ttl.as_millis() as i64;
-        // Relaxed: a committed key lost with the machine can only let a
-        // duplicate through later, never lose an event.
-        self.db
-            .write_with(Durability::Relaxed, move |tx| {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    &row_key.0[..],
-                    route,
-                    STATE_COMMITTED,
-                    token.0 as i64,
-                    now_ms() + ttl
-                ])
-                .map(|_| ())
-            })
-            .await
-            .map_err(store)?;
-        self.forget(key, token);
-        Ok(())
     }
 
     async fn release(
@@ -258,4 +304,60 @@ impl DedupStore for LocalStore {
 
 fn store(e: crate::store::StoreError) -> StoreError {
     StoreError(e.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_detached_commit_answers_copies_before_and_after_its_row_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let key = EventKey([7; 32]);
+        let lease = Duration::from_secs(30);
+        let Claim::New(token) = store.claim("r", &key, lease).await.unwrap() else {
+            panic!("first claim must be new");
+        };
+        let written = store
+            .commit_detached("r", &key, token, Duration::from_secs(3600))
+            .expect("our own claim commits");
+        // Not written yet as far as this caller knows: memory answers.
+        assert!(matches!(
+            store.claim("r", &key, lease).await.unwrap(),
+            Claim::Duplicate
+        ));
+        written.await.unwrap();
+        assert!(store.in_flight().is_empty(), "the entry goes once written");
+        // A new process on the same file knows it from the row alone.
+        let reopened = LocalStore::new(store.db.clone()).await.unwrap();
+        assert!(matches!(
+            reopened.claim("r", &key, lease).await.unwrap(),
+            Claim::Duplicate
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_detached_commit_leaves_another_live_claim_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let key = EventKey([8; 32]);
+        let Claim::New(_) = store
+            .claim("r", &key, Duration::from_secs(30))
+            .await
+            .unwrap()
+        else {
+            panic!("first claim must be new");
+        };
+        assert!(store
+            .commit_detached("r", &key, ClaimToken::random(), Duration::from_secs(60))
+            .is_none());
+        assert!(matches!(
+            store
+                .claim("r", &key, Duration::from_secs(30))
+                .await
+                .unwrap(),
+            Claim::InFlight
+        ));
+    }
 }

@@ -19,6 +19,7 @@
 
 pub mod key;
 pub mod local;
+mod pointer;
 pub mod redis;
 
 use std::future::Future;
@@ -99,6 +100,31 @@ pub trait DedupStore: Send + Sync {
 pub enum Backend {
     Local(LocalStore),
     Redis(RedisStore),
+}
+
+/// A commit's write still in progress (see [`Backend::commit_early`]).
+pub type Written = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+impl Backend {
+    /// Commits the caller's claim, returning as soon as copies of the event
+    /// are answered as duplicates. The local store answers them from memory
+    /// until its row is written, so the sender's answer need not wait for
+    /// the write: that write is returned, for the caller to drive to
+    /// completion in the background. Redis is done when this returns.
+    pub async fn commit_early(
+        &self,
+        route: &str,
+        key: &EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Result<Option<Written>, StoreError> {
+        match self {
+            Backend::Local(s) => Ok(s
+                .commit_detached(route, key, token, ttl)
+                .map(|written| Box::pin(written) as Written)),
+            Backend::Redis(s) => s.commit(route, key, token, ttl).await.map(|()| None),
+        }
+    }
 }
 
 impl DedupStore for Backend {

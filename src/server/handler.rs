@@ -26,7 +26,7 @@ use crate::config::{
     AckMode, Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy,
     UNMATCHED_ROUTE,
 };
-use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey};
+use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey, StoreError};
 use crate::events::{Decision, Events};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
@@ -393,16 +393,31 @@ struct ClaimGuard {
 }
 
 impl ClaimGuard {
+    /// Commits the claim. The answer to the sender does not wait for the
+    /// local store's row (copies are answered from memory until it is
+    /// written): that write finishes in the background.
     async fn commit(mut self, metrics: &RouteMetrics) {
         self.armed = false;
-        if let Err(error) = self
-            .store
-            .commit(&self.route, &self.key, self.token, self.ttl)
-            .await
-        {
+        let failed = |metrics: &RouteMetrics, route: &str, error: StoreError| {
             // The event was delivered; a later copy may be forwarded again.
             metrics.dedup_error();
-            tracing::warn!(route = %self.route, %error, "dedup commit failed");
+            tracing::warn!(%route, %error, "dedup commit failed");
+        };
+        match self
+            .store
+            .commit_early(&self.route, &self.key, self.token, self.ttl)
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(written)) => {
+                let (metrics, route) = (metrics.clone(), self.route.clone());
+                tokio::spawn(async move {
+                    if let Err(error) = written.await {
+                        failed(&metrics, &route, error);
+                    }
+                });
+            }
+            Err(error) => failed(metrics, &self.route, error),
         }
     }
 
