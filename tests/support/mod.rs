@@ -337,6 +337,30 @@ impl GatewayProcess {
             .status();
         assert!(self.child.wait().unwrap().success());
     }
+
+    /// A memory figure of the process from `/proc/<pid>/status`, in KiB:
+    /// `VmRSS` (resident now) or `VmHWM` (the most it has been resident).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .unwrap_or_else(|| panic!("no {field} in\n{status}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    /// A failed test must not leave the gateway running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Starts `hookgate serve --config <config>` and returns once it serves.
