@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
@@ -217,10 +216,10 @@ impl Server {
             ingress,
             builder.clone(),
             move |peer| server::ingress_stack(ingress_live.clone(), peer),
-            GracefulShutdown::new(),
             stop_ingress_rx,
             tls,
             config.limits.max_connections,
+            config.limits.idle_timeout,
         ));
         let admin_task = tokio::spawn(server::accept_loop(
             admin,
@@ -232,11 +231,11 @@ impl Server {
                     async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
                 })
             },
-            GracefulShutdown::new(),
             stop_admin_rx,
             None,
             // The admin port serves probes and scrapes: a small fixed cap.
             64,
+            config.limits.idle_timeout,
         ));
         let upkeep = {
             let metrics = metrics.clone();

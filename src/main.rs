@@ -322,8 +322,8 @@ fn summary(config: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "limits   body {} bytes, headers within {:?}, body within {:?}",
-        l.max_body_bytes, l.header_read_timeout, l.body_read_timeout
+        "limits   body {} bytes, headers within {:?}, body within {:?}, idle connections closed after {:?}",
+        l.max_body_bytes, l.header_read_timeout, l.body_read_timeout, l.idle_timeout
     );
     let _ = writeln!(
         out,

@@ -1,14 +1,20 @@
-//! Hostile senders on real sockets: slowloris, oversized and too many
-//! headers, trickled bodies, connection and concurrency caps.
+//! Hostile senders on real sockets: slowloris, idle connections, oversized
+//! and too many headers, trickled bodies, connection and concurrency caps.
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 fn config(upstream: &Upstream, limits: &str) -> String {
     format!(
@@ -26,14 +32,39 @@ async fn read_all(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
     (String::from_utf8_lossy(&out).to_string(), closed)
 }
 
+/// Slow senders held at once in the slowloris test, as in the issue.
+const SLOW_SENDERS: usize = 500;
+
+/// Bound on the gateway's peak resident memory in the slowloris test.
+/// Measured (the debug binary `cargo test` builds, 2 shared cores): about
+/// 17 MiB after start, a peak of 31-32 MiB with 500 slow senders, 19 MiB
+/// with none (~26 KiB per held connection). The bound is 2.5x that peak.
+const SLOWLORIS_PEAK_RSS_KIB: u64 = 80 * 1024;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers() {
     let upstream = Upstream::start().await;
-    let gateway = Gateway::start(&config(&upstream, "header_read_timeout: 1s")).await;
-    // 300 connections that send their request head a byte at a time.
+    // The built binary, so that its memory is its own to read in /proc.
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\ndata_dir: \"{}\"\n{}",
+            dir.path().join("data").display(),
+            // Room for every slow sender and the normal ones.
+            config(&upstream, "header_read_timeout: 1s, max_connections: 1000")
+        ),
+    )
+    .unwrap();
+    let gateway = spawn_gateway(&file);
+    let started_kib = gateway.memory_kib("VmRSS");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Connections that send their request head a byte at a time.
     let mut slow = Vec::new();
-    for _ in 0..300 {
-        let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+    for _ in 0..SLOW_SENDERS {
+        let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"P").await.unwrap();
         slow.push(s);
     }
@@ -49,11 +80,13 @@ async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers(
     });
     // Meanwhile normal senders are answered.
     for i in 0..20 {
-        let a = post(&gateway.url("/r"), &[], format!("{{\"n\":{i}}}")).await;
+        let a = post(&format!("http://{addr}/r"), &[], format!("{{\"n\":{i}}}")).await;
         assert_eq!(a.status, StatusCode::OK);
     }
     let mut slow = trickle.await.unwrap();
-    // Every slow connection was closed at the header timeout, not served.
+    // Every slow connection was closed, not served: their heads never end,
+    // and the trickle (3 s) outlasts the header timeout (1 s) but not the
+    // idle timeout (60 s by default), so it was the header timeout.
     for s in slow.iter_mut() {
         let (text, closed) = read_all(s, Duration::from_secs(5)).await;
         assert!(closed, "a slow connection is still open");
@@ -63,6 +96,119 @@ async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers(
         );
     }
     assert_eq!(upstream.received().len(), 20);
+    // The most the gateway was resident at any time, so also while every
+    // slow connection was held.
+    let peak_kib = gateway.memory_kib("VmHWM");
+    assert!(
+        peak_kib < SLOWLORIS_PEAK_RSS_KIB,
+        "peak RSS {peak_kib} KiB with {SLOW_SENDERS} slow senders (after start: {started_kib} KiB)"
+    );
+    gateway.terminate();
+}
+
+/// One client connection to the gateway, so a test can see when the
+/// gateway closes it: HTTP/1.1, or HTTP/2 with prior knowledge.
+enum ClientConn {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl ClientConn {
+    /// Connects; the handle ends when the connection does.
+    async fn open(addr: SocketAddr, http2: bool) -> (ClientConn, JoinHandle<()>) {
+        let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+        if http2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io).await.unwrap();
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (ClientConn::Http2(sender), driver)
+        } else {
+            let (sender, conn) = http1::handshake(io).await.unwrap();
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (ClientConn::Http1(sender), driver)
+        }
+    }
+
+    /// POSTs `{}` to `path` on this connection and reads the answer.
+    async fn post(&mut self, path: &str) -> Result<StatusCode, hyper::Error> {
+        let request = http::Request::post(path)
+            .header("host", "gateway")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let response = match self {
+            ClientConn::Http1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            ClientConn::Http2(sender) => sender.send_request(request).await?,
+        };
+        let status = response.status();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+/// Waits (up to a generous bound) for the gateway to close a connection.
+async fn closed_by_gateway(driver: JoinHandle<()>) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_at_the_idle_timeout_not_the_header_timeout() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(
+        &upstream,
+        "idle_timeout: 300ms, header_read_timeout: 30s",
+    ))
+    .await;
+    // A connection that never sends a byte: no header timeout applies yet.
+    let mut silent = TcpStream::connect(gateway.addr).await.unwrap();
+    // Keep-alive connections after one answered request, of both protocols.
+    for http2 in [false, true] {
+        let (mut conn, driver) = ClientConn::open(gateway.addr, http2).await;
+        assert_eq!(conn.post("/r").await.unwrap(), StatusCode::OK);
+        // Only the idle timeout can close it within the bound: the header
+        // timeout is 30 s and HTTP/2 pings are answered by the client.
+        assert!(closed_by_gateway(driver).await, "http2: {http2}");
+        assert!(conn.post("/r").await.is_err(), "http2: {http2}");
+    }
+    let (text, closed) = read_all(&mut silent, Duration::from_secs(10)).await;
+    assert!(closed && text.is_empty(), "{closed} {text}");
+    assert_eq!(upstream.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_outlasting_the_idle_timeout_is_answered_and_keeps_its_connection() {
+    // The upstream answers after more than twice the idle timeout.
+    let upstream = Upstream::with(Duration::from_millis(1200), |_| {
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    let gateway = Gateway::start(&config(
+        &upstream,
+        "idle_timeout: 500ms, header_read_timeout: 30s",
+    ))
+    .await;
+    for http2 in [false, true] {
+        let (mut conn, driver) = ClientConn::open(gateway.addr, http2).await;
+        assert_eq!(conn.post("/r").await.unwrap(), StatusCode::OK);
+        // Had the idle timer fired during the request, the connection would
+        // have been shut down (HTTP/1.1: `Connection: close`; HTTP/2:
+        // GOAWAY) and this second request would fail.
+        assert_eq!(
+            conn.post("/r").await.unwrap(),
+            StatusCode::OK,
+            "http2: {http2}"
+        );
+        // Idle again once the answer is sent: closed after the timeout.
+        assert!(closed_by_gateway(driver).await, "http2: {http2}");
+    }
+    assert_eq!(upstream.received().len(), 4);
 }
 
 #[tokio::test]

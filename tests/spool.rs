@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -516,51 +515,6 @@ async fn admin_api_requires_the_token_and_probes_stay_open() {
             "{open}"
         );
     }
-}
-
-/// A gateway child process on fixed ports, so it can be killed and restarted.
-struct GatewayProcess {
-    child: Child,
-}
-
-impl GatewayProcess {
-    /// SIGTERM, and the process must exit 0.
-    fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before serving")
-            .unwrap();
-        if line.contains("hookgate is serving") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    GatewayProcess { child }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time a sender has to send the whole body once the headers arrived.
     pub body_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed
+    /// gracefully (HTTP/2: GOAWAY).
+    pub idle_timeout: Duration,
     /// Largest upstream response body relayed to the sender in sync mode.
     pub max_upstream_response_bytes: u64,
     /// Open ingress connections; beyond it new connections wait in the
@@ -89,6 +92,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             max_upstream_response_bytes: 10 * 1024 * 1024,
             max_connections: 10_000,
             max_concurrent_requests: 5_000,

@@ -96,6 +96,7 @@ pub struct RawLimits {
     pub max_body_bytes: Option<u64>,
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub max_upstream_response_bytes: Option<u64>,
     pub max_connections: Option<u64>,
     pub max_concurrent_requests: Option<u64>,

@@ -82,17 +82,24 @@ fn shipped_example_config_is_valid() {
 #[test]
 fn durations_and_limits() {
     let c = load(&format!(
-        "limits: {{ max_body_bytes: 10, header_read_timeout: 250ms, body_read_timeout: 5m }}\nshutdown_timeout: 7d\n{MINIMAL}"
+        "limits: {{ max_body_bytes: 10, header_read_timeout: 250ms, body_read_timeout: 5m, idle_timeout: 90s }}\nshutdown_timeout: 7d\n{MINIMAL}"
     ))
     .unwrap();
     assert_eq!(c.limits.max_body_bytes, 10);
     assert_eq!(c.limits.header_read_timeout, Duration::from_millis(250));
     assert_eq!(c.limits.body_read_timeout, Duration::from_secs(300));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+    assert_eq!(Limits::default().idle_timeout, Duration::from_secs(60));
     assert_eq!(c.shutdown_timeout, Duration::from_secs(7 * 86400));
     let err = load(&format!("limits: {{ body_read_timeout: soon }}\n{MINIMAL}")).unwrap_err();
     assert_eq!(err.path, "limits.body_read_timeout");
     let err = load(&format!("limits: {{ max_body_bytes: 0 }}\n{MINIMAL}")).unwrap_err();
     assert_eq!(err.path, "limits.max_body_bytes");
+    let err = load(&format!("limits: {{ idle_timeout: 0s }}\n{MINIMAL}")).unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        ("limits.idle_timeout", "must be greater than zero")
+    );
     expect_error(
         "timeout: 10s",
         "timeout: 0s",

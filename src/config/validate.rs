@@ -62,6 +62,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             raw_limits.body_read_timeout.as_deref(),
             defaults.body_read_timeout,
         )?,
+        idle_timeout: duration(
+            "limits.idle_timeout",
+            raw_limits.idle_timeout.as_deref(),
+            defaults.idle_timeout,
+        )?,
         max_upstream_response_bytes: positive(
             "limits.max_upstream_response_bytes",
             raw_limits.max_upstream_response_bytes,

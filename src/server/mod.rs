@@ -1,6 +1,7 @@
 //! Listeners: accepting connections, the per-connection service stack, and
 //! graceful shutdown.
 
+mod connection;
 mod error;
 mod handler;
 pub mod tls;
@@ -13,16 +14,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
+pub use connection::Connections;
 pub use error::{json_error, RequestError};
 pub use handler::{Gateway, Stores};
 
@@ -38,9 +38,10 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         // A sender that does not finish its request head in time is cut off
-        // (slowloris); the body has its own timeout in the handler. The
-        // timer also runs while a keep-alive connection waits for its next
-        // request, so it is the HTTP/1.1 idle timeout too.
+        // (slowloris); the body has its own timeout in the handler. hyper
+        // also runs this timer while a keep-alive connection waits for its
+        // next request; `limits.idle_timeout` (see `connection`) closes idle
+        // connections of both protocols.
         .header_read_timeout(limits.header_read_timeout)
         // Heads larger than this, or with more headers, get 431.
         .max_buf_size(limits.max_header_bytes)
@@ -90,18 +91,18 @@ pub fn ingress_stack(
 }
 
 /// Accepts connections until `stop` turns true, serving each (after a TLS
-/// handshake when `tls` is set) with the service `make(peer)` and
-/// registering it with `connections`, which is handed back (with no watcher
-/// of its own left) so the caller can drain.
+/// handshake when `tls` is set) with the service `make(peer)` until it
+/// ends, is idle for `idle_timeout`, or is drained. Hands back the open
+/// connections so the caller can drain them.
 pub async fn accept_loop<M, S, B>(
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
     make: M,
-    connections: GracefulShutdown,
     mut stop: watch::Receiver<bool>,
     tls: Option<(tls::SharedTls, Duration)>,
     max_connections: usize,
-) -> GracefulShutdown
+    idle_timeout: Duration,
+) -> Connections
 where
     M: Fn(SocketAddr) -> S,
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -109,9 +110,10 @@ where
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let connections = Connections::default();
     // Past `max_connections`, stop accepting until one closes: new
     // connections wait in the kernel's backlog, existing ones are unaffected.
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
@@ -140,19 +142,15 @@ where
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(make(peer));
+        let service = make(peer);
         let builder = builder.clone();
-        let watcher = connections.watcher();
+        let drain = connections.register();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let result =
                 match tls {
-                    None => {
-                        watcher
-                            .watch(builder.serve_connection(TokioIo::new(stream), service))
-                            .await
-                    }
+                    None => connection::serve(stream, &builder, service, drain, idle_timeout).await,
                     Some((config, handshake_timeout)) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
                         // The handshake shares the header timeout: a client that
@@ -171,9 +169,7 @@ where
                                     return;
                                 }
                             };
-                        watcher
-                            .watch(builder.serve_connection(TokioIo::new(stream), service))
-                            .await
+                        connection::serve(stream, &builder, service, drain, idle_timeout).await
                     }
                 };
             if let Err(error) = result {

@@ -1,12 +1,15 @@
-//! Test helpers: a real gateway on port 0, a real upstream on port 0 that
-//! records what it receives, and a small HTTP client.
+//! Test helpers: a real gateway on port 0 (or the built binary as a child
+//! process), a real upstream on port 0 that records what it receives, and a
+//! small HTTP client.
 #![allow(dead_code)]
 
 pub mod redis;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -318,4 +321,76 @@ pub fn trutac_signature(secret: &str, body: &[u8]) -> String {
 pub async fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
+}
+
+/// The built binary as a child process, on fixed ports (see [`free_port`])
+/// so it can be killed and restarted on them.
+pub struct GatewayProcess {
+    pub child: Child,
+}
+
+impl GatewayProcess {
+    /// SIGTERM, and the process must exit 0.
+    pub fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(self.child.wait().unwrap().success());
+    }
+
+    /// A memory figure of the process from `/proc/<pid>/status`, in KiB:
+    /// `VmRSS` (resident now) or `VmHWM` (the most it has been resident).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .unwrap_or_else(|| panic!("no {field} in\n{status}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    /// A failed test must not leave the gateway running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `hookgate serve --config <config>` and returns once it serves.
+pub fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before serving")
+            .unwrap();
+        if line.contains("hookgate is serving") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    GatewayProcess { child }
+}
+
+/// A port that was free a moment ago, for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
