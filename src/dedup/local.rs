@@ -166,17 +166,18 @@ impl LocalStore {
 impl LocalStore {
     /// Commits the caller's claim at once for this process: from the moment
     /// this returns, claims of `key` are answered as duplicates from memory.
-    /// The row is queued for the writer (in order with every other write);
-    /// the returned future resolves when it is written and must be driven to
-    /// completion (spawned) by the caller, since it also drops the in-memory
-    /// entry. `None`: another live claim holds `key` and it was left alone.
+    /// The row is queued for the writer (in order with every other write),
+    /// and nobody waits for it: once it is written, the writer thread drops
+    /// the in-memory entry, or calls `on_failure` if it could not be written.
+    /// Returns false if another live claim holds `key` (left alone).
     pub fn commit_detached(
         &self,
         route: &str,
         key: &EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> Option<impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static> {
+        on_failure: impl FnOnce(StoreError) + Send + 'static,
+    ) -> bool {
         // Ours, or nobody's (our lease ran out and nobody took over): record
         // the event, and from now on answer copies as duplicates.
         {
@@ -188,7 +189,7 @@ impl LocalStore {
                 None => true,
             };
             if !ours_or_free {
-                return None;
+                return false;
             }
             map.insert(
                 *key,
@@ -201,30 +202,36 @@ impl LocalStore {
         }
         let (row_key, route) = (*key, route.to_string());
         let ttl = ttl.as_millis() as i64;
+        let (this, key) = (self.clone(), *key);
         // Relaxed: a committed key lost with the machine can only let a
         // duplicate through later, never lose an event.
-        let written = self.db.write_with(Durability::Relaxed, move |tx| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
+        self.db.write_then(
+            Durability::Relaxed,
+            move |tx| {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                &row_key.0[..],
-                route,
-                STATE_COMMITTED,
-                token.0 as i64,
-                now_ms() + ttl
-            ])
-            .map(|_| ())
-        });
-        let (this, key) = (self.clone(), *key);
-        Some(async move {
-            let result = written.await.map_err(store);
-            // Written or not, the entry goes: if the write failed, a later
-            // copy may be forwarded again (at least once, never lost).
-            this.forget(&key, token);
-            result
-        })
+                )?
+                .execute(params![
+                    &row_key.0[..],
+                    route,
+                    STATE_COMMITTED,
+                    token.0 as i64,
+                    now_ms() + ttl
+                ])
+                .map(|_| ())
+            },
+            move |written| {
+                // Written or not, the entry goes: if the write failed, a
+                // later copy may be forwarded again (at least once, never
+                // lost).
+                this.forget(&key, token);
+                if let Err(error) = written {
+                    on_failure(store(error));
+                }
+            },
+        );
+        true
     }
 }
 
@@ -278,9 +285,17 @@ impl DedupStore for LocalStore {
         token: ClaimToken,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        match self.commit_detached(route, key, token, ttl) {
-            Some(written) => written.await,
-            None => Ok(()),
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let failure = move |error| {
+            let _ = reply.send(error);
+        };
+        if !self.commit_detached(route, key, token, ttl, failure) {
+            return Ok(());
+        }
+        // The sender is dropped without a message when the row is written.
+        match outcome.await {
+            Ok(error) => Err(error),
+            Err(_) => Ok(()),
         }
     }
 
@@ -319,15 +334,18 @@ mod tests {
         let Claim::New(token) = store.claim("r", &key, lease).await.unwrap() else {
             panic!("first claim must be new");
         };
-        let written = store
-            .commit_detached("r", &key, token, Duration::from_secs(3600))
-            .expect("our own claim commits");
+        let (failed, failure) = tokio::sync::oneshot::channel();
+        let committed = store.commit_detached("r", &key, token, Duration::from_secs(3600), |e| {
+            let _ = failed.send(e);
+        });
+        assert!(committed, "our own claim commits");
         // Not written yet as far as this caller knows: memory answers.
         assert!(matches!(
             store.claim("r", &key, lease).await.unwrap(),
             Claim::Duplicate
         ));
-        written.await.unwrap();
+        store.flush().await.unwrap();
+        assert!(failure.await.is_err(), "written: on_failure is not called");
         assert!(store.in_flight().is_empty(), "the entry goes once written");
         // A new process on the same file knows it from the row alone.
         let reopened = LocalStore::new(store.db.clone()).await.unwrap();
@@ -349,9 +367,14 @@ mod tests {
         else {
             panic!("first claim must be new");
         };
-        assert!(store
-            .commit_detached("r", &key, ClaimToken::random(), Duration::from_secs(60))
-            .is_none());
+        let committed = store.commit_detached(
+            "r",
+            &key,
+            ClaimToken::random(),
+            Duration::from_secs(60),
+            |_| unreachable!("nothing is written"),
+        );
+        assert!(!committed);
         assert!(matches!(
             store
                 .claim("r", &key, Duration::from_secs(30))

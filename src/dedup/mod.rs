@@ -102,27 +102,27 @@ pub enum Backend {
     Redis(RedisStore),
 }
 
-/// A commit's write still in progress (see [`Backend::commit_early`]).
-pub type Written = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
-
 impl Backend {
     /// Commits the caller's claim, returning as soon as copies of the event
     /// are answered as duplicates. The local store answers them from memory
     /// until its row is written, so the sender's answer need not wait for
-    /// the write: that write is returned, for the caller to drive to
-    /// completion in the background. Redis is done when this returns.
+    /// the write: if that write fails later, `on_failure` is called (on the
+    /// store's writer thread). Redis is done when this returns, and its
+    /// errors are returned.
     pub async fn commit_early(
         &self,
         route: &str,
         key: &EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> Result<Option<Written>, StoreError> {
+        on_failure: impl FnOnce(StoreError) + Send + 'static,
+    ) -> Result<(), StoreError> {
         match self {
-            Backend::Local(s) => Ok(s
-                .commit_detached(route, key, token, ttl)
-                .map(|written| Box::pin(written) as Written)),
-            Backend::Redis(s) => s.commit(route, key, token, ttl).await.map(|()| None),
+            Backend::Local(s) => {
+                s.commit_detached(route, key, token, ttl, on_failure);
+                Ok(())
+            }
+            Backend::Redis(s) => s.commit(route, key, token, ttl).await,
         }
     }
 }

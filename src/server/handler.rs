@@ -395,29 +395,24 @@ struct ClaimGuard {
 impl ClaimGuard {
     /// Commits the claim. The answer to the sender does not wait for the
     /// local store's row (copies are answered from memory until it is
-    /// written): that write finishes in the background.
+    /// written): a failure to write it is counted when it happens.
     async fn commit(mut self, metrics: &RouteMetrics) {
         self.armed = false;
-        let failed = |metrics: &RouteMetrics, route: &str, error: StoreError| {
-            // The event was delivered; a later copy may be forwarded again.
-            metrics.dedup_error();
-            tracing::warn!(%route, %error, "dedup commit failed");
+        let on_failure = {
+            let (errors, route) = (metrics.dedup_errors(), self.route.clone());
+            move |error: StoreError| {
+                // The event was delivered; a later copy may be forwarded again.
+                errors.increment(1);
+                tracing::warn!(%route, %error, "dedup commit failed");
+            }
         };
-        match self
+        if let Err(error) = self
             .store
-            .commit_early(&self.route, &self.key, self.token, self.ttl)
+            .commit_early(&self.route, &self.key, self.token, self.ttl, on_failure)
             .await
         {
-            Ok(None) => {}
-            Ok(Some(written)) => {
-                let (metrics, route) = (metrics.clone(), self.route.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = written.await {
-                        failed(&metrics, &route, error);
-                    }
-                });
-            }
-            Err(error) => failed(metrics, &self.route, error),
+            metrics.dedup_error();
+            tracing::warn!(route = %self.route, %error, "dedup commit failed");
         }
     }
 

@@ -247,34 +247,47 @@ impl Db {
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
+        self.write_then(durability, f, move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        async move {
+            answer
+                .await
+                .map_err(|_| StoreError("the write could not be committed".into()))?
+        }
+    }
+
+    /// Queues `f` for the next group transaction and calls `then` with the
+    /// outcome on the writer thread once the group is committed (or failed),
+    /// so nobody has to wait for it. `then` must be quick: the writer's next
+    /// group waits for it. It is called exactly once, with an error if the
+    /// writer has stopped or dropped the job.
+    pub fn write_then<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        then: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) {
+        let then = Once(Some(then), std::marker::PhantomData);
         let run = Box::new(move |tx: &Transaction<'_>| {
             let result = in_savepoint(tx, f);
             Box::new(move |committed: Result<(), StoreError>| {
                 // The job's own error first (it says what went wrong), then
                 // the group's: nothing is reported as written unless the
                 // commit succeeded.
-                let outcome = match (result, committed) {
+                then.call(match (result, committed) {
                     (Err(own), _) => Err(own),
                     (Ok(_), Err(group)) => Err(group),
                     (Ok(value), Ok(())) => Ok(value),
-                };
-                let _ = reply.send(outcome);
+                });
             }) as Callback
         });
         let job = Job {
             durable: durability == Durability::Durable,
             run,
         };
-        let queued = self
-            .jobs
-            .send(job)
-            .map_err(|_| StoreError("the store writer has stopped".into()));
-        async move {
-            queued?;
-            answer
-                .await
-                .map_err(|_| StoreError("the write could not be committed".into()))?
-        }
+        // A job the writer never ran is dropped, and `Once` reports it.
+        let _ = self.jobs.send(job);
     }
 
     /// Resolves once every write queued before this call is committed (or
@@ -455,6 +468,27 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) -> Result<(), (StoreErro
             Ok(())
         }
         Err(e) => Err((StoreError::from(e), callbacks)),
+    }
+}
+
+/// A write's outcome callback that is called exactly once: if the job is
+/// dropped unrun (the writer stopped, or failed the group before running
+/// it), it reports that nothing was written.
+struct Once<T, F: FnOnce(Result<T, StoreError>)>(Option<F>, std::marker::PhantomData<fn(T)>);
+
+impl<T, F: FnOnce(Result<T, StoreError>)> Once<T, F> {
+    fn call(mut self, outcome: Result<T, StoreError>) {
+        if let Some(then) = self.0.take() {
+            then(outcome);
+        }
+    }
+}
+
+impl<T, F: FnOnce(Result<T, StoreError>)> Drop for Once<T, F> {
+    fn drop(&mut self) {
+        if let Some(then) = self.0.take() {
+            then(Err(StoreError("the write could not be committed".into())));
+        }
     }
 }
 

@@ -346,6 +346,11 @@ impl RouteMetrics {
         self.delivery_lag.record(seconds);
     }
 
+    /// The dedup error counter, for failures reported after the request.
+    pub fn dedup_errors(&self) -> Counter {
+        self.dedup_errors.clone()
+    }
+
     pub fn dedup_error(&self) {
         self.dedup_errors.increment(1);
     }
