@@ -9,13 +9,6 @@
 //! after the commit returned; if the commit fails, every job in the group
 //! gets the error and nothing of the group is acknowledged.
 //!
-//! Checkpoints (copying the WAL back into the database file, and syncing
-//! it) run on their own thread, `hookgate-checkpoint`, not inside a commit:
-//! the writer never stalls behind one, so neither do the callers waiting for
-//! their commit. Only when the WAL passes [`WAL_HARD_LIMIT_PAGES`] (the
-//! checkpointer cannot keep up) does a checkpoint hold the writer back until
-//! the WAL starts over.
-//!
 //! Reads use other connections (WAL lets them read while the writer writes),
 //! from a small pool: [`Db::read_now`] runs a point lookup on the calling
 //! thread (the dedup check on the request path: microseconds, so no thread
@@ -200,22 +193,14 @@ impl Db {
         let path = data_dir.join("hookgate.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
-        // Checkpoints are the checkpointer thread's (see the module docs).
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let readers = Readers {
             idle: Mutex::new(vec![open_connection(&path)?]),
         };
-        let checkpointer = open_connection(&path)?;
 
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (committed, commits) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
-            .name("hookgate-checkpoint".into())
-            .spawn(move || run_checkpointer(checkpointer, commits))
-            .map_err(|e| StoreError(format!("cannot start the store checkpointer: {e}")))?;
         std::thread::Builder::new()
             .name("hookgate-store".into())
-            .spawn(move || run_writer(writer, queue, observe, fsync, committed))
+            .spawn(move || run_writer(writer, queue, observe, fsync))
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         Ok(Db {
             jobs,
@@ -353,13 +338,11 @@ fn in_savepoint<T>(
 }
 
 /// The writer thread: group, commit, answer; until every handle is gone.
-/// After each commit it nudges the checkpointer through `committed`.
 fn run_writer(
     mut conn: Connection,
     queue: mpsc::Receiver<Job>,
     observe: CommitObserver,
     fsync: bool,
-    committed: mpsc::SyncSender<()>,
 ) {
     let mut synced = false;
     while let Ok(first) = queue.recv() {
@@ -390,8 +373,6 @@ fn run_writer(
         let size = group.len();
         let outcome = commit_group(&mut conn, group);
         observe(started.elapsed(), size);
-        // Full means a nudge is already waiting.
-        let _ = committed.try_send(());
         if let Err((error, callbacks)) = outcome {
             tracing::error!(%error, jobs = size, "store commit failed; nothing in the group is acknowledged");
             for callback in callbacks {
@@ -399,48 +380,6 @@ fn run_writer(
             }
         }
     }
-}
-
-/// How often, at most, the checkpointer runs while commits keep coming.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// WAL size (pages of 4 KiB: 128 MiB) past which a checkpoint also waits
-/// for the writer, so the WAL can start over. Passive checkpoints alone
-/// never reset a WAL that is appended to without a pause.
-pub const WAL_HARD_LIMIT_PAGES: i64 = 32_768;
-
-/// The checkpointer thread: after commits, at most every
-/// [`CHECKPOINT_EVERY`], copies the WAL into the database file without
-/// blocking the writer or readers; until the writer is gone.
-fn run_checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
-    let mut failing = false;
-    while commits.recv().is_ok() {
-        let mode = match checkpoint(&conn, "PASSIVE") {
-            Ok(wal_pages) if wal_pages > WAL_HARD_LIMIT_PAGES => checkpoint(&conn, "RESTART"),
-            passive => passive,
-        };
-        // Logged when it starts and stops failing, not at every attempt (a
-        // full disk would otherwise log five times a second).
-        match mode {
-            Err(error) if !failing => {
-                tracing::error!(%error, "store checkpoint failed; the WAL grows until it succeeds");
-                failing = true;
-            }
-            Ok(_) if failing => {
-                tracing::info!("store checkpoints succeed again");
-                failing = false;
-            }
-            _ => {}
-        }
-        std::thread::sleep(CHECKPOINT_EVERY);
-    }
-}
-
-/// Runs one checkpoint; returns the WAL's size in pages.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        row.get::<_, i64>(1)
-    })
 }
 
 type Callbacks = Vec<Callback>;
@@ -554,37 +493,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 50);
-    }
-
-    #[tokio::test]
-    async fn the_checkpointer_copies_the_wal_into_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), false, Box::new(|_, _| {})).unwrap();
-        db.write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
-            .await
-            .unwrap();
-        let file = dir.path().join("hookgate.db");
-        let before = std::fs::metadata(&file).unwrap().len();
-        // 4 MB of rows: the writer itself never checkpoints, so without the
-        // checkpointer all of it would stay in hookgate.db-wal.
-        for _ in 0..40 {
-            db.write(|tx| {
-                for _ in 0..100 {
-                    tx.execute("INSERT INTO t VALUES (zeroblob(1000))", [])?;
-                }
-                Ok(())
-            })
-            .await
-            .unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&file).unwrap().len() < before + 4_000_000 {
-            assert!(
-                Instant::now() < deadline,
-                "the database file did not grow: no checkpoint ran"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     #[tokio::test]
