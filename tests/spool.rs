@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -518,51 +517,6 @@ async fn admin_api_requires_the_token_and_probes_stay_open() {
     }
 }
 
-/// A gateway child process on fixed ports, so it can be killed and restarted.
-struct GatewayProcess {
-    child: Child,
-}
-
-impl GatewayProcess {
-    /// SIGTERM, and the process must exit 0.
-    fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before serving")
-            .unwrap();
-        if line.contains("hookgate is serving") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    GatewayProcess { child }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -579,7 +533,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restar
     )
     .unwrap();
 
-    let mut gateway = spawn_gateway(&file);
+    let mut gateway = GatewayProcess::spawn(&file);
     let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
     let mut acked = Vec::new();
     for i in 0..30 {
@@ -600,7 +554,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restar
         json_response(StatusCode::OK, "{}")
     })
     .await;
-    let gateway = spawn_gateway(&file);
+    let gateway = GatewayProcess::spawn(&file);
     eventually("every acked event delivered after restart", || {
         let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))
@@ -773,7 +727,7 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
                 .await,
             );
         }
-        let mut gateway = spawn_gateway(&file);
+        let mut gateway = GatewayProcess::spawn(&file);
         // Four senders; the process is killed while they are sending.
         let senders: Vec<_> = (0..4)
             .map(|sender| {
@@ -829,7 +783,7 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
             .await
         }
     };
-    let gateway = spawn_gateway(&file);
+    let gateway = GatewayProcess::spawn(&file);
     eventually("every acked event delivered after five crashes", || {
         let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))

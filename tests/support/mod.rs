@@ -59,6 +59,27 @@ impl Upstream {
         delay: Duration,
         respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
     ) -> Upstream {
+        Upstream::serve(addr, delay, None, respond).await
+    }
+
+    /// An upstream that records each request as it arrives and answers
+    /// `200 {"ok":true}` only once `gate` gives it a permit (one per answer).
+    pub async fn gated(gate: Arc<tokio::sync::Semaphore>) -> Upstream {
+        Upstream::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::ZERO,
+            Some(gate),
+            |_| json_response(StatusCode::OK, r#"{"ok":true}"#),
+        )
+        .await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        delay: Duration,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+        respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Upstream {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -74,10 +95,12 @@ impl Upstream {
                 accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = log.clone();
                 let respond = respond.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         let respond = respond.clone();
+                        let gate = gate.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.unwrap().to_bytes();
@@ -89,6 +112,9 @@ impl Upstream {
                             log.lock().unwrap().push(r.clone());
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
+                            }
+                            if let Some(gate) = gate {
+                                gate.acquire().await.unwrap().forget();
                             }
                             Ok::<_, Infallible>(respond(&r))
                         }
@@ -318,4 +344,82 @@ pub fn trutac_signature(secret: &str, body: &[u8]) -> String {
 pub async fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
+}
+
+/// The built binary serving a config file, as a child process (so it can
+/// be killed, restarted, or have its resource limits changed).
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl GatewayProcess {
+    /// Starts `hookgate serve --config <config>` and waits until it serves.
+    pub fn spawn(config: &std::path::Path) -> GatewayProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .expect("gateway exited before serving")
+                .unwrap();
+            let serving = line.contains("hookgate is serving");
+            log.push(line);
+            if serving {
+                break;
+            }
+        }
+        let log = Arc::new(Mutex::new(log));
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        GatewayProcess { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line the process has written to stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, and the process must exit 0.
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for GatewayProcess {
+    /// A test that fails half-way must not leave the process running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free port for a child process to listen on (nothing holds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
