@@ -577,7 +577,7 @@ mod tests {
     use super::*;
 
     async fn spool(dir: &std::path::Path) -> Spool {
-        let db = Db::open(dir, false, Box::new(|_, _| {})).unwrap();
+        let db = Db::open(dir, false, Box::new(|_, _, _| {})).unwrap();
         let metrics = crate::telemetry::Metrics::new();
         Spool::open(db, vec![("r".into(), metrics.route("r", 0))])
             .await

@@ -133,8 +133,9 @@ pub enum Durability {
     Relaxed,
 }
 
-/// Observes each group commit (for the commit-duration metric).
-pub type CommitObserver = Box<dyn Fn(Duration, usize) + Send>;
+/// Observes each group (for the store metrics): how long its commit took,
+/// how many jobs it carried, and whether it committed.
+pub type CommitObserver = Box<dyn Fn(Duration, usize, bool) + Send>;
 
 impl Db {
     /// Opens (creating if needed) `data_dir/hookgate.db` and starts the writer.
@@ -297,17 +298,18 @@ fn run_writer(
                 Err(error) => tracing::error!(%error, "cannot set synchronous={mode}"),
             }
         }
+        let size = group.len();
         if want_sync && !synced {
             // Durability cannot be promised: fail the group rather than lie.
             // Dropping the jobs drops their reply channels, which their
             // callers see as a failed write.
             drop(group);
+            observe(Duration::ZERO, size, false);
             continue;
         }
         let started = Instant::now();
-        let size = group.len();
         let outcome = commit_group(&mut conn, group);
-        observe(started.elapsed(), size);
+        observe(started.elapsed(), size, outcome.is_ok());
         if let Err((error, callbacks)) = outcome {
             tracing::error!(%error, jobs = size, "store commit failed; nothing in the group is acknowledged");
             for callback in callbacks {
@@ -362,7 +364,7 @@ mod tests {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let sink = groups.clone();
         (
-            Box::new(move |_, size| sink.lock().unwrap().push(size)),
+            Box::new(move |_, size, _| sink.lock().unwrap().push(size)),
             groups,
         )
     }
@@ -412,7 +414,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_job_rolls_back_only_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), false, Box::new(|_, _| {})).unwrap();
+        let db = Db::open(dir.path(), false, Box::new(|_, _, _| {})).unwrap();
         db.write(|tx| tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
             .await
             .unwrap();
@@ -447,7 +449,7 @@ mod tests {
         let db = Db::open(
             dir.path(),
             true,
-            Box::new(move |_, _| {
+            Box::new(move |_, _, _| {
                 seen.fetch_add(1, Ordering::SeqCst);
             }),
         )
