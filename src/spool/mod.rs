@@ -102,6 +102,7 @@ pub struct DeliveryDetail {
 }
 
 /// The outcome of one attempt, as recorded.
+#[derive(Clone)]
 pub struct AttemptOutcome {
     pub attempt: u32,
     pub started_at: i64,
@@ -111,6 +112,7 @@ pub struct AttemptOutcome {
     pub next: NextState,
 }
 
+#[derive(Clone)]
 pub enum NextState {
     Delivered,
     RetryAt(i64),
