@@ -220,7 +220,7 @@ fn spool_append(c: &mut Criterion) {
         ("fsync_on", true, false),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), fsync, Box::new(|_, _| {})).unwrap();
+        let db = Db::open(dir.path(), fsync, Box::new(|_, _, _| {})).unwrap();
         let metrics = Metrics::new();
         let spool = rt
             .block_on(Spool::open(

@@ -80,7 +80,9 @@ impl Server {
             let db = store::Db::open(
                 &config.data_dir,
                 config.store.fsync,
-                Box::new(move |took, _jobs| observer.store_commit(took.as_secs_f64())),
+                Box::new(move |took, _jobs, committed| {
+                    observer.store_commit(took.as_secs_f64(), committed)
+                }),
             )
             .map_err(|e| StartError::Store(dedup::StoreError(e.0)))?;
             if uses(DedupBackend::Local) {

@@ -234,6 +234,8 @@ fn serve(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Before the store is opened: its first write may already hit the limit.
+        handle_file_size_limit()?;
         let shutdown = shutdown_signal()?;
         let reloads = reload_signal()?;
         let server = hookgate::Server::bind(config).await?.with_source(path, env);
@@ -263,6 +265,52 @@ fn reload_signal() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::mem::forget(tx);
     Ok(rx)
+}
+
+/// A write past the file-size limit (`RLIMIT_FSIZE`, e.g. `ulimit -f` or
+/// systemd's `LimitFSIZE=`) raises SIGXFSZ, whose default action kills the
+/// process: every event in memory and every connection would be lost over
+/// one failed write. With the signal handled, the write fails with EFBIG
+/// instead; the store reports the error, the sender gets a 503, and writes
+/// succeed again once the limit is raised (as PostgreSQL does it).
+#[cfg(unix)]
+fn handle_file_size_limit() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // SIGXFSZ is 25 on Linux (except MIPS), macOS and the BSDs.
+    const SIGXFSZ: i32 = if cfg!(all(
+        target_os = "linux",
+        any(target_arch = "mips", target_arch = "mips64")
+    )) {
+        31
+    } else {
+        25
+    };
+    let mut exceeded = signal(SignalKind::from_raw(SIGXFSZ)).context("listening for SIGXFSZ")?;
+    tokio::spawn(async move {
+        // One line a minute at most: every failed write raises the signal,
+        // and the store logs each failure itself.
+        let mut last: Option<std::time::Instant> = None;
+        let mut unlogged = 0u64;
+        while exceeded.recv().await.is_some() {
+            unlogged += 1;
+            if last.map_or(true, |at| {
+                at.elapsed() >= std::time::Duration::from_secs(60)
+            }) {
+                tracing::warn!(
+                    signals = unlogged,
+                    "SIGXFSZ: writes exceeded the file-size limit (RLIMIT_FSIZE) and failed"
+                );
+                last = Some(std::time::Instant::now());
+                unlogged = 0;
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn handle_file_size_limit() -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Registers SIGTERM (Kubernetes, systemd) and SIGINT (Ctrl-C) handlers now,

@@ -490,7 +490,7 @@ fn registered_metrics() -> BTreeMap<String, String> {
     route.upstream("2xx", 0.01);
     route.delivery("delivered", 0.01);
     route.delivery_lag(1.0);
-    metrics.store_commit(0.001);
+    metrics.store_commit(0.001, true);
     metrics.run_upkeep();
     let mut known: BTreeMap<String, String> = metrics
         .render()

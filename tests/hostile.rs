@@ -58,7 +58,7 @@ async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers(
         ),
     )
     .unwrap();
-    let gateway = spawn_gateway(&file);
+    let gateway = GatewayProcess::spawn(&file);
     let started_kib = gateway.memory_kib("VmRSS");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // Connections that send their request head a byte at a time.

@@ -533,7 +533,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restar
     )
     .unwrap();
 
-    let mut gateway = spawn_gateway(&file);
+    let mut gateway = GatewayProcess::spawn(&file);
     let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
     let mut acked = Vec::new();
     for i in 0..30 {
@@ -554,7 +554,7 @@ async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restar
         json_response(StatusCode::OK, "{}")
     })
     .await;
-    let gateway = spawn_gateway(&file);
+    let gateway = GatewayProcess::spawn(&file);
     eventually("every acked event delivered after restart", || {
         let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))
@@ -727,7 +727,7 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
                 .await,
             );
         }
-        let mut gateway = spawn_gateway(&file);
+        let mut gateway = GatewayProcess::spawn(&file);
         // Four senders; the process is killed while they are sending.
         let senders: Vec<_> = (0..4)
             .map(|sender| {
@@ -783,7 +783,7 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
             .await
         }
     };
-    let gateway = spawn_gateway(&file);
+    let gateway = GatewayProcess::spawn(&file);
     eventually("every acked event delivered after five crashes", || {
         let got: std::collections::HashSet<String> = upstream.delivery_ids().into_iter().collect();
         acked.iter().all(|id| got.contains(id))

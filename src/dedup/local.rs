@@ -56,7 +56,7 @@ impl LocalStore {
 
     /// Opens its own store in `data_dir` (fsync on): for tests and tools.
     pub async fn open(data_dir: &Path) -> Result<LocalStore, StoreError> {
-        let db = Db::open(data_dir, true, Box::new(|_, _| {})).map_err(store)?;
+        let db = Db::open(data_dir, true, Box::new(|_, _, _| {})).map_err(store)?;
         LocalStore::new(db).await
     }
 

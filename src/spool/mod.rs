@@ -102,6 +102,7 @@ pub struct DeliveryDetail {
 }
 
 /// The outcome of one attempt, as recorded.
+#[derive(Clone)]
 pub struct AttemptOutcome {
     pub attempt: u32,
     pub started_at: i64,
@@ -111,6 +112,7 @@ pub struct AttemptOutcome {
     pub next: NextState,
 }
 
+#[derive(Clone)]
 pub enum NextState {
     Delivered,
     RetryAt(i64),
@@ -577,7 +579,7 @@ mod tests {
     use super::*;
 
     async fn spool(dir: &std::path::Path) -> Spool {
-        let db = Db::open(dir, false, Box::new(|_, _| {})).unwrap();
+        let db = Db::open(dir, false, Box::new(|_, _, _| {})).unwrap();
         let metrics = crate::telemetry::Metrics::new();
         Spool::open(db, vec![("r".into(), metrics.route("r", 0))])
             .await

@@ -5,8 +5,10 @@
 //! appended or replayed, otherwise at the next due time), sends each with
 //! `Hookgate-Delivery-Id` and `Hookgate-Attempt`, and records every attempt
 //! and its decision (delivered, retry at, dead letter) through the retry
-//! policy. On shutdown it starts no new attempt, lets running ones finish
-//! up to a bound, and leaves the rest pending on disk.
+//! policy. An attempt whose outcome the store cannot take (disk full) is
+//! not repeated: recording it is retried until the store recovers. On
+//! shutdown it starts no new attempt, lets running ones finish up to a
+//! bound, and leaves the rest pending on disk.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ const ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
 /// Longest sleep between polls when nothing is due (new events wake the
 /// worker at once; this only bounds a missed wake-up).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Pauses between tries to record an attempt while the store fails.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub struct DeliveryWorker {
     pub route: Route,
@@ -173,10 +178,38 @@ impl DeliveryWorker {
             error,
             next,
         };
-        if let Err(error) = self.spool.record(&route.name, &event.id, outcome).await {
-            // The event stays pending with its old attempt count and is
-            // attempted again: at-least-once, never lost.
-            tracing::error!(route = %route.name, id = %event.id, %error, "recording a delivery attempt failed");
+        self.record(&event.id, outcome).await;
+    }
+
+    /// Records an attempt, trying again (with growing pauses) until the
+    /// store takes it. Until then the event stays pending and busy: were
+    /// it released, its unchanged row would make it due at once and it
+    /// would be sent again and again for as long as the store fails (a
+    /// full disk). The caller holds a delivery slot meanwhile, so while the
+    /// store is down no more than `concurrency` attempts wait like this.
+    /// If the process stops first, the event is attempted again after
+    /// restart: at-least-once, never lost.
+    async fn record(&self, id: &str, outcome: AttemptOutcome) {
+        let route = &self.route.name;
+        let mut pause = RECORD_RETRY_FIRST;
+        let mut failures = 0u32;
+        loop {
+            match self.spool.record(route, id, outcome.clone()).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(%route, %id, failures, "delivery attempt recorded after the store recovered");
+                    }
+                    return;
+                }
+                Err(error) => {
+                    if failures == 0 {
+                        tracing::error!(%route, %id, %error, "recording a delivery attempt failed; retrying until the store takes it");
+                    }
+                    failures += 1;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECORD_RETRY_MAX);
+                }
+            }
         }
     }
 }

@@ -178,8 +178,9 @@ pub enum Durability {
     Relaxed,
 }
 
-/// Observes each group commit (for the commit-duration metric).
-pub type CommitObserver = Box<dyn Fn(Duration, usize) + Send>;
+/// Observes each group (for the store metrics): how long its commit took,
+/// how many jobs it carried, and whether it committed.
+pub type CommitObserver = Box<dyn Fn(Duration, usize, bool) + Send>;
 
 impl Db {
     /// Opens (creating if needed) `data_dir/hookgate.db` and starts the writer.
@@ -362,52 +363,51 @@ fn run_writer(
                 Err(error) => tracing::error!(%error, "cannot set synchronous={mode}"),
             }
         }
+        let size = group.len();
         if want_sync && !synced {
             // Durability cannot be promised: fail the group rather than lie.
             // Dropping the jobs drops their reply channels, which their
             // callers see as a failed write.
             drop(group);
+            observe(Duration::ZERO, size, false);
             continue;
         }
         let started = Instant::now();
-        let size = group.len();
-        let outcome = commit_group(&mut conn, group);
-        observe(started.elapsed(), size);
-        if let Err((error, callbacks)) = outcome {
+        let (outcome, callbacks) = commit_group(&mut conn, group);
+        // Observed before anyone is answered: a caller that heard
+        // "committed" finds the commit in the metrics.
+        observe(started.elapsed(), size, outcome.is_ok());
+        if let Err(error) = &outcome {
             tracing::error!(%error, jobs = size, "store commit failed; nothing in the group is acknowledged");
-            for callback in callbacks {
-                callback(Err(error.clone()));
-            }
+        }
+        for callback in callbacks {
+            callback(outcome.clone());
         }
     }
 }
 
 type Callbacks = Vec<Callback>;
 
-fn commit_group(conn: &mut Connection, group: Vec<Job>) -> Result<(), (StoreError, Callbacks)> {
+/// Runs the group in one transaction and commits it; returns the outcome
+/// and the callbacks that report it to each job's caller.
+fn commit_group(conn: &mut Connection, group: Vec<Job>) -> (Result<(), StoreError>, Callbacks) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         // Nothing ran. Dropping the jobs drops their reply channels, which
         // their callers see as a failed write.
-        Err(e) => return Err((StoreError::from(e), Vec::new())),
+        Err(e) => return (Err(StoreError::from(e)), Vec::new()),
     };
     let callbacks: Callbacks = group.into_iter().map(|job| (job.run)(&tx)).collect();
     if tx.is_autocommit() {
         // SQLite already rolled the transaction back: nothing was written.
-        return Err((
-            StoreError("the transaction was rolled back by SQLite (disk full or I/O error)".into()),
+        return (
+            Err(StoreError(
+                "the transaction was rolled back by SQLite (disk full or I/O error)".into(),
+            )),
             callbacks,
-        ));
+        );
     }
-    match tx.commit() {
-        Ok(()) => {
-            for callback in callbacks {
-                callback(Ok(()));
-            }
-            Ok(())
-        }
-        Err(e) => Err((StoreError::from(e), callbacks)),
-    }
+    (tx.commit().map_err(StoreError::from), callbacks)
 }
 
 /// A write's outcome callback that is called exactly once: if the job is
@@ -448,7 +448,7 @@ mod tests {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let sink = groups.clone();
         (
-            Box::new(move |_, size| sink.lock().unwrap().push(size)),
+            Box::new(move |_, size, _| sink.lock().unwrap().push(size)),
             groups,
         )
     }
@@ -498,7 +498,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_job_rolls_back_only_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), false, Box::new(|_, _| {})).unwrap();
+        let db = Db::open(dir.path(), false, Box::new(|_, _, _| {})).unwrap();
         db.write(|tx| tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
             .await
             .unwrap();
@@ -533,7 +533,7 @@ mod tests {
         let db = Db::open(
             dir.path(),
             true,
-            Box::new(move |_, _| {
+            Box::new(move |_, _, _| {
                 seen.fetch_add(1, Ordering::SeqCst);
             }),
         )

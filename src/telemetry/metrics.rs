@@ -134,6 +134,7 @@ pub struct Metrics {
     handle: PrometheusHandle,
     ready: Gauge,
     store_commit: Histogram,
+    store_commit_failures: Counter,
     reloads: [Counter; 2],
 }
 
@@ -177,6 +178,7 @@ impl Metrics {
         build.set(1.0);
         let ready = gauge(&recorder, names::READY, vec![]);
         let store_commit = histogram(&recorder, names::STORE_COMMIT_DURATION_SECONDS, vec![]);
+        let store_commit_failures = counter(&recorder, names::STORE_COMMIT_FAILURES_TOTAL, vec![]);
         let reloads = ["success", "failure"].map(|r| {
             counter(
                 &recorder,
@@ -189,6 +191,7 @@ impl Metrics {
             handle,
             ready,
             store_commit,
+            store_commit_failures,
             reloads,
         }
     }
@@ -203,9 +206,13 @@ impl Metrics {
         self.handle.run_upkeep();
     }
 
-    /// Records one group commit of the embedded store.
-    pub fn store_commit(&self, seconds: f64) {
+    /// Records one group commit of the embedded store, and counts it if it
+    /// failed.
+    pub fn store_commit(&self, seconds: f64, committed: bool) {
         self.store_commit.record(seconds);
+        if !committed {
+            self.store_commit_failures.increment(1);
+        }
     }
 
     /// Counts one configuration reload.
@@ -395,7 +402,7 @@ mod tests {
     fn names_all_lists_exactly_the_registered_metrics() {
         let m = Metrics::new();
         let _ = m.route("r", 1);
-        m.store_commit(0.001);
+        m.store_commit(0.001, true);
         m.run_upkeep();
         let text = m.render();
         let rendered: std::collections::BTreeSet<&str> = text

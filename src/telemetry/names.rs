@@ -32,6 +32,9 @@ pub const DELIVERY_ATTEMPT_DURATION_SECONDS: &str = "hookgate_delivery_attempt_d
 pub const DELIVERY_LAG_SECONDS: &str = "hookgate_delivery_lag_seconds";
 /// Histogram `{}`: duration of one group commit of the embedded store, in seconds.
 pub const STORE_COMMIT_DURATION_SECONDS: &str = "hookgate_store_commit_duration_seconds";
+/// Counter `{}`: group commits of the embedded store that failed (disk
+/// full, I/O error); nothing in them was acknowledged.
+pub const STORE_COMMIT_FAILURES_TOTAL: &str = "hookgate_store_commit_failures_total";
 /// Counter `{result}`: configuration reloads, `success` or `failure`.
 pub const CONFIG_RELOADS_TOTAL: &str = "hookgate_config_reloads_total";
 /// Gauge `{}`: 1 while the gateway is ready to take traffic.
@@ -57,6 +60,7 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (DELIVERY_ATTEMPT_DURATION_SECONDS, Kind::Histogram, "Duration of one delivery attempt."),
     (DELIVERY_LAG_SECONDS, Kind::Histogram, "Time from receiving an event to delivering it."),
     (STORE_COMMIT_DURATION_SECONDS, Kind::Histogram, "Duration of one group commit of the embedded store."),
+    (STORE_COMMIT_FAILURES_TOTAL, Kind::Counter, "Group commits of the embedded store that failed; nothing in them was acknowledged."),
     (CONFIG_RELOADS_TOTAL, Kind::Counter, "Configuration reloads by result: success, failure."),
     (READY, Kind::Gauge, "1 while the gateway is ready to take traffic."),
     (BUILD_INFO, Kind::Gauge, "Build information; always 1."),

@@ -7,9 +7,7 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +60,27 @@ impl Upstream {
         delay: Duration,
         respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
     ) -> Upstream {
+        Upstream::serve(addr, delay, None, respond).await
+    }
+
+    /// An upstream that records each request as it arrives and answers
+    /// `200 {"ok":true}` only once `gate` gives it a permit (one per answer).
+    pub async fn gated(gate: Arc<tokio::sync::Semaphore>) -> Upstream {
+        Upstream::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::ZERO,
+            Some(gate),
+            |_| json_response(StatusCode::OK, r#"{"ok":true}"#),
+        )
+        .await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        delay: Duration,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+        respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Upstream {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -77,10 +96,12 @@ impl Upstream {
                 accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let log = log.clone();
                 let respond = respond.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         let respond = respond.clone();
+                        let gate = gate.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.unwrap().to_bytes();
@@ -92,6 +113,9 @@ impl Upstream {
                             log.lock().unwrap().push(r.clone());
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
+                            }
+                            if let Some(gate) = gate {
+                                gate.acquire().await.unwrap().forget();
                             }
                             Ok::<_, Infallible>(respond(&r))
                         }
@@ -323,16 +347,59 @@ pub async fn closed_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// The built binary as a child process, on fixed ports (see [`free_port`])
-/// so it can be killed and restarted on them.
+/// The built binary serving a config file, as a child process (so it can
+/// be killed, restarted, or have its resource limits changed).
 pub struct GatewayProcess {
-    pub child: Child,
+    pub child: std::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
+    /// Starts `hookgate serve --config <config>` and waits until it serves.
+    pub fn spawn(config: &std::path::Path) -> GatewayProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .expect("gateway exited before serving")
+                .unwrap();
+            let serving = line.contains("hookgate is serving");
+            log.push(line);
+            if serving {
+                break;
+            }
+        }
+        let log = Arc::new(Mutex::new(log));
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        GatewayProcess { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line the process has written to stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// SIGTERM, and the process must exit 0.
     pub fn terminate(mut self) {
-        let _ = Command::new("kill")
+        let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         assert!(self.child.wait().unwrap().success());
@@ -354,7 +421,7 @@ impl GatewayProcess {
 }
 
 impl Drop for GatewayProcess {
-    /// A failed test must not leave the gateway running.
+    /// A test that fails half-way must not leave the process running.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
@@ -363,30 +430,7 @@ impl Drop for GatewayProcess {
     }
 }
 
-/// Starts `hookgate serve --config <config>` and returns once it serves.
-pub fn spawn_gateway(config: &std::path::Path) -> GatewayProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before serving")
-            .unwrap();
-        if line.contains("hookgate is serving") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    GatewayProcess { child }
-}
-
-/// A port that was free a moment ago, for a child process to listen on.
+/// A free port for a child process to listen on (nothing holds it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
