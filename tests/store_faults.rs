@@ -148,17 +148,24 @@ async fn writes_failing_with_efbig_get_503_and_service_resumes_when_the_limit_is
     assert_eq!(get(&format!("{admin}/readyz")).await.status, StatusCode::OK);
     // A sync route forwards (its dedup claim is a read, which still works)
     // and relays the upstream's answer: a 2xx here means the upstream has
-    // the event. Recording the claim fails and is counted.
+    // the event. Recording the claim fails and is counted: after the
+    // answer, since the answer does not wait for the record.
     let (sync_id, a) = send("quotes", "during-sync".into()).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert!(upstream
         .received()
         .iter()
         .any(|r| r.body == format!("{{\"id\":\"{sync_id}\"}}").as_bytes()));
-    assert_eq!(
-        metric(&admin, r#"hookgate_dedup_errors_total{route="quotes"}"#).await,
-        1.0
-    );
+    let series = r#"hookgate_dedup_errors_total{route="quotes"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&admin, series).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed dedup record was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&admin, series).await, 1.0);
 
     // The fault clears; no restart.
     limit_file_size(gateway.pid(), "unlimited");
