@@ -1,5 +1,7 @@
 //! Hostile senders on real sockets: slowloris, idle connections, oversized
-//! and too many headers, trickled bodies, connection and concurrency caps.
+//! and too many headers, trickled bodies, connection and concurrency caps;
+//! and hostile upstreams: garbage, cut-off, reset, hung and oversized
+//! answers, in sync and async mode.
 
 mod support;
 
@@ -364,7 +366,7 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
     let garbage = broken_upstream(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
     let cut = broken_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":").await;
     let yaml = format!(
-        "routes:\n  - {{ name: garbage, path: /garbage, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{garbage}/\" }} }}\n  - {{ name: cut, path: /cut, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\" }} }}\n  - {{ name: later, path: /later, ack: async, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\", retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 50ms }} }} }}\n"
+        "routes:\n  - {{ name: garbage, path: /garbage, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{garbage}/\" }} }}\n  - {{ name: cut, path: /cut, ack: sync, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\" }} }}\n  - {{ name: later, path: /later, ack: async, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{garbage}/\", retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 50ms }} }} }}\n  - {{ name: cut_async, path: /cut_async, ack: async, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{cut}/\" }} }}\n"
     );
     let gateway = Gateway::start(&yaml).await;
     for path in ["/garbage", "/cut"] {
@@ -377,10 +379,32 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
         // A truncated 200 is never relayed as if it were whole.
         assert!(!String::from_utf8_lossy(&a.body).contains("partial"));
     }
-    // Async: acknowledged, then retried, never marked delivered.
+    // Async: no status is no delivery: acknowledged, then retried, never
+    // marked delivered.
     assert_eq!(
         post(&gateway.url("/later"), &[], "{}").await.status,
         StatusCode::OK
+    );
+    // A 200 whose body is cut off is a delivery: the upstream answered, and
+    // nobody reads an async answer's body.
+    assert_eq!(
+        post(&gateway.url("/cut_async"), &[], "{}").await.status,
+        StatusCode::OK
+    );
+    let delivered = r#"hookgate_deliveries_total{route="cut_async",result="delivered"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway.metric(delivered).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off 200 was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        gateway
+            .metric(r#"hookgate_deliveries_total{route="cut_async",result="retry"}"#)
+            .await,
+        0.0
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while gateway
@@ -403,4 +427,161 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
         metric_value(&m, r#"hookgate_spool_pending{route="later"}"#),
         Some(1.0)
     );
+}
+
+/// How a flaky upstream misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Half a status line, then a TCP reset.
+    Reset,
+    /// Reads the request and never answers.
+    Hang,
+    /// Answers something that is not HTTP.
+    Garbage,
+    /// Answers 200 with a body far over `max_upstream_response_bytes`.
+    Huge2xx,
+}
+
+/// An upstream that answers its first `bad` requests with `fault`, then a
+/// proper 200. Returns its address and the `Hookgate-Delivery-Id` of every
+/// request it answered 2xx (the deliveries it accepted), in order.
+async fn flaky_upstream(
+    fault: Fault,
+    bad: usize,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let log = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (log, seen) = (log.clone(), seen.clone());
+            tokio::spawn(async move {
+                // One request per connection (answers say Connection: close).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                        .map(|v| v.trim().to_string())
+                };
+                let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+                let mut body = vec![0u8; length];
+                if s.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                let id = header("hookgate-delivery-id").unwrap_or_default();
+                if seen.fetch_add(1, Ordering::SeqCst) < bad {
+                    match fault {
+                        Fault::Reset => {
+                            let _ = s.write_all(b"HTTP/1.1 200 O").await;
+                            let _ = s.set_zero_linger();
+                            drop(s);
+                        }
+                        Fault::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+                        Fault::Garbage => {
+                            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+                        }
+                        Fault::Huge2xx => {
+                            log.lock().unwrap().push(id);
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n")
+                                .await;
+                            let chunk = vec![b'x'; 64 * 1024];
+                            while s.write_all(&chunk).await.is_ok() {}
+                        }
+                    }
+                    return;
+                }
+                log.lock().unwrap().push(id);
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_deliveries_survive_upstream_faults_and_are_delivered_once_it_recovers() {
+    const EVENTS: usize = 5;
+    let faults = [
+        (Fault::Reset, 3),
+        (Fault::Hang, 2),
+        (Fault::Garbage, 3),
+        (Fault::Huge2xx, usize::MAX),
+    ];
+    let mut routes = String::new();
+    let mut upstreams = Vec::new();
+    for (fault, bad) in faults {
+        let (addr, accepted) = flaky_upstream(fault, bad).await;
+        let name = format!("{fault:?}").to_lowercase();
+        routes.push_str(&format!(
+            "  - {{ name: {name}, path: /{name}, ack: async, dedup: off, verify: {{ scheme: none }}, upstream: {{ url: \"http://{addr}/\", timeout: 500ms, retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 50ms }} }} }}\n"
+        ));
+        upstreams.push((fault, bad, name, accepted));
+    }
+    let gateway = Gateway::start(&format!(
+        "limits: {{ max_upstream_response_bytes: 65536 }}\nroutes:\n{routes}"
+    ))
+    .await;
+
+    for (fault, bad, name, accepted) in &upstreams {
+        let mut acked = Vec::new();
+        for n in 0..EVENTS {
+            let a = post(
+                &gateway.url(&format!("/{name}")),
+                &[],
+                format!("{{\"n\":{n}}}"),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{fault:?}");
+            acked.push(
+                a.headers["hookgate-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let pending = format!(r#"hookgate_spool_pending{{route="{name}"}}"#);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gateway.metric(&pending).await > 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "{fault:?}: deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Every acknowledged event reached the upstream and was accepted;
+        // none was accepted twice (at least once, and here exactly once:
+        // no faulty attempt was an acceptance).
+        let mut got = accepted.lock().unwrap().clone();
+        got.sort();
+        acked.sort();
+        assert_eq!(got, acked, "{fault:?}");
+        let retries = gateway
+            .metric(&format!(
+                r#"hookgate_deliveries_total{{route="{name}",result="retry"}}"#
+            ))
+            .await;
+        match fault {
+            // A 2xx is a delivery, whatever its body: retrying it would
+            // deliver the event twice.
+            Fault::Huge2xx => assert_eq!(retries, 0.0, "{fault:?}"),
+            _ => assert!(retries >= *bad as f64, "{fault:?}: {retries} retries"),
+        }
+    }
 }

@@ -74,14 +74,11 @@ impl UpstreamClient {
         }
     }
 
+    /// Sends `out` and reads the whole answer, for relaying it (sync
+    /// routes): a body over the limit, or cut off, is an error.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<UpstreamResponse, ForwardError> {
         let timeout = out.upstream.timeout;
-        let uri = target_uri(&out.upstream.url, out.query);
-        let mut request = Request::new(Full::new(out.body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = out.headers;
-
+        let request = self.request(out);
         let exchange = async {
             let response = self
                 .client
@@ -109,6 +106,34 @@ impl UpstreamClient {
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ForwardError::Timeout(timeout))?
+    }
+
+    /// Sends `out` for an async delivery, where nobody reads the answer's
+    /// body: the status decides. Once a status has arrived the upstream has
+    /// answered, so a body that is too large, cut off or too slow no longer
+    /// matters (it is read within the limit and the timeout, to keep the
+    /// connection for reuse, and otherwise dropped with the connection).
+    /// Retrying a 2xx because of its body would deliver the event twice.
+    pub async fn deliver(&self, out: Outgoing<'_>) -> Result<StatusCode, ForwardError> {
+        let timeout = out.upstream.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let request = self.request(out);
+        let response = tokio::time::timeout_at(deadline, self.client.request(request))
+            .await
+            .map_err(|_| ForwardError::Timeout(timeout))?
+            .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+        let (parts, body) = response.into_parts();
+        let drain = Limited::new(body, self.max_response_bytes as usize).collect();
+        let _ = tokio::time::timeout_at(deadline, drain).await;
+        Ok(parts.status)
+    }
+
+    fn request(&self, out: Outgoing<'_>) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(out.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target_uri(&out.upstream.url, out.query);
+        *request.headers_mut() = out.headers;
+        request
     }
 }
 

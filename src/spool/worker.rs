@@ -133,7 +133,7 @@ impl DeliveryWorker {
         let started = Instant::now();
         let result = self
             .client
-            .send(Outgoing {
+            .deliver(Outgoing {
                 upstream: &route.upstream,
                 query: event.query.as_deref(),
                 headers,
@@ -142,11 +142,11 @@ impl DeliveryWorker {
             .await;
         let duration = started.elapsed();
         let (status, error) = match &result {
-            Ok(answer) => (Some(answer.status.as_u16()), None),
+            Ok(answer) => (Some(answer.as_u16()), None),
             Err(ForwardError::Timeout(after)) => (None, Some(format!("timed out after {after:?}"))),
             Err(e) => (None, Some(e.to_string())),
         };
-        let delivered = matches!(&result, Ok(a) if a.status.is_success());
+        let delivered = matches!(&result, Ok(status) if status.is_success());
         let now = now_ms();
         let decision = policy.decide(attempt, event.received_at, now, delivered);
         let (next, result_label) = match decision {
