@@ -142,7 +142,7 @@ impl DeliveryWorker {
             .await;
         let duration = started.elapsed();
         let (status, error) = match &result {
-            Ok(answer) => (Some(answer.as_u16()), None),
+            Ok(status) => (Some(status.as_u16()), None),
             Err(ForwardError::Timeout(after)) => (None, Some(format!("timed out after {after:?}"))),
             Err(e) => (None, Some(e.to_string())),
         };
