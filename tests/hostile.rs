@@ -392,29 +392,24 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
         StatusCode::OK
     );
     let delivered = r#"hookgate_deliveries_total{route="cut_async",result="delivered"}"#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gateway.metric(delivered).await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the cut-off 200 was not delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let g = &gateway;
+    wait_until(
+        "the cut-off 200 to be delivered",
+        Duration::from_secs(10),
+        || async move { g.metric(delivered).await >= 1.0 },
+    )
+    .await;
     assert_eq!(
         gateway
             .metric(r#"hookgate_deliveries_total{route="cut_async",result="retry"}"#)
             .await,
         0.0
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gateway
-        .metric(r#"hookgate_deliveries_total{route="later",result="retry"}"#)
-        .await
-        < 3.0
-    {
-        assert!(Instant::now() < deadline, "no retries");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let retries = r#"hookgate_deliveries_total{route="later",result="retry"}"#;
+    wait_until("3 retries", Duration::from_secs(10), || async move {
+        g.metric(retries).await >= 3.0
+    })
+    .await;
     let m = gateway.metrics().await;
     assert_eq!(
         metric_value(
@@ -557,14 +552,12 @@ async fn async_deliveries_survive_upstream_faults_and_are_delivered_once_it_reco
             );
         }
         let pending = format!(r#"hookgate_spool_pending{{route="{name}"}}"#);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while gateway.metric(&pending).await > 0.0 {
-            assert!(
-                Instant::now() < deadline,
-                "{fault:?}: deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (g, pending) = (&gateway, pending.as_str());
+        let what = format!("{fault:?}: nothing pending");
+        wait_until(&what, Duration::from_secs(30), || async move {
+            g.metric(pending).await == 0.0
+        })
+        .await;
         // Every acknowledged event reached the upstream and was accepted;
         // none was accepted twice (at least once, and here exactly once:
         // no faulty attempt was an acceptance).

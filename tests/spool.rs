@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use support::*;
@@ -31,15 +31,6 @@ async fn send(gateway: &Gateway, route: &str, body: &str) -> Answer {
         body.to_string(),
     )
     .await
-}
-
-/// Waits (up to 20 s) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn admin_get(gateway: &Gateway, path: &str) -> Answer {
@@ -89,15 +80,14 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
         20.0
     );
     // Deliveries are being tried, and failing, while the upstream is down.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gateway
-        .metric(r#"hookgate_deliveries_total{route="timekit",result="retry"}"#)
-        .await
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "no delivery was attempted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let retries = r#"hookgate_deliveries_total{route="timekit",result="retry"}"#;
+    let g = &gateway;
+    wait_until(
+        "a delivery attempt",
+        Duration::from_secs(20),
+        || async move { g.metric(retries).await >= 1.0 },
+    )
+    .await;
 
     let upstream = Upstream::at(down, Duration::ZERO, |_| {
         json_response(StatusCode::OK, "{}")
@@ -158,14 +148,11 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
 }
 
 async fn eventually_metric(gateway: &Gateway, series: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if gateway.metric(series).await == value {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} never reached {value}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{series} to reach {value}");
+    wait_until(&what, Duration::from_secs(20), || async move {
+        gateway.metric(series).await == value
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use support::*;
@@ -30,19 +30,8 @@ fn limit_file_size(pid: u32, limit: &str) {
     assert!(status.success(), "prlimit --fsize={limit} failed");
 }
 
-/// Waits (up to 20 s) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn metric(admin: &str, series: &str) -> f64 {
-    let text = get(&format!("{admin}/metrics")).await;
-    let text = String::from_utf8(text.body.to_vec()).unwrap();
-    metric_value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    scrape_metric(admin, series).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,14 +146,13 @@ async fn writes_failing_with_efbig_get_503_and_service_resumes_when_the_limit_is
         .iter()
         .any(|r| r.body == format!("{{\"id\":\"{sync_id}\"}}").as_bytes()));
     let series = r#"hookgate_dedup_errors_total{route="quotes"}"#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&admin, series).await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the failed dedup record was never counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let admin_url = admin.as_str();
+    wait_until(
+        "the failed dedup record to be counted",
+        Duration::from_secs(10),
+        || async move { metric(admin_url, series).await >= 1.0 },
+    )
+    .await;
     assert_eq!(metric(&admin, series).await, 1.0);
 
     // The fault clears; no restart.
@@ -179,13 +167,10 @@ async fn writes_failing_with_efbig_get_503_and_service_resumes_when_the_limit_is
         acked.values().all(|id| delivered().contains(id))
     })
     .await;
-    let mut pending = metric(&admin, r#"hookgate_spool_pending{route="orders"}"#).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pending != 0.0 {
-        assert!(Instant::now() < deadline, "{pending} still pending");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        pending = metric(&admin, r#"hookgate_spool_pending{route="orders"}"#).await;
-    }
+    wait_until("nothing pending", Duration::from_secs(20), || async move {
+        metric(admin_url, r#"hookgate_spool_pending{route="orders"}"#).await == 0.0
+    })
+    .await;
     // Delivered while the store was down and recorded once it was back:
     // not sent again in between.
     let ids = upstream.delivery_ids();

@@ -197,12 +197,14 @@ impl Gateway {
             text = format!("data_dir: \"{}\"\n{text}", dir.path().display());
             Some(dir)
         };
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = env_map(env);
         let config = hookgate::Config::from_yaml(&text, &env).expect("test config is valid");
         let server = hookgate::Server::bind(config).await.unwrap();
+        Gateway::serve(server, data_dir)
+    }
+
+    /// Serves `server` until the gateway is dropped or shut down.
+    fn serve(server: hookgate::Server, data_dir: Option<tempfile::TempDir>) -> Gateway {
         let (addr, admin) = (server.ingress_addr(), server.admin_addr());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(async {
@@ -228,30 +230,15 @@ impl Gateway {
     /// Boots a gateway from a config file, reloadable from that file (as
     /// the binary does). The file must set its own ports and data_dir.
     pub async fn start_file(path: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = env_map(env);
         let config = hookgate::Config::load(path, &env).expect("test config is valid");
         let server = hookgate::Server::bind(config)
             .await
             .unwrap()
             .with_source(path.to_path_buf(), env);
-        let (addr, admin) = (server.ingress_addr(), server.admin_addr());
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(server.serve(async {
-            let _ = rx.await;
-        }));
-        Gateway {
-            addr,
-            admin,
-            data_dir: None,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Gateway::serve(server, None)
     }
 
-    /// Starts graceful shutdown; await the returned handle for its end.
     pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
         let _ = self.shutdown.take().unwrap().send(());
         self.task.take().unwrap()
@@ -266,9 +253,49 @@ impl Gateway {
     /// The value of one series in `/metrics`, e.g.
     /// `hookgate_requests_total{route="trutac",outcome="accepted"}`.
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = self.metrics().await;
-        metric_value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+        scrape_metric(&self.admin_url(""), series).await
     }
+}
+
+fn env_map(env: &[(&str, &str)]) -> HashMap<String, String> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The value of one series in the `/metrics` of the admin listener at
+/// `admin` (`http://host:port`); fails the test if it is not there.
+pub async fn scrape_metric(admin: &str, series: &str) -> f64 {
+    let text = get(&format!("{admin}/metrics")).await;
+    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    metric_value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+/// Polls `check` every 20 ms until it holds; fails the test, naming
+/// `what`, if it does not within `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_until`] for a check that needs no I/O, up to 20 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    wait_until(
+        what,
+        Duration::from_secs(20),
+        || std::future::ready(check()),
+    )
+    .await
 }
 
 impl Drop for Gateway {
