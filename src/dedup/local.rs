@@ -21,6 +21,9 @@ use crate::store::{now_ms, Db, Durability};
 const STATE_IN_FLIGHT: i64 = 0;
 const STATE_COMMITTED: i64 = 1;
 const PRUNE_BATCH: i64 = 1000;
+/// Writes a claim row (new, taken over from an expired holder, or committed).
+const UPSERT: &str = "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
+                      VALUES (?1, ?2, ?3, ?4, ?5)";
 
 #[derive(Clone)]
 pub struct LocalStore {
@@ -121,11 +124,13 @@ pub(crate) fn claim_in(
                 Some(ttl) => (STATE_COMMITTED, now + ttl.as_millis() as i64),
                 None => (STATE_IN_FLIGHT, now + lease.as_millis() as i64),
             };
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![&key.0[..], route, state, token.0 as i64, until])?;
+            tx.prepare_cached(UPSERT)?.execute(params![
+                &key.0[..],
+                route,
+                state,
+                token.0 as i64,
+                until
+            ])?;
             Claim::New(token)
         }
     })
@@ -208,18 +213,15 @@ impl LocalStore {
         self.db.write_then(
             Durability::Relaxed,
             move |tx| {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO dedup_claims (key, route, state, token, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    &row_key.0[..],
-                    route,
-                    STATE_COMMITTED,
-                    token.0 as i64,
-                    now_ms() + ttl
-                ])
-                .map(|_| ())
+                tx.prepare_cached(UPSERT)?
+                    .execute(params![
+                        &row_key.0[..],
+                        route,
+                        STATE_COMMITTED,
+                        token.0 as i64,
+                        now_ms() + ttl
+                    ])
+                    .map(|_| ())
             },
             move |written| {
                 // Written or not, the entry goes: if the write failed, a

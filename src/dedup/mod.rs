@@ -104,11 +104,11 @@ pub enum Backend {
 
 impl Backend {
     /// Commits the caller's claim, returning as soon as copies of the event
-    /// are answered as duplicates. The local store answers them from memory
-    /// until its row is written, so the sender's answer need not wait for
-    /// the write: if that write fails later, `on_failure` is called (on the
-    /// store's writer thread). Redis is done when this returns, and its
-    /// errors are returned.
+    /// are answered as duplicates; a failure to record it goes to
+    /// `on_failure`. The local store answers copies from memory until its
+    /// row is written, so the sender's answer need not wait for the write:
+    /// if that write fails, `on_failure` is called later, on the store's
+    /// writer thread. Redis is done (or has failed) when this returns.
     pub async fn commit_early(
         &self,
         route: &str,
@@ -116,13 +116,16 @@ impl Backend {
         token: ClaimToken,
         ttl: Duration,
         on_failure: impl FnOnce(StoreError) + Send + 'static,
-    ) -> Result<(), StoreError> {
+    ) {
         match self {
             Backend::Local(s) => {
                 s.commit_detached(route, key, token, ttl, on_failure);
-                Ok(())
             }
-            Backend::Redis(s) => s.commit(route, key, token, ttl).await,
+            Backend::Redis(s) => {
+                if let Err(error) = s.commit(route, key, token, ttl).await {
+                    on_failure(error);
+                }
+            }
         }
     }
 }

@@ -395,7 +395,7 @@ struct ClaimGuard {
 impl ClaimGuard {
     /// Commits the claim. The answer to the sender does not wait for the
     /// local store's row (copies are answered from memory until it is
-    /// written): a failure to write it is counted when it happens.
+    /// written): a failure to record the claim is counted when it happens.
     async fn commit(mut self, metrics: &RouteMetrics) {
         self.armed = false;
         let on_failure = {
@@ -406,14 +406,9 @@ impl ClaimGuard {
                 tracing::warn!(%route, %error, "dedup commit failed");
             }
         };
-        if let Err(error) = self
-            .store
+        self.store
             .commit_early(&self.route, &self.key, self.token, self.ttl, on_failure)
-            .await
-        {
-            metrics.dedup_error();
-            tracing::warn!(route = %self.route, %error, "dedup commit failed");
-        }
+            .await;
     }
 
     async fn release(mut self, metrics: &RouteMetrics) {
