@@ -48,18 +48,15 @@ async fn slowloris_connections_are_cut_off_and_normal_senders_still_get_answers(
     let upstream = Upstream::start().await;
     // The built binary, so that its memory is its own to read in /proc.
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin_port) = (free_port(), free_port());
-    let file = dir.path().join("hookgate.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\ndata_dir: \"{}\"\n{}",
-            dir.path().join("data").display(),
-            // Room for every slow sender and the normal ones.
-            config(&upstream, "header_read_timeout: 1s, max_connections: 1000")
-        ),
-    )
-    .unwrap();
+    let ProcessConfig {
+        file,
+        ingress: port,
+        ..
+    } = process_config(
+        dir.path(),
+        // Room for every slow sender and the normal ones.
+        &config(&upstream, "header_read_timeout: 1s, max_connections: 1000"),
+    );
     let gateway = GatewayProcess::spawn(&file);
     let started_kib = gateway.memory_kib("VmRSS");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

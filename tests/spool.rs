@@ -508,17 +508,13 @@ async fn admin_api_requires_the_token_and_probes_stay_open() {
 async fn every_acknowledged_event_survives_sigkill_and_is_delivered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let upstream_addr = closed_port().await;
-    let (ingress, admin) = (free_port(), free_port());
-    let file = dir.path().join("hookgate.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\nroutes:\n{}",
-            dir.path().join("data").display(),
+    let ProcessConfig { file, ingress, .. } = process_config(
+        dir.path(),
+        &format!(
+            "routes:\n{}",
             async_route("timekit", &format!("http://{upstream_addr}/"), "")
         ),
-    )
-    .unwrap();
+    );
 
     let mut gateway = GatewayProcess::spawn(&file);
     let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
@@ -690,17 +686,13 @@ async fn configured_upstream_credentials_are_sent_but_never_stored_or_shown() {
 async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let upstream_addr = closed_port().await;
-    let (ingress, admin) = (free_port(), free_port());
-    let file = dir.path().join("hookgate.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\nroutes:\n{}",
-            dir.path().join("data").display(),
+    let ProcessConfig { file, ingress, .. } = process_config(
+        dir.path(),
+        &format!(
+            "routes:\n{}",
             async_route("timekit", &format!("http://{upstream_addr}/"), "")
         ),
-    )
-    .unwrap();
+    );
     let url = format!("http://127.0.0.1:{ingress}/hooks/timekit");
     let mut acked: Vec<String> = Vec::new();
     let mut upstream: Option<Upstream> = None;

@@ -42,24 +42,24 @@ async fn writes_failing_with_efbig_get_503_and_service_resumes_when_the_limit_is
     // in flight when the fault begins.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let upstream = Upstream::gated(gate.clone()).await;
-    let (ingress, admin) = (free_port(), free_port());
-    let file = dir.path().join("hookgate.yaml");
     let route = |name: &str, ack: &str| {
         format!(
             "  - name: {name}\n    path: /hooks/{name}\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"s3cret\"] }}\n    ack: {ack}\n    ack_status: 202\n    dedup: {{ key: \"{{json:/id}}\", backend: local }}\n    upstream:\n      url: \"{}\"\n      timeout: 30s\n      concurrency: 4\n      retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 100ms }}\n",
             upstream.url(&format!("/{name}"))
         )
     };
-    std::fs::write(
-        &file,
-        format!(
-            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\nstore: {{ fsync: true }}\nroutes:\n{}{}",
-            data.display(),
+    let ProcessConfig {
+        file,
+        ingress,
+        admin,
+    } = process_config(
+        dir.path(),
+        &format!(
+            "store: {{ fsync: true }}\nroutes:\n{}{}",
             route("orders", "async"),
             route("quotes", "sync"),
         ),
-    )
-    .unwrap();
+    );
     let mut gateway = GatewayProcess::spawn(&file);
     let admin = format!("http://127.0.0.1:{admin}");
     let send = |route: &'static str, id: String| {

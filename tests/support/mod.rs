@@ -457,6 +457,34 @@ impl Drop for GatewayProcess {
     }
 }
 
+/// A config file for the built binary, written to `dir/hookgate.yaml`.
+pub struct ProcessConfig {
+    pub file: std::path::PathBuf,
+    pub ingress: u16,
+    pub admin: u16,
+}
+
+/// Writes a config for [`GatewayProcess::spawn`]: fixed free ports (so the
+/// process can be killed and restarted on them), `dir/data` as its
+/// data_dir, then `rest` (more top-level YAML, at least `routes:`).
+pub fn process_config(dir: &std::path::Path, rest: &str) -> ProcessConfig {
+    let (ingress, admin) = (free_port(), free_port());
+    let file = dir.join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: \"127.0.0.1:{ingress}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\ndata_dir: \"{}\"\n{rest}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    ProcessConfig {
+        file,
+        ingress,
+        admin,
+    }
+}
+
 /// A free port for a child process to listen on (nothing holds it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
