@@ -6,6 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -308,22 +309,24 @@ async fn past_max_connections_new_connections_wait_until_one_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_concurrent_requests_the_gateway_sheds_load_with_503() {
-    let upstream = Upstream::with(Duration::from_millis(500), |_| {
-        json_response(StatusCode::OK, "{}")
-    })
-    .await;
+    // The upstream holds the first request until the second was shed.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let upstream = Upstream::gated(gate.clone()).await;
     let gateway = Gateway::start(&config(&upstream, "max_concurrent_requests: 1")).await;
     let url = gateway.url("/r");
     let first = tokio::spawn(async move { post(&url, &[], "{\"a\":1}").await.status });
-    while upstream.received().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the upstream holds the first request", || {
+        !upstream.received().is_empty()
+    })
+    .await;
     let shed = post(&gateway.url("/r"), &[], "{\"b\":2}").await;
     assert_eq!(
         (shed.status, shed.error_code().as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
     );
     assert!(shed.headers.contains_key("retry-after"));
+    // One answer for the first request, one for the request after it.
+    gate.add_permits(2);
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(
         post(&gateway.url("/r"), &[], "{\"c\":3}").await.status,

@@ -708,9 +708,11 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
         }
         let mut gateway = GatewayProcess::spawn(&file);
         // Four senders; the process is killed while they are sending.
+        let round_acks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let senders: Vec<_> = (0..4)
             .map(|sender| {
                 let url = url.clone();
+                let round_acks = round_acks.clone();
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     for i in 0..1000 {
@@ -735,13 +737,20 @@ async fn five_rounds_of_sigkill_under_load_lose_no_acknowledged_event() {
                             let json: serde_json::Value =
                                 serde_json::from_slice(&body.to_bytes()).unwrap();
                             mine.push(json["id"].as_str().unwrap().to_string());
+                            round_acks.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                     mine
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(150 + 70 * round as u64)).await;
+        // Kill once the round has acknowledged something (however slow the
+        // machine), at a point that moves from round to round.
+        eventually("the round acknowledges 20 events", || {
+            round_acks.load(Ordering::SeqCst) >= 20
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(20 + 70 * round as u64)).await;
         gateway.child.kill().unwrap();
         gateway.child.wait().unwrap();
         for s in senders {

@@ -66,11 +66,19 @@ impl Upstream {
     /// An upstream that records each request as it arrives and answers
     /// `200 {"ok":true}` only once `gate` gives it a permit (one per answer).
     pub async fn gated(gate: Arc<tokio::sync::Semaphore>) -> Upstream {
+        Upstream::gated_with(gate, |_| json_response(StatusCode::OK, r#"{"ok":true}"#)).await
+    }
+
+    /// [`Upstream::gated`] with its own answer.
+    pub async fn gated_with(
+        gate: Arc<tokio::sync::Semaphore>,
+        respond: impl Fn(&Received) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Upstream {
         Upstream::serve(
             "127.0.0.1:0".parse().unwrap(),
             Duration::ZERO,
             Some(gate),
-            |_| json_response(StatusCode::OK, r#"{"ok":true}"#),
+            respond,
         )
         .await
     }
