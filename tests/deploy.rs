@@ -4,9 +4,12 @@
 //! metric the alerts and the dashboard query is one the gateway exports.
 //!
 //! Nothing here needs a cluster or a container engine. Rendering the
-//! kustomizations with `kubectl kustomize` is not a test here: kubectl is not
-//! packaged by Debian, so CI cannot install it; run it by hand (see
-//! `deploy/kubernetes/README.md`).
+//! kustomizations with `kubectl kustomize` is an ignored test here: kubectl
+//! is not packaged by Debian, so CI cannot install it; run it with
+//! `cargo test --test deploy -- --ignored` where kubectl is on PATH. The
+//! image's build stage is tests/deploy_image.rs, the alerts' promtool tests
+//! tests/deploy_alerts.rs, and the run-time behaviour the manifests rely on
+//! (kubelet symlink swaps, the alerting gauges) tests/deploy_runtime.rs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -71,18 +74,34 @@ fn seq(v: &Value) -> &[Value] {
 /// One kustomization folder, loaded.
 struct Kube {
     name: &'static str,
+    dir: PathBuf,
+    kustomization: Value,
     objects: Vec<Value>,
 }
 
 impl Kube {
     fn load(name: &'static str) -> Kube {
         let dir = deploy_dir().join("kubernetes").join(name);
-        let objects = files_under(&dir, &["yaml", "yml"])
+        let kustomization = yaml_documents(&dir.join("kustomization.yaml")).remove(0);
+        let objects = seq(&kustomization["resources"])
             .iter()
-            .filter(|p| p.file_name().unwrap() != "kustomization.yaml")
-            .flat_map(|p| yaml_documents(p))
+            .flat_map(|p| yaml_documents(&dir.join(str_of(p))))
             .collect();
-        Kube { name, objects }
+        Kube {
+            name,
+            dir,
+            kustomization,
+            objects,
+        }
+    }
+
+    /// Files the kustomization turns into ConfigMaps (configMapGenerator).
+    fn generated_files(&self) -> Vec<String> {
+        seq(&self.kustomization["configMapGenerator"])
+            .iter()
+            .flat_map(|g| seq(&g["files"]))
+            .map(|f| str_of(f).to_string())
+            .collect()
     }
 
     fn of_kind(&self, kind: &str) -> Vec<&Value> {
@@ -140,11 +159,33 @@ impl Kube {
         (self.volume(str_of(&mount["name"])), mount)
     }
 
+    /// The one ConfigMap the kustomization generates: its name and the
+    /// `hookgate.yaml` it holds (generated from the file of that name).
+    fn config_map(&self) -> (String, String) {
+        let generators = seq(&self.kustomization["configMapGenerator"]);
+        assert_eq!(generators.len(), 1, "{}: one configMapGenerator", self.name);
+        assert!(
+            self.of_kind("ConfigMap").is_empty(),
+            "{}: a hand-written ConfigMap does not roll the pods when it changes",
+            self.name
+        );
+        let files: Vec<&str> = seq(&generators[0]["files"]).iter().map(str_of).collect();
+        assert_eq!(files, ["hookgate.yaml"], "{}", self.name);
+        (
+            str_of(&generators[0]["name"]).to_string(),
+            read(&self.dir.join("hookgate.yaml")),
+        )
+    }
+
     /// The `hookgate.yaml` of the ConfigMap mounted into the hookgate container.
     fn config_text(&self) -> String {
-        let maps = self.of_kind("ConfigMap");
-        assert_eq!(maps.len(), 1, "{}: expected one ConfigMap", self.name);
-        str_of(&maps[0]["data"]["hookgate.yaml"]).to_string()
+        self.config_map().1
+    }
+
+    /// A container's memory limit in bytes.
+    fn memory_limit(&self, container: &Value) -> u64 {
+        let text = str_of(&container["resources"]["limits"]["memory"]);
+        quantity(text).unwrap_or_else(|| panic!("{}: memory limit {text:?}", self.name))
     }
 
     /// The Secret mounted at `dir` in the hookgate container.
@@ -234,7 +275,8 @@ fn every_yaml_and_json_file_under_deploy_parses() {
         serde_json::from_str::<serde_json::Value>(&read(path))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
-    // Each Kubernetes object names its API and kind.
+    // Each Kubernetes object names its API and kind (the generated
+    // hookgate.yaml files are configs, not objects).
     for name in KUBERNETES {
         for object in &Kube::load(name).objects {
             assert!(
@@ -253,6 +295,7 @@ fn kustomizations_list_every_manifest_in_their_folder() {
         let listed: BTreeSet<String> = seq(&kustomization["resources"])
             .iter()
             .map(|r| str_of(r).to_string())
+            .chain(Kube::load(name).generated_files())
             .collect();
         let present: BTreeSet<String> = files_under(&dir, &["yaml", "yml"])
             .iter()
@@ -292,8 +335,8 @@ fn embedded_configs_validate_and_read_secrets_the_secret_provides() {
         let (volume, _) = kube.mount_at(CONFIG_DIR);
         assert_eq!(
             str_of(&volume["configMap"]["name"]),
-            str_of(&kube.of_kind("ConfigMap")[0]["metadata"]["name"]),
-            "{name}: {CONFIG_DIR} is not the ConfigMap"
+            kube.config_map().0,
+            "{name}: {CONFIG_DIR} is not the generated ConfigMap"
         );
     }
 }
@@ -456,15 +499,23 @@ fn every_container_is_locked_down_and_sized() {
                 [Value::from("ALL")],
                 "{name}/{c}"
             );
-            for kind in ["requests", "limits"] {
-                for resource in ["cpu", "memory"] {
-                    assert!(
-                        !container["resources"][kind][resource].is_null(),
-                        "{name}/{c}: no {kind}.{resource}"
-                    );
-                }
+            for (kind, resource) in [
+                ("requests", "cpu"),
+                ("requests", "memory"),
+                ("limits", "memory"),
+            ] {
+                assert!(
+                    !container["resources"][kind][resource].is_null(),
+                    "{name}/{c}: no {kind}.{resource}"
+                );
             }
         }
+        // CPU is requested, never capped: CFS throttling stalls a
+        // latency-sensitive proxy for whole periods.
+        assert!(
+            kube.hookgate()["resources"]["limits"]["cpu"].is_null(),
+            "{name}: hookgate has a CPU limit"
+        );
         // Kubelet's drain budget covers the preStop pause and the shutdown.
         let config = kube_config(&kube);
         let grace = kube.pod_spec()["terminationGracePeriodSeconds"]
@@ -510,11 +561,19 @@ fn registered_metrics() -> BTreeMap<String, String> {
     known
 }
 
-fn rules_exprs(kube: &Kube) -> Vec<String> {
+/// Every rule (alerting and recording) of the folder's PrometheusRules.
+fn rules(kube: &Kube) -> Vec<Value> {
     kube.of_kind("PrometheusRule")
         .iter()
         .flat_map(|r| seq(&r["spec"]["groups"]))
         .flat_map(|g| seq(&g["rules"]))
+        .cloned()
+        .collect()
+}
+
+fn rules_exprs(kube: &Kube) -> Vec<String> {
+    rules(kube)
+        .iter()
         .map(|r| str_of(&r["expr"]).to_string())
         .collect()
 }
@@ -571,11 +630,20 @@ fn alerts_and_dashboard_query_only_metrics_the_gateway_exports() {
         exprs.extend(found.into_iter().map(|e| (label.clone(), e)));
     }
     assert!(exprs.len() >= 10, "too few expressions found: {exprs:?}");
+    let recorded: Vec<String> = KUBERNETES
+        .iter()
+        .flat_map(|name| rules(&Kube::load(name)))
+        .filter_map(|r| r["record"].as_str().map(String::from))
+        .collect();
     let mut used = BTreeSet::new();
     for (file, expr) in &exprs {
         let names = metric_names(expr);
         assert!(
-            !names.is_empty() || expr.starts_with("up{"),
+            !names.is_empty()
+                || expr.starts_with("up{")
+                || expr.starts_with("absent(up{")
+                || expr.contains("kubelet_volume_stats_")
+                || recorded.iter().any(|r| expr.contains(r.as_str())),
             "{file}: {expr}"
         );
         for name in names {
@@ -610,6 +678,12 @@ fn alerts_and_dashboard_query_only_metrics_the_gateway_exports() {
         names::DEAD_LETTERS,
         names::DELIVERY_LAG_SECONDS,
         names::CONFIG_RELOADS_TOTAL,
+        names::CONFIG_LAST_RELOAD_SUCCESSFUL,
+        names::SPOOL_OLDEST_PENDING_AGE_SECONDS,
+        names::DEDUP_ERRORS_TOTAL,
+        names::SECRET_MATCHES_TOTAL,
+        names::STORE_COMMIT_FAILURES_TOTAL,
+        names::DEDUP_KEY_FALLBACKS_TOTAL,
     ] {
         assert!(used.contains(name), "{name} is not used");
     }
@@ -711,4 +785,409 @@ fn systemd_unit_sandboxes_and_its_config_fits_it() {
         config.shutdown_timeout.as_secs() < one("TimeoutStopSec").parse::<u64>().unwrap(),
         "TimeoutStopSec must leave room for shutdown_timeout"
     );
+}
+
+/// A Kubernetes quantity ("128Mi", "4Gi", "500M", "1048576") in bytes.
+fn quantity(text: &str) -> Option<u64> {
+    let units: [(&str, u64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(n) = text.strip_suffix(suffix) {
+            return n.parse::<u64>().ok().map(|n| n * factor);
+        }
+    }
+    text.parse().ok()
+}
+
+/// The memory model of deploy/kubernetes/README.md ("Memory"), from a
+/// release build flooded with unfinished bodies and idle connections
+/// (150 x 1 MiB: +173 MiB; 200 x 256 KiB: +79 MiB; 1,000 connections
+/// with 8 KB of headers each: +25.5 MiB).
+mod memory {
+    /// Resident under steady load (idle: ~10 MiB; BENCHMARKS.md: 17-21 MiB
+    /// peak under async load).
+    pub const BASELINE: u64 = 24 << 20;
+    /// Per request in progress beyond its body (measured ~145 KiB).
+    pub const PER_REQUEST: u64 = 192 << 10;
+    /// A held body costs 1.01-1.02 times its size: counted as 1.05.
+    pub fn body(bytes: u64) -> u64 {
+        bytes * 105 / 100
+    }
+    /// Per open connection beyond its header bytes (measured ~18 KiB).
+    pub const PER_CONNECTION: u64 = 32 << 10;
+}
+
+/// The most memory `config` lets hookgate hold: the baseline, every
+/// connection with full headers, every request in progress with a full
+/// body (and, on sync routes, a full upstream answer), every delivery in
+/// flight with its event and the consumer's answer.
+fn worst_case_memory(config: &Config) -> u64 {
+    let l = &config.limits;
+    let sync = config.routes.iter().any(|r| r.ack == AckMode::Sync);
+    let answer = if sync {
+        l.max_upstream_response_bytes
+    } else {
+        0
+    };
+    let deliveries: u64 = config
+        .routes
+        .iter()
+        .filter(|r| r.ack == AckMode::Async)
+        .map(|r| r.upstream.concurrency as u64)
+        .sum();
+    memory::BASELINE
+        + l.max_connections as u64 * (l.max_header_bytes as u64 + memory::PER_CONNECTION)
+        + l.max_concurrent_requests as u64
+            * (memory::body(l.max_body_bytes) + memory::PER_REQUEST + answer)
+        + deliveries * (l.max_body_bytes + l.max_upstream_response_bytes)
+}
+
+#[test]
+fn memory_limits_hold_what_the_configs_limits_allow() {
+    for name in KUBERNETES {
+        let kube = Kube::load(name);
+        let config = kube_config(&kube);
+        let limit = kube.memory_limit(kube.hookgate());
+        let need = worst_case_memory(&config);
+        assert!(
+            need <= limit,
+            "{name}: the config allows {} MiB ({} concurrent requests x {} KiB bodies, {} connections), over the container's {} MiB limit",
+            need >> 20,
+            config.limits.max_concurrent_requests,
+            config.limits.max_body_bytes >> 10,
+            config.limits.max_connections,
+            limit >> 20
+        );
+        // The request covers the steady state.
+        let request =
+            quantity(str_of(&kube.hookgate()["resources"]["requests"]["memory"])).unwrap();
+        assert!(
+            request >= memory::BASELINE,
+            "{name}: memory request under the baseline"
+        );
+    }
+    let unit = read(&deploy_dir().join("systemd/hookgate.service"));
+    let max = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MemoryMax="))
+        .expect("hookgate.service sets MemoryMax=");
+    let (config, _) = validate_with_files(
+        &read(&deploy_dir().join("systemd/hookgate.yaml")),
+        "/run/credentials/hookgate.service",
+        "systemd/hookgate.yaml",
+    );
+    let max = quantity(&max.replace('K', "Ki").replace('M', "Mi").replace('G', "Gi")).unwrap();
+    assert!(
+        worst_case_memory(&config) <= max,
+        "systemd: the config allows {} MiB, over MemoryMax {} MiB",
+        worst_case_memory(&config) >> 20,
+        max >> 20
+    );
+}
+
+#[test]
+fn config_and_secret_changes_reach_running_pods() {
+    for name in KUBERNETES {
+        let kube = Kube::load(name);
+        let config = kube_config(&kube);
+        // Mounted Secret (and ConfigMap) files change in place: watched.
+        assert!(config.reload.watch, "{name}: reload.watch is off");
+        // The ConfigMap is generated with a content hash in its name, so
+        // an edit rolls the pods.
+        let (generated, _) = kube.config_map();
+        let (volume, _) = kube.mount_at(CONFIG_DIR);
+        assert_eq!(str_of(&volume["configMap"]["name"]), generated);
+        for generator in seq(&kube.kustomization["configMapGenerator"]) {
+            assert_ne!(
+                generator["options"]["disableNameSuffixHash"],
+                Value::Bool(true),
+                "{name}: without the hash suffix an edit does not roll the pods"
+            );
+        }
+        assert!(
+            kube.kustomization["generatorOptions"]["disableNameSuffixHash"] != Value::Bool(true),
+            "{name}"
+        );
+    }
+}
+
+/// systemd copies LoadCredential= files once, when the service starts: a
+/// reload re-reads only those copies. The shipped path unit restarts the
+/// service when a credential's source changes.
+#[test]
+fn systemd_restarts_the_service_when_a_credential_source_changes() {
+    let unit = read(&deploy_dir().join("systemd/hookgate.service"));
+    let sources: BTreeSet<String> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("LoadCredential="))
+        .map(|c| c.split_once(':').unwrap().1.to_string())
+        .collect();
+    assert!(!sources.is_empty());
+    let path_unit = read(&deploy_dir().join("systemd/hookgate-credentials.path"));
+    let watched: BTreeSet<String> = path_unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("PathChanged="))
+        .map(String::from)
+        .collect();
+    assert_eq!(watched, sources, "every credential source is watched");
+    let unit_line = path_unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Unit="))
+        .unwrap_or("hookgate-credentials.service");
+    let restart = read(&deploy_dir().join("systemd").join(unit_line));
+    assert!(
+        restart
+            .lines()
+            .any(|l| l.trim() == "ExecStart=/bin/systemctl try-restart hookgate.service"),
+        "{unit_line} does not restart hookgate"
+    );
+    // The docs ship this way and no longer promise that a reload re-reads
+    // the credentials.
+    let docs = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deployment.md"));
+    assert!(
+        docs.contains("hookgate-credentials.path"),
+        "docs/deployment.md"
+    );
+    assert!(
+        !docs.contains("re-reads its\nconfiguration and secret files"),
+        "docs/deployment.md says a reload re-reads LoadCredential copies"
+    );
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_and_the_monitors_carry_the_release_label() {
+    let runbooks = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks.md"));
+    let anchors: BTreeSet<String> = runbooks
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| {
+            h.trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect();
+    let kube = Kube::load("edge");
+    let alerts: Vec<Value> = rules(&kube)
+        .into_iter()
+        .filter(|r| r["alert"].is_string())
+        .collect();
+    assert!(alerts.len() >= 12, "{} alerts", alerts.len());
+    for alert in &alerts {
+        let name = str_of(&alert["alert"]);
+        for annotation in ["summary", "description", "runbook_url"] {
+            assert!(
+                !str_of(&alert["annotations"][annotation]).is_empty(),
+                "{name}: no {annotation}"
+            );
+        }
+        let url = str_of(&alert["annotations"]["runbook_url"]);
+        let (page, anchor) = url.split_once('#').expect("runbook_url has an anchor");
+        assert!(page.ends_with("/docs/runbooks.md"), "{name}: {url}");
+        assert!(
+            anchors.contains(anchor),
+            "{name}: no section #{anchor} in docs/runbooks.md"
+        );
+        let severity = str_of(&alert["labels"]["severity"]);
+        assert!(
+            ["warning", "critical"].contains(&severity),
+            "{name}: {severity}"
+        );
+    }
+    let severity_of = |name: &str| {
+        let alert = alerts
+            .iter()
+            .find(|a| a["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"));
+        (
+            str_of(&alert["labels"]["severity"]).to_string(),
+            str_of(&alert["expr"]).to_string(),
+        )
+    };
+    // Dead letters wait to be replayed: a warning, per pod.
+    let (severity, expr) = severity_of("HookgateDeadLetters");
+    assert_eq!(severity, "warning");
+    assert!(expr.contains("pod"), "{expr}");
+    for name in [
+        "HookgateConsumerDown",
+        "HookgateAbsent",
+        "HookgateDedupStoreErrors",
+        "HookgateErrorBudgetBurnFast",
+        "HookgateErrorBudgetBurnSlow",
+        "HookgateVolumeFillingUp",
+    ] {
+        severity_of(name);
+    }
+    // kube-prometheus-stack selects rules and monitors by `release`.
+    for (folder, kind) in [
+        ("edge", "PrometheusRule"),
+        ("edge", "ServiceMonitor"),
+        ("sidecar", "PodMonitor"),
+    ] {
+        let kube = Kube::load(folder);
+        let objects = kube.of_kind(kind);
+        assert_eq!(objects.len(), 1, "{folder}: one {kind}");
+        assert!(
+            objects[0]["metadata"]["labels"]["release"].is_string(),
+            "{folder}: {kind} has no release label"
+        );
+    }
+}
+
+#[test]
+fn sidecar_is_scraped_and_its_consumer_has_a_readiness_probe() {
+    let kube = Kube::load("sidecar");
+    let config = kube_config(&kube);
+    let admin = config.admin_listen.port();
+    let monitor = &kube.of_kind("PodMonitor")[0];
+    let labels = &kube.workload()["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            labels.get(k),
+            Some(v),
+            "the PodMonitor does not select the pods"
+        );
+    }
+    let endpoint = &seq(&monitor["spec"]["podMetricsEndpoints"])[0];
+    assert_eq!(str_of(&endpoint["path"]), "/metrics");
+    assert_eq!(kube.resolve_port(kube.hookgate(), &endpoint["port"]), admin);
+    // Plain annotations for a Prometheus without the operator.
+    let annotations = &kube.workload()["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(str_of(&annotations["prometheus.io/scrape"]), "true");
+    assert_eq!(
+        str_of(&annotations["prometheus.io/port"]),
+        admin.to_string()
+    );
+    assert_eq!(str_of(&annotations["prometheus.io/path"]), "/metrics");
+    // The pod is not Ready (and gets no webhooks) before the consumer is.
+    let consumer = kube.container("consumer");
+    let probe = &consumer["readinessProbe"]["httpGet"];
+    assert!(probe.is_mapping(), "the consumer has no readinessProbe");
+    kube.resolve_port(consumer, &probe["port"]);
+}
+
+#[test]
+fn dashboard_has_per_pod_spool_views_and_the_operational_panels() {
+    let mut exprs = Vec::new();
+    dashboard_exprs(
+        &serde_json::from_str(&read(&deploy_dir().join("grafana/hookgate.json"))).unwrap(),
+        &mut exprs,
+    );
+    let using = |name: &str| -> Vec<&String> {
+        exprs
+            .iter()
+            .filter(|e| metric_names(e).iter().any(|n| n == name))
+            .collect()
+    };
+    for name in [
+        names::SECRET_MATCHES_TOTAL,
+        names::CONFIG_RELOADS_TOTAL,
+        names::CONFIG_LAST_RELOAD_SUCCESSFUL,
+        names::STORE_COMMIT_FAILURES_TOTAL,
+        names::DEDUP_KEY_FALLBACKS_TOTAL,
+        names::DEDUP_ERRORS_TOTAL,
+        names::SPOOL_OLDEST_PENDING_AGE_SECONDS,
+    ] {
+        assert!(
+            !using(name).is_empty(),
+            "the dashboard has no panel on {name}"
+        );
+    }
+    for name in [names::SPOOL_PENDING, names::DEAD_LETTERS] {
+        assert!(
+            using(name).iter().any(|e| e.contains("by (pod")
+                || e.contains("by (route, pod")
+                || e.contains("by (pod, route")),
+            "the dashboard shows {name} only summed over pods"
+        );
+    }
+}
+
+/// The spool volume holds what the config keeps: delivered events for
+/// `store.retention` at the rate the claim is sized for, plus every
+/// route's `max_pending`, at the sized-for event size, with 25% for SQLite
+/// pages, WAL and free space (deploy/kubernetes/README.md, "Volume size").
+#[test]
+fn spool_volume_is_sized_from_retention_and_max_pending_and_watched() {
+    let kube = Kube::load("edge");
+    let config = kube_config(&kube);
+    let claim = &seq(&kube.workload()["spec"]["volumeClaimTemplates"])[0];
+    let annotation = |key: &str| -> u64 {
+        str_of(&claim["metadata"]["annotations"][key])
+            .parse()
+            .unwrap_or_else(|_| panic!("the data claim has no {key} annotation"))
+    };
+    let rate = annotation("hookgate.example.com/sized-for-events-per-second");
+    let event = annotation("hookgate.example.com/sized-for-event-bytes");
+    let pending: u64 = config
+        .routes
+        .iter()
+        .filter(|r| r.ack == AckMode::Async)
+        .map(|r| r.max_pending)
+        .sum();
+    let need = (config.store.retention.as_secs() * rate + pending) * event * 5 / 4;
+    let size = quantity(str_of(&claim["spec"]["resources"]["requests"]["storage"])).unwrap();
+    assert!(
+        size >= need,
+        "the data volume ({} MiB) is under (retention x rate + max_pending) x event size x 1.25 = {} MiB",
+        size >> 20,
+        need >> 20
+    );
+    assert!(
+        rules_exprs(&kube)
+            .iter()
+            .any(|e| e.contains("kubelet_volume_stats_available_bytes")
+                && e.contains(str_of(&claim["metadata"]["name"]))),
+        "no alert on the data volume filling up"
+    );
+}
+
+/// `kubectl kustomize` renders both folders, and the rendered workload
+/// mounts the generated (hash-suffixed) ConfigMap. Needs kubectl on PATH.
+#[test]
+#[ignore = "needs kubectl, which Debian does not package"]
+fn kubectl_kustomize_renders_every_folder() {
+    for name in KUBERNETES {
+        let dir = deploy_dir().join("kubernetes").join(name);
+        let output = std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&dir)
+            .output()
+            .expect("kubectl on PATH");
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        let map = objects
+            .iter()
+            .find(|o| o["kind"] == "ConfigMap")
+            .expect("a ConfigMap");
+        let map_name = str_of(&map["metadata"]["name"]);
+        assert!(
+            map_name.starts_with("hookgate-config-"),
+            "{name}: {map_name}"
+        );
+        assert!(
+            text.contains(&format!("name: {map_name}\n")) && text.matches(map_name).count() >= 2,
+            "{name}: the workload does not mount {map_name}"
+        );
+    }
 }

@@ -67,6 +67,12 @@ impl Admin {
             "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
             "/readyz" => self.readiness().await,
             "/metrics" => {
+                if let Some(spool) = &self.spool {
+                    if let Err(error) = spool.publish_oldest_pending().await {
+                        // The gauge keeps its last value; the store alerts cover this.
+                        tracing::warn!(%error, "reading the oldest pending event failed");
+                    }
+                }
                 let mut r = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,

@@ -321,6 +321,28 @@ impl Spool {
             .await
     }
 
+    /// Sets each known route's `hookgate_spool_oldest_pending_age_seconds`
+    /// from the store (0 for a route with nothing pending). Called when
+    /// metrics are scraped, so the age is current whatever the traffic.
+    pub async fn publish_oldest_pending(&self) -> Result<(), StoreError> {
+        let oldest: HashMap<String, i64> = self
+            .db
+            .read(|c| {
+                c.prepare_cached(
+                    "SELECT route, min(received_at) FROM deliveries WHERE state = 'pending' GROUP BY route",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+            })
+            .await?;
+        let now = now_ms();
+        for (route, counts) in self.routes.read().unwrap().iter() {
+            let age = oldest.get(route).map_or(0, |at| (now - at).max(0));
+            counts.metrics.oldest_pending_age(age as f64 / 1000.0);
+        }
+        Ok(())
+    }
+
     /// Records an attempt and the event's next state, in one transaction.
     pub async fn record(
         &self,

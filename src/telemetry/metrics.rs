@@ -136,6 +136,7 @@ pub struct Metrics {
     store_commit: Histogram,
     store_commit_failures: Counter,
     reloads: [Counter; 2],
+    reload_ok: Gauge,
 }
 
 impl Default for Metrics {
@@ -186,6 +187,9 @@ impl Metrics {
                 vec![Label::new("result", r)],
             )
         });
+        // The configuration loaded at start-up is a good one.
+        let reload_ok = gauge(&recorder, names::CONFIG_LAST_RELOAD_SUCCESSFUL, vec![]);
+        reload_ok.set(1.0);
         Metrics {
             recorder,
             handle,
@@ -193,6 +197,7 @@ impl Metrics {
             store_commit,
             store_commit_failures,
             reloads,
+            reload_ok,
         }
     }
 
@@ -215,9 +220,11 @@ impl Metrics {
         }
     }
 
-    /// Counts one configuration reload.
+    /// Counts one configuration reload and records whether the last one
+    /// succeeded (so an alert stays on while a refused file is in place).
     pub fn config_reload(&self, success: bool) {
         self.reloads[usize::from(!success)].increment(1);
+        self.reload_ok.set(if success { 1.0 } else { 0.0 });
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -271,6 +278,7 @@ impl Metrics {
             dedup_key_fallbacks: counter(r, names::DEDUP_KEY_FALLBACKS_TOTAL, with(None)),
             spool_pending: gauge(r, names::SPOOL_PENDING, with(None)),
             dead_letters: gauge(r, names::DEAD_LETTERS, with(None)),
+            oldest_pending_age: gauge(r, names::SPOOL_OLDEST_PENDING_AGE_SECONDS, with(None)),
             deliveries: DELIVERY_RESULTS.map(|res| {
                 counter(
                     r,
@@ -292,6 +300,7 @@ impl Metrics {
 pub struct RouteMetrics {
     spool_pending: Gauge,
     dead_letters: Gauge,
+    oldest_pending_age: Gauge,
     deliveries: [Counter; DELIVERY_RESULTS.len()],
     attempt_duration: Histogram,
     delivery_lag: Histogram,
@@ -338,6 +347,11 @@ impl RouteMetrics {
     pub fn spool(&self, pending: i64, dead: i64) {
         self.spool_pending.set(pending as f64);
         self.dead_letters.set(dead as f64);
+    }
+
+    /// Sets the age of the route's oldest undelivered event (0: none).
+    pub fn oldest_pending_age(&self, seconds: f64) {
+        self.oldest_pending_age.set(seconds);
     }
 
     /// Counts one delivery attempt; `result` is one of [`DELIVERY_RESULTS`].

@@ -24,6 +24,10 @@ pub const DEDUP_KEY_FALLBACKS_TOTAL: &str = "hookgate_dedup_key_fallbacks_total"
 pub const SPOOL_PENDING: &str = "hookgate_spool_pending";
 /// Gauge `{route}`: dead letters waiting to be replayed or dropped.
 pub const DEAD_LETTERS: &str = "hookgate_dead_letters";
+/// Gauge `{route}`: age of the oldest undelivered event, in seconds (0 when
+/// none is pending); measured when `/metrics` is scraped. It grows while
+/// the consumer is down, however few events arrive.
+pub const SPOOL_OLDEST_PENDING_AGE_SECONDS: &str = "hookgate_spool_oldest_pending_age_seconds";
 /// Counter `{route, result}`: delivery attempts by result (`delivered`, `retry`, `dead_letter`).
 pub const DELIVERIES_TOTAL: &str = "hookgate_deliveries_total";
 /// Histogram `{route}`: duration of one delivery attempt, in seconds.
@@ -37,6 +41,9 @@ pub const STORE_COMMIT_DURATION_SECONDS: &str = "hookgate_store_commit_duration_
 pub const STORE_COMMIT_FAILURES_TOTAL: &str = "hookgate_store_commit_failures_total";
 /// Counter `{result}`: configuration reloads, `success` or `failure`.
 pub const CONFIG_RELOADS_TOTAL: &str = "hookgate_config_reloads_total";
+/// Gauge `{}`: 1 when the last reload succeeded (or none was tried yet), 0
+/// while the configuration on disk is one that was refused.
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "hookgate_config_last_reload_successful";
 /// Gauge `{}`: 1 while the gateway is ready to take traffic.
 pub const READY: &str = "hookgate_ready";
 /// Gauge `{version}`: always 1; carries the build version.
@@ -56,12 +63,14 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (DEDUP_KEY_FALLBACKS_TOTAL, Kind::Counter, "Dedup keys that fell back to the body digest because a key part was missing."),
     (SPOOL_PENDING, Kind::Gauge, "Spooled events not yet delivered."),
     (DEAD_LETTERS, Kind::Gauge, "Dead letters waiting to be replayed or dropped."),
+    (SPOOL_OLDEST_PENDING_AGE_SECONDS, Kind::Gauge, "Age of the oldest undelivered event in seconds; 0 when none is pending."),
     (DELIVERIES_TOTAL, Kind::Counter, "Delivery attempts by result: delivered, retry, dead_letter."),
     (DELIVERY_ATTEMPT_DURATION_SECONDS, Kind::Histogram, "Duration of one delivery attempt."),
     (DELIVERY_LAG_SECONDS, Kind::Histogram, "Time from receiving an event to delivering it."),
     (STORE_COMMIT_DURATION_SECONDS, Kind::Histogram, "Duration of one group commit of the embedded store."),
     (STORE_COMMIT_FAILURES_TOTAL, Kind::Counter, "Group commits of the embedded store that failed; nothing in them was acknowledged."),
     (CONFIG_RELOADS_TOTAL, Kind::Counter, "Configuration reloads by result: success, failure."),
+    (CONFIG_LAST_RELOAD_SUCCESSFUL, Kind::Gauge, "1 if the last configuration reload succeeded (or none was tried), 0 if it was refused."),
     (READY, Kind::Gauge, "1 while the gateway is ready to take traffic."),
     (BUILD_INFO, Kind::Gauge, "Build information; always 1."),
 ];
