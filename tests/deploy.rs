@@ -1156,9 +1156,9 @@ fn spool_volume_is_sized_from_retention_and_max_pending_and_watched() {
 }
 
 /// `kubectl kustomize` renders both folders, and the rendered workload
-/// mounts the generated (hash-suffixed) ConfigMap. Needs kubectl on PATH.
+/// mounts the generated (hash-suffixed) ConfigMap. Needs kubectl on PATH
+/// (.ci/run makes sure it is there).
 #[test]
-#[ignore = "needs kubectl, which Debian does not package"]
 fn kubectl_kustomize_renders_every_folder() {
     for name in KUBERNETES {
         let dir = deploy_dir().join("kubernetes").join(name);
