@@ -830,6 +830,107 @@ mod tests {
         );
     }
 
+    /// No early return: every secret (and every `{url}` form) is computed
+    /// whichever one matches, so timing does not tell which secret it was.
+    #[test]
+    fn every_secret_is_computed_whichever_matches() {
+        let body = Bytes::from_static(b"{}");
+        let v = trutac(&["first", "second", "third"]);
+        for (secret, index) in [("first", 0), ("second", 1), ("third", 2), ("none", 9)] {
+            let sig = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, secret, &body)));
+            let before = MACS_COMPUTED.get();
+            let r = v.verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &body);
+            assert_eq!(MACS_COMPUTED.get() - before, 3, "{secret}");
+            match index {
+                9 => assert_eq!(r, Err(VerifyError::BadSignature)),
+                i => assert_eq!(r.unwrap().secret_index, Some(i)),
+            }
+        }
+        // Twilio: two URL forms (with and without the port) times two secrets.
+        let mut spec = hmac_preset("twilio").unwrap();
+        spec.sources[0].public_url = Some("https://x.test/in".into());
+        let v = HmacVerifier::new(spec, &secrets(&["a", "b"]));
+        let payload = b"https://x.test/in";
+        let sig =
+            base64::engine::general_purpose::STANDARD.encode(sign(Algorithm::Sha1, "a", payload));
+        let before = MACS_COMPUTED.get();
+        let ok = v.verify_now(&headers(&[("X-Twilio-Signature", &sig)]), b"");
+        assert_eq!(ok.unwrap().secret_index, Some(0));
+        assert_eq!(MACS_COMPUTED.get() - before, 4);
+    }
+
+    #[test]
+    fn standard_webhooks_secrets_with_or_without_prefix_and_padding() {
+        let raw = [7u8; 24];
+        let padded = base64::engine::general_purpose::STANDARD.encode([7u8; 25]);
+        assert!(padded.ends_with('='), "{padded}");
+        let unpadded = padded.trim_end_matches('=');
+        for text in [
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ),
+            base64::engine::general_purpose::STANDARD.encode(raw),
+        ] {
+            assert_eq!(
+                SecretEncoding::Whsec.key(&text),
+                Some(raw.to_vec()),
+                "{text}"
+            );
+        }
+        for text in [
+            format!("whsec_{unpadded}"),
+            unpadded.to_string(),
+            padded.clone(),
+        ] {
+            assert_eq!(
+                SecretEncoding::Whsec.key(&text),
+                Some(vec![7u8; 25]),
+                "{text}"
+            );
+        }
+        assert_eq!(SecretEncoding::Whsec.key("whsec_"), Some(Vec::new()));
+        assert_eq!(SecretEncoding::Whsec.key("whsec_not base64!"), None);
+    }
+
+    #[test]
+    fn twilio_algorithm_settings_header() {
+        let mut spec = hmac_preset("twilio").unwrap();
+        spec.sources[0].public_url = Some("https://x.test/in".into());
+        let source = &spec.sources[0];
+        let algorithm = |value: &str| {
+            source.request_algorithm(&headers(&[("X-Twilio-Webhooks-Signature-Settings", value)]))
+        };
+        assert_eq!(
+            algorithm("key=k,algorithm=HMAC_SHA256"),
+            Ok(Algorithm::Sha256)
+        );
+        assert_eq!(
+            algorithm(" algorithm = hmac_sha256 ,key=k"),
+            Ok(Algorithm::Sha256)
+        );
+        assert_eq!(algorithm("algorithm=HMAC_SHA1"), Ok(Algorithm::Sha1));
+        assert_eq!(algorithm("key=k"), Ok(Algorithm::Sha1));
+        assert_eq!(algorithm("algorithm="), Ok(Algorithm::Sha1));
+        assert_eq!(
+            algorithm("algorithm=HMAC_SHA512"),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            source.request_algorithm(&HeaderMap::new()),
+            Ok(Algorithm::Sha1)
+        );
+        // Other presets ignore the header.
+        let github = &hmac_preset("github").unwrap().sources[0];
+        assert_eq!(
+            github.request_algorithm(&headers(&[(
+                "X-Twilio-Webhooks-Signature-Settings",
+                "algorithm=HMAC_SHA1"
+            )])),
+            Ok(Algorithm::Sha256)
+        );
+    }
+
     #[test]
     fn generic_base64_sha512() {
         let body = Bytes::from_static(b"payload");
