@@ -40,8 +40,9 @@ impl Route {
                 ));
             }
         }
+        let signed = matches!(self.verify.trust(), Trust::Signed(_));
         if let DedupMode::On(d) = &self.dedup {
-            if d.unsigned_key_allowed {
+            if d.unsigned_key_allowed && signed {
                 out.push(format!(
                     "dedup.unsigned_key: allow: the key {} may use parts the signature does not cover, so a replayed copy with them changed is forwarded again",
                     d.key.as_str()

@@ -45,16 +45,20 @@ impl Part {
 
     /// Why the signature does not cover this part; `None` when it does.
     fn unsigned(&self, c: &Coverage) -> Option<String> {
-        let why = match self {
-            Part::Literal(_) => return None,
-            Part::Header(h) if !c.header(h) => format!("header {h} is not part of the signed payload"),
-            Part::Query(_) if !c.url => "the URL and its query string are not signed".to_string(),
-            Part::Json(_) | Part::BodySha256 if !c.body && c.form => "the raw body is not signed, only its form parameters as sorted for the signature (a reordered body verifies too): use {form_sha256}".to_string(),
-            Part::Json(_) | Part::BodySha256 if !c.body => "the body is not signed".to_string(),
-            Part::FormSha256 if !c.form => "the body is not signed".to_string(),
-            _ => return None,
+        let body = if c.form {
+            "the raw body is not signed, only its form parameters as sorted for the signature (a reordered body verifies too): use {form_sha256}"
+        } else {
+            "the body is not signed"
         };
-        Some(why)
+        match self {
+            Part::Header(h) if !c.header(h) => {
+                Some(format!("header {h} is not part of the signed payload"))
+            }
+            Part::Query(_) if !c.url => Some("the URL and its query string are not signed".into()),
+            Part::Json(_) | Part::BodySha256 if !c.body => Some(body.into()),
+            Part::FormSha256 if !c.form => Some("the body is not signed".into()),
+            _ => None,
+        }
     }
 
     /// A part a request may lack, so that its key falls back.
