@@ -327,3 +327,36 @@ fn check_warns_about_filters_on_an_unsigned_event_type() {
     )));
     assert!(ok && stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn serve_warns_at_start_up_and_refuses_an_unsigned_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = |extra: &str| {
+        format!("routes:\n  - {{ name: r, path: /r, verify: {{ scheme: github, secrets: [\"{SECRET}\"] }}{extra}, upstream: {{ url: \"http://127.0.0.1:9/\" }} }}\n")
+    };
+    let config = process_config(dir.path(), &route(", events: { allow: [\"push\"] }"));
+    let process = GatewayProcess::spawn(&config.file);
+    let log = process.log().join("\n");
+    assert!(
+        log.contains("route r: events are filtered on header:x-github-event"),
+        "{log}"
+    );
+    assert!(!log.contains(SECRET), "{log}");
+    process.terminate();
+
+    let config = process_config(
+        dir.path(),
+        &route(", dedup: { key: \"{header:X-GitHub-Delivery}\" }"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(&config.file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("routes[0].dedup.key: {header:x-github-delivery} is not covered"),
+        "{stderr}"
+    );
+}
