@@ -342,6 +342,30 @@ fn serve_warns_at_start_up_and_refuses_an_unsigned_key() {
         "{log}"
     );
     assert!(!log.contains(SECRET), "{log}");
+    // A reload warns about the routes it brings in, as start-up does.
+    let reloaded = route(", events: { allow: [\"issues\"], ack_only: [\"ping\", \"star\"] }");
+    let text = std::fs::read_to_string(&config.file).unwrap();
+    let text = text.replace(&route(", events: { allow: [\"push\"] }"), &reloaded);
+    assert!(text.contains("star"));
+    std::fs::write(&config.file, text).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &process.pid().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !process
+        .log()
+        .iter()
+        .any(|l| l.contains("configuration reloaded"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", process.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let warnings = process
+        .log()
+        .iter()
+        .filter(|l| l.contains("events are filtered on header:x-github-event"))
+        .count();
+    assert_eq!(warnings, 2, "{:?}", process.log());
     process.terminate();
 
     let config = process_config(
