@@ -7,7 +7,8 @@
 use secrecy::ExposeSecret;
 
 use super::{Config, DedupMode, Route};
-use crate::verify::{SpecKind, Trust};
+use crate::verify::template::Part;
+use crate::verify::{SpecKind, TimestampSource, Trust};
 
 /// Secrets (decoded HMAC keys, shared secrets) shorter than this draw a
 /// warning: they may be guessed offline from one captured signature.
@@ -30,6 +31,7 @@ impl Config {
 impl Route {
     pub fn trust_warnings(&self) -> Vec<String> {
         let mut out = short_secrets(self);
+        out.extend(unsigned_timestamp(self));
         if let (Trust::Signed(coverage), Some(from)) = (self.verify.trust(), &self.events.from) {
             if self.events.filters() && !from.signed_by(&coverage) {
                 out.push(format!(
@@ -51,6 +53,25 @@ impl Route {
         }
         out
     }
+}
+
+/// A timestamp the payload does not sign can be refreshed on a replayed
+/// copy, so its `tolerance` stops nothing.
+fn unsigned_timestamp(route: &Route) -> Option<String> {
+    let SpecKind::Hmac { spec, .. } = &route.verify.kind else {
+        return None;
+    };
+    spec.sources.iter().find_map(|s| {
+        let ts = s.timestamp.as_ref()?;
+        let in_body = matches!(ts.source, TimestampSource::Json(_)) && s.payload.uses(&Part::Body);
+        (!s.payload.uses(&Part::Timestamp) && !in_body).then(|| {
+            format!(
+                "verify.timestamp {} is not in the signed payload {}: a replayed copy with a fresh timestamp passes `tolerance`; add {{timestamp}} to the payload",
+                ts.source.describe(),
+                s.payload.describe()
+            )
+        })
+    })
 }
 
 fn short_secrets(route: &Route) -> Vec<String> {

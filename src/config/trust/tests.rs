@@ -244,3 +244,44 @@ fn empty_keys_are_refused_and_short_ones_warned() {
     .unwrap();
     assert!(c.trust_warnings()[0].contains("is 8 bytes"));
 }
+
+#[test]
+fn a_timestamp_outside_the_payload_warns() {
+    let generic = |payload: &str, from: &str| {
+        route(
+            &format!("scheme: hmac, header: X-Sig, algorithm: sha256, payload: \"{payload}\", timestamp: {{ from: \"{from}\" }}, secrets: [\"0123456789abcdef\"]"),
+            "",
+        )
+        .unwrap()
+        .trust_warnings()
+    };
+    let w = generic("{body}", "header:X-Ts");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("verify.timestamp header:x-ts is not in the signed payload"),
+        "{w:?}"
+    );
+    assert!(generic("{timestamp}.{body}", "header:X-Ts").is_empty());
+    // In the signed body (Linear's way) it is signed.
+    assert!(generic("{body}", "json:/sent_at").is_empty());
+    // Every preset signs its timestamp.
+    let mut checked = 0;
+    for name in NAMES {
+        let url = match *name {
+            "hubspot" | "twilio" | "square" => ", public_url: \"https://x.test/in\"",
+            _ => "",
+        };
+        let yaml = format!("scheme: {name}, secrets: [\"{WHSEC}\"]{url}");
+        // Public-key presets take no secrets: not HMAC, nothing to check.
+        if let Ok(c) = route(&yaml, ", events: { allow: [\"*\"], ack_only: [] }") {
+            let w = c.trust_warnings();
+            assert!(!w.iter().any(|w| w.contains("timestamp")), "{name}: {w:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        NAMES.len() - 2,
+        "every HMAC and shared-secret preset"
+    );
+}
