@@ -88,6 +88,9 @@ fn main() -> ExitCode {
         Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
+                for warning in config.trust_warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 print!("{}", summary(&config));
                 ExitCode::SUCCESS
             }
@@ -133,6 +136,9 @@ fn main() -> ExitCode {
                 },
                 &config.log.level,
             );
+            for warning in config.trust_warnings() {
+                tracing::warn!("{warning}");
+            }
             match serve(config, path, env) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -347,8 +353,13 @@ fn dedup_summary(config: &Config, route: &hookgate::config::Route) -> String {
                 (backend, _) => backend.as_str().to_string(),
             };
             format!(
-                "key {} for {:?}, {backend}, on store error: {}",
+                "key {}{} for {:?}, {backend}, on store error: {}",
                 d.key.as_str(),
+                if d.unsigned_key_allowed {
+                    " (unsigned parts allowed: no replay protection)"
+                } else {
+                    ""
+                },
                 d.ttl,
                 d.on_store_error.as_str()
             )

@@ -138,7 +138,15 @@ impl Live {
         let result = match &self.source {
             None => Err("this gateway was not started from a config file".to_string()),
             Some(source) => match Config::load(&source.path, &source.env) {
-                Ok(config) => self.apply(config).await,
+                Ok(config) => {
+                    // As at start-up: what the new routes trust unsigned.
+                    let warnings = config.trust_warnings();
+                    let applied = self.apply(config).await;
+                    if applied.is_ok() {
+                        warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                    }
+                    applied
+                }
                 Err(error) => Err(error.to_string()),
             },
         };

@@ -12,7 +12,8 @@ use support::redis::{shared_redis, unique_prefix, RedisServer};
 use support::*;
 
 const SECRET: &str = "dedup-secret";
-const TRUTAC_KEY: &str = "{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}";
+/// TruTac signs only the body, so its key uses only the body.
+const TRUTAC_KEY: &str = "{json:/action}:{json:/clocking/id}";
 
 fn route(name: &str, upstream: &Upstream, dedup: &str) -> String {
     format!(
@@ -253,43 +254,54 @@ async fn missing_key_parts_fall_back_to_the_body_digest_and_are_counted() {
 }
 
 #[tokio::test]
-async fn a_sender_with_an_event_id_header_is_deduped_by_it() {
+async fn a_sender_with_a_signed_event_id_header_is_deduped_by_it() {
     let upstream = Upstream::start().await;
-    // GitHub's natural ID is X-GitHub-Delivery: no dedup block needed.
+    // Standard Webhooks signs `webhook-id`: it is the natural key, with no
+    // dedup block.
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let yaml = format!(
-        "routes:\n  - {{ name: github, path: /gh, ack: sync, verify: {{ scheme: github, secrets: [gh] }}, upstream: {{ url: \"{}\" }} }}\n",
+        "routes:\n  - {{ name: sw, path: /sw, ack: sync, verify: {{ scheme: standard_webhooks, secrets: [\"{WHSEC}\"] }}, upstream: {{ url: \"{}\" }} }}\n",
         upstream.url("/")
     );
     let gateway = Gateway::start(&yaml).await;
-    let send = |delivery: &'static str, body: &'static str| {
-        let url = gateway.url("/gh");
+    let send = |id: &'static str, body: &'static str| {
+        let url = gateway.url("/sw");
         async move {
+            use base64::Engine;
             use hmac::Mac;
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"gh").unwrap();
-            mac.update(body.as_bytes());
-            let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let key = b64.decode(&WHSEC["whsec_".len()..]).unwrap();
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                .to_string();
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(format!("{id}.{ts}.{body}").as_bytes());
+            let sig = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
             post(
                 &url,
                 &[
-                    ("X-Hub-Signature-256", &sig),
-                    ("X-GitHub-Delivery", delivery),
+                    ("webhook-id", id),
+                    ("webhook-timestamp", &ts),
+                    ("webhook-signature", &sig),
                 ],
                 body,
             )
             .await
         }
     };
-    assert!(send("d-1", r#"{"a":1}"#)
+    assert!(send("msg_1", r#"{"a":1}"#)
         .await
         .headers
         .get("hookgate-duplicate")
         .is_none());
-    // Redelivery of d-1, even with a different body, is a duplicate.
+    // Redelivery of msg_1, even with a different body, is a duplicate.
     assert_eq!(
-        send("d-1", r#"{"a":1,"redelivered":true}"#).await.headers["hookgate-duplicate"],
+        send("msg_1", r#"{"a":1,"redelivered":true}"#).await.headers["hookgate-duplicate"],
         "true"
     );
-    assert!(send("d-2", r#"{"a":1}"#)
+    assert!(send("msg_2", r#"{"a":1}"#)
         .await
         .headers
         .get("hookgate-duplicate")

@@ -11,6 +11,7 @@
 
 mod expand;
 mod raw;
+mod trust;
 mod validate;
 
 use std::collections::HashMap;
@@ -205,6 +206,9 @@ pub struct Dedup {
     pub ttl: Duration,
     pub backend: DedupBackend,
     pub on_store_error: StoreErrorPolicy,
+    /// `unsigned_key: allow`: the key may use parts the signature does not
+    /// cover, giving up replay protection for this route.
+    pub unsigned_key_allowed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

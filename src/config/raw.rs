@@ -81,6 +81,8 @@ pub struct RawDedup {
     pub ttl: Option<String>,
     pub backend: Option<String>,
     pub on_store_error: Option<String>,
+    /// `allow`: accept key parts the route's signature does not cover.
+    pub unsigned_key: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -68,6 +68,13 @@ fn shipped_example_config_is_valid() {
     let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["trutac", "timify", "timekit", "partner"]);
     assert_eq!(c.route("timekit").unwrap().ack, AckMode::Async);
+    // It passes without giving up replay protection, and warns of nothing.
+    for route in &c.routes {
+        if let DedupMode::On(d) = &route.dedup {
+            assert!(!d.unsigned_key_allowed, "{}", route.name);
+        }
+    }
+    assert_eq!(c.trust_warnings(), Vec::<String>::new());
     assert_eq!(c.route("timify").unwrap().ack, AckMode::Sync);
     assert!(matches!(
         c.route("timify").unwrap().verify.kind,
@@ -336,15 +343,17 @@ fn dedup_settings_defaults_and_errors() {
         DedupMode::On(d) => d,
         DedupMode::Off => panic!("dedup is off"),
     };
-    // The example.
+    // The original example, whose header part TruTac does not sign, is
+    // accepted only when the route gives up replay protection.
     let d = on(&MINIMAL.replace(
         "dedup: off",
-        "dedup:\n      key: \"{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}\"\n      ttl: 24h\n      backend: local\n      on_store_error: accept",
+        "dedup:\n      key: \"{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}\"\n      ttl: 24h\n      backend: local\n      on_store_error: accept\n      unsigned_key: allow",
     ));
     assert_eq!(
         d.key.as_str(),
         "{header:TT-Hook-Event}:{json:/action}:{json:/clocking/id}"
     );
+    assert!(d.unsigned_key_allowed);
     assert_eq!(d.ttl, Duration::from_secs(86400));
     assert_eq!(
         (d.backend, d.on_store_error),
@@ -357,8 +366,14 @@ fn dedup_settings_defaults_and_errors() {
     // ...and the natural ID for one that has it.
     let d = on(&MINIMAL
         .replace("    dedup: off\n", "")
+        .replace("scheme: trutac", "scheme: stripe"));
+    assert_eq!(d.key.as_str(), "{json:/id}");
+    // GitHub's delivery ID is outside its signature: the body digest.
+    let d = on(&MINIMAL
+        .replace("    dedup: off\n", "")
         .replace("scheme: trutac", "scheme: github"));
-    assert_eq!(d.key.as_str(), "{header:X-GitHub-Delivery}");
+    assert_eq!(d.key.as_str(), "{body_sha256}");
+    assert!(!d.unsigned_key_allowed);
     // A partial block keeps the other defaults.
     let d = on(&MINIMAL.replace("dedup: off", "dedup: { ttl: 1h, on_store_error: reject }"));
     assert_eq!(

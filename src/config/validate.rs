@@ -14,7 +14,7 @@ use super::{
     RedisConfig, ReloadConfig, RetryConfig, Route, StoreConfig, StoreErrorPolicy, TlsConfig,
     Upstream,
 };
-use crate::dedup::key::{natural_key, BODY_SHA256};
+use crate::dedup::key::{natural_key, signed_body_digest, BODY_SHA256};
 use crate::dedup::KeyTemplate;
 use crate::events::{EventPolicy, EventSource};
 use crate::forward::is_hop_by_hop;
@@ -23,7 +23,8 @@ use crate::verify::template::Part;
 use crate::verify::timestamp::DEFAULT_TOLERANCE;
 use crate::verify::{
     presets, Algorithm, Encoding, HmacSpec, PublicKey, PublicKeySpec, SecretEncoding,
-    SignatureSource, SpecKind, Template, TimeUnit, TimestampSource, TimestampSpec, VerifySpec,
+    SignatureSource, SpecKind, Template, TimeUnit, TimestampSource, TimestampSpec, Trust,
+    VerifySpec,
 };
 
 /// The route label used for requests that match no route.
@@ -243,8 +244,12 @@ fn redis(raw: RawRedis) -> Result<RedisConfig, ConfigError> {
 }
 
 /// `dedup:` is `off`, a map, or absent (the scheme's natural event ID, else
-/// the body digest, with every other setting at its default).
-fn dedup(at: &str, raw: Option<serde_yaml::Value>, scheme: &str) -> Result<DedupMode, ConfigError> {
+/// the digest of the signed body, with every other setting at its default).
+fn dedup(
+    at: &str,
+    raw: Option<serde_yaml::Value>,
+    verify: &VerifySpec,
+) -> Result<DedupMode, ConfigError> {
     let settings: RawDedup = match raw {
         Some(serde_yaml::Value::String(s)) if s == "off" => return Ok(DedupMode::Off),
         None => RawDedup::default(),
@@ -261,16 +266,11 @@ fn dedup(at: &str, raw: Option<serde_yaml::Value>, scheme: &str) -> Result<Dedup
         Some(_) => {
             return Err(ConfigError::at(
                 at,
-                "expected `off` or a map with `key`, `ttl`, `backend`, `on_store_error`",
+                "expected `off` or a map with `key`, `ttl`, `backend`, `on_store_error`, `unsigned_key`",
             ))
         }
     };
-    let template = settings
-        .key
-        .as_deref()
-        .or_else(|| natural_key(scheme))
-        .unwrap_or(BODY_SHA256);
-    let key = KeyTemplate::parse(template).map_err(|e| ConfigError::at(format!("{at}.key"), e))?;
+    let key = dedup_key(at, &settings, verify)?;
     let ttl = duration(
         &format!("{at}.ttl"),
         settings.ttl.as_deref(),
@@ -301,7 +301,56 @@ fn dedup(at: &str, raw: Option<serde_yaml::Value>, scheme: &str) -> Result<Dedup
         ttl,
         backend,
         on_store_error,
+        unsigned_key_allowed: settings.unsigned_key.is_some(),
     }))
+}
+
+/// The route's key: as written, else the scheme's natural event ID when
+/// its signature covers it, else the digest of the signed body. On a
+/// signed route every part must be signed, unless `unsigned_key: allow`.
+fn dedup_key(
+    at: &str,
+    settings: &RawDedup,
+    verify: &VerifySpec,
+) -> Result<KeyTemplate, ConfigError> {
+    let allow_unsigned = match settings.unsigned_key.as_deref() {
+        None => false,
+        Some("allow") => true,
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{at}.unsigned_key"),
+                format!("unknown value {other:?}: the only value is `allow` (leave it out to refuse unsigned key parts)"),
+            ))
+        }
+    };
+    let parse =
+        |text: &str| KeyTemplate::parse(text).map_err(|e| ConfigError::at(format!("{at}.key"), e));
+    let Trust::Signed(coverage) = verify.trust() else {
+        let text = settings
+            .key
+            .as_deref()
+            .or_else(|| natural_key(&verify.scheme));
+        return parse(text.unwrap_or(BODY_SHA256));
+    };
+    let mut key = match settings.key.as_deref() {
+        Some(text) => parse(text)?,
+        None => {
+            let natural = natural_key(&verify.scheme)
+                .map(parse)
+                .transpose()?
+                .filter(|k| k.check_signed(&verify.scheme, &coverage).is_ok());
+            match natural {
+                Some(k) => k,
+                None => parse(signed_body_digest(&coverage))?,
+            }
+        }
+    };
+    key.set_fallback(&coverage);
+    if !allow_unsigned {
+        key.check_signed(&verify.scheme, &coverage)
+            .map_err(|e| ConfigError::at(format!("{at}.key"), e))?;
+    }
+    Ok(key)
 }
 
 fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
@@ -356,7 +405,7 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
             ))
         }
     };
-    let dedup = dedup(&format!("{at}.dedup"), raw.dedup, &verify.scheme)?;
+    let dedup = dedup(&format!("{at}.dedup"), raw.dedup, &verify)?;
     let ack_status = match raw.ack_status {
         None => http::StatusCode::OK,
         Some(code) => http::StatusCode::from_u16(code)
@@ -752,16 +801,21 @@ fn check_secrets_decode(
 ) -> Result<(), ConfigError> {
     for source in &spec.sources {
         for (i, s) in secrets.iter().enumerate() {
-            if source.secret_encoding.key(s.expose_secret()).is_none() {
-                let what = match source.secret_encoding {
-                    SecretEncoding::Whsec => "is not a `whsec_` secret (whsec_ followed by base64)",
-                    _ => "is not valid base64",
-                };
-                return Err(ConfigError::at(
-                    format!("{at}.secrets[{i}]"),
-                    format!("the secret {what}"),
-                ));
-            }
+            let key = source.secret_encoding.key(s.expose_secret());
+            let what = match (&key, source.secret_encoding) {
+                (Some(k), _) if k.is_empty() => {
+                    "decodes to an empty key, which anyone could sign with"
+                }
+                (Some(_), _) => continue,
+                (None, SecretEncoding::Whsec) => {
+                    "is not a Standard Webhooks secret (base64, optionally after `whsec_`)"
+                }
+                (None, _) => "is not valid base64",
+            };
+            return Err(ConfigError::at(
+                format!("{at}.secrets[{i}]"),
+                format!("the secret {what}"),
+            ));
         }
     }
     Ok(())
@@ -830,8 +884,7 @@ fn events(
     if let Some(ack_only) = raw.ack_only {
         policy.ack_only = patterns("ack_only", ack_only)?;
     }
-    let filters = policy.allow != ["*"] || !policy.ack_only.is_empty();
-    if filters && policy.from.is_none() {
+    if policy.filters() && policy.from.is_none() {
         return Err(ConfigError::at(
             format!("{at}.from"),
             "required: this route's scheme does not say where the event type is (e.g. `header:X-Event` or `json:/type`)",

@@ -1,15 +1,24 @@
 //! Dedup key templates: which parts of a verified request identify its event.
 //!
 //! A template is literal text with parts in braces:
-//! `{header:NAME}`, `{json:/json/pointer}` (RFC 6901), `{query:NAME}` and
-//! `{body_sha256}`. A request that lacks a part (header absent, body not
-//! JSON, pointer missing or not a scalar) is not rejected: its key falls
-//! back to `{body_sha256}` and the caller counts the fallback.
+//! `{header:NAME}`, `{json:/json/pointer}` (RFC 6901), `{query:NAME}`,
+//! `{body_sha256}` and `{form_sha256}`. A request that lacks a part (header
+//! absent, body not JSON, pointer missing or not a scalar) is not rejected:
+//! its key falls back to the digest of the signed body (`{body_sha256}`, or
+//! `{form_sha256}` where only the form parameters are signed) and the
+//! caller counts the fallback.
+//!
+//! A key is the event's identity against replays, so on a signed route it
+//! may use only what the signature covers ([`KeyTemplate::check_signed`]):
+//! a part anyone can change on a captured request would give the copy a
+//! new key, and it would be forwarded again.
 
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
 use super::pointer::Pointer;
+use crate::verify::template::form_sorted;
+use crate::verify::Coverage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -18,6 +27,44 @@ enum Part {
     Json(Pointer),
     Query(String),
     BodySha256,
+    /// The SHA-256 of the form parameters exactly as Twilio signs them.
+    FormSha256,
+}
+
+impl Part {
+    fn describe(&self) -> String {
+        match self {
+            Part::Literal(text) => text.clone(),
+            Part::Header(h) => format!("{{header:{h}}}"),
+            Part::Json(p) => format!("{{json:{}}}", p.as_str()),
+            Part::Query(q) => format!("{{query:{q}}}"),
+            Part::BodySha256 => BODY_SHA256.to_string(),
+            Part::FormSha256 => FORM_SHA256.to_string(),
+        }
+    }
+
+    /// Why the signature does not cover this part; `None` when it does.
+    fn unsigned(&self, c: &Coverage) -> Option<String> {
+        let body = if c.form {
+            "the raw body is not signed, only its form parameters as sorted for the signature (a reordered body verifies too): use {form_sha256}"
+        } else {
+            "the body is not signed"
+        };
+        match self {
+            Part::Header(h) if !c.header(h) => {
+                Some(format!("header {h} is not part of the signed payload"))
+            }
+            Part::Query(_) if !c.url => Some("the URL and its query string are not signed".into()),
+            Part::Json(_) | Part::BodySha256 if !c.body => Some(body.into()),
+            Part::FormSha256 if !c.form => Some("the body is not signed".into()),
+            _ => None,
+        }
+    }
+
+    /// A part a request may lack, so that its key falls back.
+    fn may_be_absent(&self) -> bool {
+        matches!(self, Part::Header(_) | Part::Json(_) | Part::Query(_))
+    }
 }
 
 /// A parsed key template.
@@ -25,6 +72,8 @@ enum Part {
 pub struct KeyTemplate {
     source: String,
     parts: Vec<Part>,
+    /// The whole-body digest used when a part is missing.
+    fallback: Part,
 }
 
 /// The event's identity: a fixed-size digest of the key parts, so store
@@ -39,19 +88,31 @@ impl EventKey {
 }
 
 /// The natural event ID of a scheme's sender, used when a route has no
-/// `dedup.key`; `None` means the body digest.
+/// `dedup.key` and its signature covers it; `None` means the digest of the
+/// signed body. IDs sent in headers outside the signature (GitHub's
+/// `X-GitHub-Delivery`, Shopify's `X-Shopify-Webhook-Id`, Svix's `svix-id`
+/// when `webhook-*` headers may be used instead) are not natural keys:
+/// a replayed copy could carry any value.
 pub fn natural_key(scheme: &str) -> Option<&'static str> {
     match scheme {
-        "github" => Some("{header:X-GitHub-Delivery}"),
         "standard_webhooks" => Some("{header:webhook-id}"),
-        "svix" | "clerk" | "resend" => Some("{header:svix-id}"),
-        "shopify" => Some("{header:X-Shopify-Webhook-Id}"),
         "stripe" => Some("{json:/id}"),
         _ => None,
     }
 }
 
 pub const BODY_SHA256: &str = "{body_sha256}";
+pub const FORM_SHA256: &str = "{form_sha256}";
+
+/// The digest of what a signature covers of the body: the raw body, or
+/// where only the sorted form parameters are signed (Twilio), those.
+pub fn signed_body_digest(coverage: &Coverage) -> &'static str {
+    if !coverage.body && coverage.form {
+        FORM_SHA256
+    } else {
+        BODY_SHA256
+    }
+}
 
 impl KeyTemplate {
     pub fn parse(source: &str) -> Result<KeyTemplate, String> {
@@ -81,18 +142,57 @@ impl KeyTemplate {
         }
         if !parts.iter().any(|p| !matches!(p, Part::Literal(_))) {
             return Err(format!(
-                "key template {source:?} has no part: use {{header:NAME}}, {{json:/pointer}}, {{query:NAME}} or {{body_sha256}}"
+                "key template {source:?} has no part: use {{header:NAME}}, {{json:/pointer}}, {{query:NAME}}, {{body_sha256}} or {{form_sha256}}"
             ));
         }
         Ok(KeyTemplate {
             source: source.to_string(),
             parts,
+            fallback: Part::BodySha256,
         })
+    }
+
+    /// Falls back to the digest of what the route's signature covers of
+    /// the body.
+    pub fn set_fallback(&mut self, coverage: &Coverage) {
+        self.fallback = if signed_body_digest(coverage) == FORM_SHA256 {
+            Part::FormSha256
+        } else {
+            Part::BodySha256
+        };
+    }
+
+    /// Refuses a part the route's signature does not cover, naming it and
+    /// why; also the fallback digest when a part may be missing.
+    pub fn check_signed(&self, scheme: &str, coverage: &Coverage) -> Result<(), String> {
+        let fallback = self
+            .parts
+            .iter()
+            .any(Part::may_be_absent)
+            .then_some(&self.fallback);
+        for part in self.parts.iter().chain(fallback) {
+            if let Some(why) = part.unsigned(coverage) {
+                let via = if Some(part) == fallback {
+                    " (the key falls back to it when a part is missing)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{}{via} is not covered by the `{scheme}` signature: {why}. `{scheme}` signs {}; a captured request replayed with this part changed or removed would get a new key and be forwarded again. Build the key from signed parts, or set `unsigned_key: allow` to give up replay protection on this route",
+                    part.describe(),
+                    coverage.describe()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn parse_part(inner: &str) -> Result<Part, String> {
         if inner == "body_sha256" {
             return Ok(Part::BodySha256);
+        }
+        if inner == "form_sha256" {
+            return Ok(Part::FormSha256);
         }
         let (kind, arg) = inner.split_once(':').ok_or_else(|| unknown_part(inner))?;
         match kind {
@@ -124,8 +224,11 @@ impl KeyTemplate {
         match self.values(headers, query, body) {
             Some(values) => (digest(route, values.iter().map(|v| v.as_slice())), false),
             None => {
-                let body_digest = Sha256::digest(body);
-                let fell_back = self.parts != [Part::BodySha256];
+                let body_digest = match self.fallback {
+                    Part::FormSha256 => Sha256::digest(form_sorted(body)),
+                    _ => Sha256::digest(body),
+                };
+                let fell_back = self.parts != [self.fallback.clone()];
                 (digest(route, [body_digest.as_slice()]), fell_back)
             }
         }
@@ -142,6 +245,7 @@ impl KeyTemplate {
             let value = match part {
                 Part::Literal(text) => text.as_bytes().to_vec(),
                 Part::BodySha256 => Sha256::digest(body).to_vec(),
+                Part::FormSha256 => Sha256::digest(form_sorted(body)).to_vec(),
                 Part::Header(name) => headers.get(name)?.as_bytes().to_vec(),
                 Part::Query(name) => form_urlencoded::parse(query?.as_bytes())
                     .find(|(k, _)| k == name)
@@ -157,7 +261,7 @@ impl KeyTemplate {
 
 fn unknown_part(inner: &str) -> String {
     format!(
-        "unknown key part {{{inner}}}: use {{header:NAME}}, {{json:/pointer}}, {{query:NAME}} or {{body_sha256}}"
+        "unknown key part {{{inner}}}: use {{header:NAME}}, {{json:/pointer}}, {{query:NAME}}, {{body_sha256}} or {{form_sha256}}"
     )
 }
 
@@ -295,9 +399,11 @@ mod tests {
 
     #[test]
     fn natural_keys_parse() {
-        for scheme in ["github", "standard_webhooks", "svix", "shopify", "stripe"] {
+        for scheme in ["standard_webhooks", "stripe"] {
             KeyTemplate::parse(natural_key(scheme).unwrap()).unwrap();
         }
-        assert_eq!(natural_key("trutac"), None);
+        for unsigned_id in ["trutac", "github", "shopify", "svix"] {
+            assert_eq!(natural_key(unsigned_id), None, "{unsigned_id}");
+        }
     }
 }

@@ -19,7 +19,7 @@
 
 pub mod key;
 pub mod local;
-mod pointer;
+pub mod pointer;
 pub mod redis;
 
 use std::future::Future;

@@ -16,34 +16,81 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 /// A parsed pointer: its reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pointer {
+    source: String,
     tokens: Vec<String>,
 }
 
+/// What a pointer finds in a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A string's text, a number as `serde_json::Number` prints it, or
+    /// `true`/`false`.
+    Scalar(Vec<u8>),
+    /// `null`, an object or an array.
+    NotScalar,
+    /// Nothing at that path.
+    Missing,
+}
+
 impl Pointer {
-    /// `source` starts with `/` (the template parser checks).
+    /// `source` starts with `/` (the callers' parsers check).
     pub fn parse(source: &str) -> Pointer {
         let tokens = source
             .split('/')
             .skip(1)
             .map(|t| t.replace("~1", "/").replace("~0", "~"))
             .collect();
-        Pointer { tokens }
+        Pointer {
+            source: source.to_string(),
+            tokens,
+        }
+    }
+
+    /// The pointer as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
     }
 
     /// The scalar at this pointer in `body`, as key bytes.
     pub fn find(&self, body: &[u8]) -> Option<Vec<u8>> {
+        match self.lookup(body)? {
+            Found::Scalar(v) => Some(v),
+            Found::NotScalar | Found::Missing => None,
+        }
+    }
+
+    /// What is at this pointer in `body`; `None` when the body is not one
+    /// JSON document.
+    pub fn lookup(&self, body: &[u8]) -> Option<Found> {
         let mut de = serde_json::Deserializer::from_slice(body);
         let found = Step(&self.tokens).deserialize(&mut de).ok()?;
         de.end().ok()?;
-        found
+        Some(found)
     }
 }
 
 /// Follows the remaining tokens into the value being read.
 struct Step<'p>(&'p [String]);
 
+impl Step<'_> {
+    /// A scalar: found when the pointer ends here, else the path goes on
+    /// into something that has no children.
+    fn scalar(&self, bytes: impl FnOnce() -> Vec<u8>) -> Found {
+        if self.0.is_empty() {
+            Found::Scalar(bytes())
+        } else {
+            Found::Missing
+        }
+    }
+
+    /// A container (or null) the pointer ends at.
+    fn ends_here(&self) -> Option<Found> {
+        self.0.is_empty().then_some(Found::NotScalar)
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Step<'_> {
-    type Value = Option<Vec<u8>>;
+    type Value = Found;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_any(self)
@@ -51,7 +98,7 @@ impl<'de> DeserializeSeed<'de> for Step<'_> {
 }
 
 impl<'de> Visitor<'de> for Step<'_> {
-    type Value = Option<Vec<u8>>;
+    type Value = Found;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
@@ -60,9 +107,9 @@ impl<'de> Visitor<'de> for Step<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let Some((token, rest)) = self.0.split_first() else {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(None);
+            return Ok(Found::NotScalar);
         };
-        let mut found = None;
+        let mut found = Found::Missing;
         while let Some(matches) = map.next_key_seed(KeyIs(token))? {
             if matches {
                 found = map.next_value_seed(Step(rest))?;
@@ -78,7 +125,7 @@ impl<'de> Visitor<'de> for Step<'_> {
             Some((token, rest)) => index(token).map(|i| (i, rest)),
             None => None,
         };
-        let mut found = None;
+        let mut found = self.ends_here().unwrap_or(Found::Missing);
         let mut i = 0;
         loop {
             match wanted {
@@ -98,24 +145,24 @@ impl<'de> Visitor<'de> for Step<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.as_bytes().to_vec()))
+        Ok(self.scalar(|| v.as_bytes().to_vec()))
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_string().into_bytes()))
+        Ok(self.scalar(|| v.to_string().into_bytes()))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_string().into_bytes()))
+        Ok(self.scalar(|| v.to_string().into_bytes()))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_string().into_bytes()))
+        Ok(self.scalar(|| v.to_string().into_bytes()))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         // Printed as serde_json prints the number it would have stored.
-        Ok(self.0.is_empty().then(|| {
+        Ok(self.scalar(|| {
             serde_json::Number::from_f64(v)
                 .map(|n| n.to_string().into_bytes())
                 .unwrap_or_default()
@@ -123,7 +170,7 @@ impl<'de> Visitor<'de> for Step<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(self.ends_here().unwrap_or(Found::Missing))
     }
 }
 
@@ -227,6 +274,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `lookup` tells a missing path from a value that is not a scalar,
+    /// as `Value::pointer` does (timestamps answer them differently).
+    #[test]
+    fn lookup_agrees_with_serde_json_value_pointer() {
+        let body = br#"{"a":{"b":[1,null,{}]},"s":"x","n":null}"#;
+        for pointer in [
+            "/a", "/a/b", "/a/b/0", "/a/b/1", "/a/b/2", "/a/b/3", "/s", "/s/x", "/n", "/n/x", "/z",
+            "",
+        ] {
+            let doc: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let expected = match doc.pointer(pointer) {
+                None => Found::Missing,
+                Some(serde_json::Value::String(s)) => Found::Scalar(s.as_bytes().to_vec()),
+                Some(serde_json::Value::Number(n)) => Found::Scalar(n.to_string().into_bytes()),
+                Some(_) => Found::NotScalar,
+            };
+            assert_eq!(
+                Pointer::parse(pointer).lookup(body),
+                Some(expected),
+                "{pointer:?}"
+            );
+        }
+        assert_eq!(Pointer::parse("/a").lookup(b"{"), None);
+        assert_eq!(Pointer::parse("/a").as_str(), "/a");
     }
 
     #[test]

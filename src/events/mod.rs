@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 use crate::telemetry::Outcome;
-use crate::verify::{SpecKind, Verified, VerifySpec};
+use crate::verify::{Coverage, SpecKind, Verified, VerifySpec};
 
 /// Where a sender puts the event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,15 @@ impl EventSource {
         Err(format!(
             "{text:?}: expected `header:NAME` or `json:/pointer`"
         ))
+    }
+
+    /// Whether a signature with this coverage signs the event type, so a
+    /// captured request cannot be relabelled past the route's filters.
+    pub fn signed_by(&self, coverage: &Coverage) -> bool {
+        match self {
+            EventSource::Header(h) => coverage.header(h),
+            EventSource::Json(_) => coverage.body,
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -101,6 +110,12 @@ impl Default for EventPolicy {
 }
 
 impl EventPolicy {
+    /// Whether the event type decides anything (`allow` narrower than `*`,
+    /// or some `ack_only` pattern).
+    pub fn filters(&self) -> bool {
+        self.allow != ["*"] || !self.ack_only.is_empty()
+    }
+
     /// One line for `hookgate check`.
     pub fn summary(&self) -> String {
         let mut s = match &self.from {

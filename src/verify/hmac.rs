@@ -17,7 +17,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::template::{Part, Template, Values};
 use super::timestamp::{TimestampSource, TimestampSpec};
@@ -77,6 +77,13 @@ const BASE64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
+/// Standard alphabet, padding optional (Standard Webhooks secrets).
+const BASE64_ANY_PADDING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 impl Encoding {
     pub fn parse(s: &str) -> Option<Encoding> {
         match s {
@@ -120,7 +127,8 @@ pub enum SecretEncoding {
     Utf8,
     /// Standard base64.
     Base64,
-    /// Standard Webhooks: strip `whsec_`, then base64.
+    /// Standard Webhooks: strip `whsec_` if present, then base64 with or
+    /// without padding, as the Standard Webhooks libraries accept it.
     Whsec,
 }
 
@@ -148,7 +156,10 @@ impl SecretEncoding {
         match self {
             SecretEncoding::Utf8 => Some(secret.as_bytes().to_vec()),
             SecretEncoding::Base64 => b64(secret),
-            SecretEncoding::Whsec => b64(secret.strip_prefix("whsec_")?),
+            SecretEncoding::Whsec => {
+                let text = secret.strip_prefix("whsec_").unwrap_or(secret);
+                BASE64_ANY_PADDING.decode(text).ok()
+            }
         }
     }
 }
@@ -177,6 +188,15 @@ pub struct SignatureSource {
     pub public_url: Option<String>,
     /// Also try `{url}` with the default port added or removed (Twilio).
     pub url_port_variants: bool,
+    /// A header naming the request's algorithm, Twilio style
+    /// (`key=…,algorithm=HMAC_SHA256`); without it, or without
+    /// `algorithm=`, `algorithm` applies.
+    pub algorithm_header: Option<HeaderName>,
+    /// Twilio's JSON requests: when the query string has this parameter,
+    /// the body's SHA-256 (lower-case hex) must equal it and
+    /// `{form_sorted}` signs nothing: the body is covered by its hash in
+    /// the signed URL.
+    pub body_sha256_param: Option<String>,
 }
 
 impl SignatureSource {
@@ -199,7 +219,65 @@ impl SignatureSource {
             timestamp: None,
             public_url: None,
             url_port_variants: false,
+            algorithm_header: None,
+            body_sha256_param: None,
         }
+    }
+
+    /// The algorithms a request may use with this source.
+    fn algorithms(&self) -> Vec<Algorithm> {
+        match self.algorithm_header {
+            None => vec![self.algorithm],
+            Some(_) => {
+                let mut all = vec![self.algorithm];
+                all.extend(
+                    [Algorithm::Sha1, Algorithm::Sha256]
+                        .into_iter()
+                        .filter(|a| *a != self.algorithm),
+                );
+                all
+            }
+        }
+    }
+
+    /// The algorithm this request is signed with, as Twilio's
+    /// `get_signature_algorithm` reads its settings header; a name hookgate
+    /// does not know is malformed.
+    fn request_algorithm(&self, headers: &HeaderMap) -> Result<Algorithm, VerifyError> {
+        let Some(value) = self.algorithm_header.as_ref().and_then(|h| headers.get(h)) else {
+            return Ok(self.algorithm);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| VerifyError::MalformedSignature)?;
+        for item in value.split(',') {
+            let Some((name, algorithm)) = item.split_once('=') else {
+                continue;
+            };
+            let algorithm = algorithm.trim();
+            if name.trim() != "algorithm" || algorithm.is_empty() {
+                continue;
+            }
+            return match algorithm.to_ascii_uppercase().as_str() {
+                "HMAC_SHA1" => Ok(Algorithm::Sha1),
+                "HMAC_SHA256" => Ok(Algorithm::Sha256),
+                _ => Err(VerifyError::MalformedSignature),
+            };
+        }
+        Ok(self.algorithm)
+    }
+
+    /// For Twilio's JSON requests (`bodySHA256` in the query), whether the
+    /// body hashes to that value; `None` for every other request.
+    fn body_hash_matches(&self, query: Option<&str>, body: &[u8]) -> Option<bool> {
+        use sha2::Digest;
+        let param = self.body_sha256_param.as_deref()?;
+        // As Python's `parse_qs`: decoded, blank values ignored, the first kept.
+        let expected = form_urlencoded::parse(query?.as_bytes())
+            .find(|(k, v)| k == param && !v.is_empty())?
+            .1;
+        let actual = hex::encode(sha2::Sha256::digest(body));
+        Some(bool::from(actual.as_bytes().ct_eq(expected.as_bytes())))
     }
 
     fn present(&self, headers: &HeaderMap) -> bool {
@@ -207,26 +285,27 @@ impl SignatureSource {
             || self.more_headers.iter().any(|h| headers.contains_key(h))
     }
 
-    /// Every decodable candidate signature in the request.
-    pub(crate) fn candidates(&self, headers: &HeaderMap) -> Vec<Vec<u8>> {
+    /// Every decodable candidate signature in the request, for a MAC made
+    /// with `algorithm`.
+    fn candidates(&self, headers: &HeaderMap, algorithm: Algorithm) -> Vec<Vec<u8>> {
         let values = std::iter::once(&self.header)
             .chain(&self.more_headers)
             .flat_map(|name| headers.get_all(name));
         collect_candidates(values, self.separator.as_deref(), MAX_CANDIDATES, |item| {
-            self.decode_candidate(item)
+            self.decode_candidate(item, algorithm)
         })
     }
 
     /// Strips the prefix and decodes; `None` when the item is not a
     /// signature of this source's shape.
-    fn decode_candidate(&self, item: &[u8]) -> Option<Vec<u8>> {
+    fn decode_candidate(&self, item: &[u8], algorithm: Algorithm) -> Option<Vec<u8>> {
         let item = item.trim_ascii();
         let prefix = self.prefix.as_bytes();
         if item.len() < prefix.len() || !item[..prefix.len()].eq_ignore_ascii_case(prefix) {
             return None;
         }
         let decoded = self.encoding.decode(&item[prefix.len()..])?;
-        (decoded.len() == self.algorithm.output_len()).then_some(decoded)
+        (decoded.len() == algorithm.output_len()).then_some(decoded)
     }
 
     /// The `{url}` bases: the public URL, and with `url_port_variants` the
@@ -345,6 +424,8 @@ impl KeyedMac {
     }
 
     fn compute_parts(&self, parts: &[Cow<'_, [u8]>]) -> Vec<u8> {
+        #[cfg(test)]
+        MACS_COMPUTED.with(|n| n.set(n.get() + 1));
         fn run<M: Mac>(mut m: M, parts: &[Cow<'_, [u8]>]) -> Vec<u8> {
             for p in parts {
                 m.update(p);
@@ -359,15 +440,50 @@ impl KeyedMac {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// MACs computed on this thread, so tests can see that every secret is
+    /// tried whichever one matches.
+    pub(crate) static MACS_COMPUTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// A secret that does not decode with the description's `secret_encoding`;
 /// carries the secret's index only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadSecret(pub usize);
 
 pub struct HmacVerifier {
-    /// Each source with one keyed MAC per secret, in secret order, and its
-    /// `{url}` bases.
-    sources: Vec<(SignatureSource, Vec<KeyedMac>, Vec<String>)>,
+    sources: Vec<PreparedSource>,
+}
+
+/// A source with its keys prepared once: one keyed MAC per secret, in
+/// secret order, for each algorithm the source may use; and its `{url}`
+/// bases.
+struct PreparedSource {
+    source: SignatureSource,
+    keys: Vec<(Algorithm, Vec<KeyedMac>)>,
+    bases: Vec<String>,
+}
+
+impl PreparedSource {
+    fn keys(&self, algorithm: Algorithm) -> &[KeyedMac] {
+        self.keys
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, k)| k.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The `{url}` values to try: none, or each base with the query.
+    fn urls(&self, query: Option<&str>) -> Vec<Option<String>> {
+        if self.bases.is_empty() {
+            return vec![None];
+        }
+        self.bases
+            .iter()
+            .map(|b| Some(with_query(b, query)))
+            .collect()
+    }
 }
 
 impl HmacVerifier {
@@ -383,28 +499,35 @@ impl HmacVerifier {
     pub fn try_new(spec: HmacSpec, secrets: &[SecretString]) -> Result<HmacVerifier, BadSecret> {
         let mut sources = Vec::with_capacity(spec.sources.len());
         for source in spec.sources {
-            let mut keys = Vec::with_capacity(secrets.len());
+            let mut decoded = Vec::with_capacity(secrets.len());
             for (i, s) in secrets.iter().enumerate() {
-                let key = source
-                    .secret_encoding
-                    .key(s.expose_secret())
-                    .ok_or(BadSecret(i))?;
-                keys.push(KeyedMac::new(source.algorithm, &key));
+                let key = source.secret_encoding.key(s.expose_secret());
+                decoded.push(key.ok_or(BadSecret(i))?);
             }
+            let keys = source
+                .algorithms()
+                .into_iter()
+                .map(|a| (a, decoded.iter().map(|k| KeyedMac::new(a, k)).collect()))
+                .collect();
             let bases = source.url_bases();
-            sources.push((source, keys, bases));
+            sources.push(PreparedSource {
+                source,
+                keys,
+                bases,
+            });
         }
         Ok(HmacVerifier { sources })
     }
 
     pub fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, VerifyError> {
-        let (source, keys, bases) = self
+        let prepared = self
             .sources
             .iter()
-            .find(|(source, _, _)| source.present(req.headers))
+            .find(|p| p.source.present(req.headers))
             .ok_or(VerifyError::MissingCredentials)?;
-
-        let candidates = source.candidates(req.headers);
+        let source = &prepared.source;
+        let algorithm = source.request_algorithm(req.headers)?;
+        let candidates = source.candidates(req.headers, algorithm);
         if candidates.is_empty() {
             return Err(VerifyError::MalformedSignature);
         }
@@ -416,41 +539,44 @@ impl HmacVerifier {
             )?),
             None => None,
         };
-        let urls: Vec<String> = bases.iter().map(|b| with_query(b, req.query)).collect();
-        let url_options: Vec<Option<&str>> = if urls.is_empty() {
-            vec![None]
-        } else {
-            urls.iter().map(|u| Some(u.as_str())).collect()
-        };
+        let body_hash = source.body_hash_matches(req.query, req.body);
 
-        for url in url_options {
+        // Every URL form and every secret is computed, with no early exit,
+        // so the time taken does not tell which secret matched.
+        let mut found = subtle::Choice::from(0);
+        let mut index = 0u32;
+        for url in prepared.urls(req.query) {
             let pieces = source.payload.render(&Values {
                 body: req.body,
                 headers: req.headers,
                 method: req.method,
                 timestamp: timestamp.as_deref(),
-                url,
+                url: url.as_deref(),
+                form: body_hash.is_none(),
             })?;
-            for (index, key) in keys.iter().enumerate() {
+            for (i, key) in prepared.keys(algorithm).iter().enumerate() {
                 let expected = key.compute_parts(&pieces);
-                let matched = candidates
+                let hit = candidates
                     .iter()
-                    .fold(subtle::Choice::from(0), |acc, c| acc | expected.ct_eq(c));
-                if bool::from(matched) {
-                    // Checked after the signature, so `stale_timestamp`
-                    // only ever describes an authentic request (a replay or
-                    // a skewed clock), never a forgery.
-                    if let (Some(spec), Some(text)) = (&source.timestamp, &timestamp) {
-                        spec.check(text, req.now)?;
-                    }
-                    return Ok(Verified {
-                        secret_index: Some(index),
-                        strip_header: None,
-                    });
-                }
+                    .fold(subtle::Choice::from(0), |acc, c| acc | expected.ct_eq(c))
+                    & !found;
+                index.conditional_assign(&(i as u32), hit);
+                found |= hit;
             }
         }
-        Err(VerifyError::BadSignature)
+        if !bool::from(found) || body_hash == Some(false) {
+            return Err(VerifyError::BadSignature);
+        }
+        // Checked after the signature, so `stale_timestamp` only ever
+        // describes an authentic request (a replay or a skewed clock),
+        // never a forgery.
+        if let (Some(spec), Some(text)) = (&source.timestamp, &timestamp) {
+            spec.check(text, req.now)?;
+        }
+        Ok(Verified {
+            secret_index: Some(index as usize),
+            strip_header: None,
+        })
     }
 
     /// The headers a sender would send for `body` signed with secret
@@ -465,8 +591,12 @@ impl HmacVerifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Vec<(HeaderName, String)>, String> {
-        let (source, keys, bases) = &self.sources[0];
-        let key = keys.get(secret_index).ok_or("no such secret")?;
+        let PreparedSource {
+            source,
+            keys,
+            bases,
+        } = &self.sources[0];
+        let key = keys[0].1.get(secret_index).ok_or("no such secret")?;
         let mut headers = given.clone();
         let mut out: Vec<(HeaderName, String)> = Vec::new();
         let mut add = |headers: &mut HeaderMap, name: &HeaderName, value: String| {
@@ -491,7 +621,12 @@ impl HmacVerifier {
                 }
                 TimestampSource::Json(p) => ts
                     .extract(&headers, body, (&source.header, None))
-                    .map_err(|_| format!("the body must hold the timestamp at JSON pointer {p}"))?,
+                    .map_err(|_| {
+                        format!(
+                            "the body must hold the timestamp at JSON pointer {}",
+                            p.as_str()
+                        )
+                    })?,
             }),
         };
         let nonce = now
@@ -512,6 +647,7 @@ impl HmacVerifier {
                 method,
                 timestamp: timestamp.as_deref(),
                 url: url.as_deref(),
+                form: source.body_hash_matches(query, body).is_none(),
             })
             .map_err(|e| e.to_string())?;
         let mac = source.encoding.encode(&key.compute_parts(&pieces));
@@ -528,7 +664,7 @@ impl HmacVerifier {
     pub fn uses_url(&self) -> bool {
         self.sources
             .iter()
-            .any(|(s, _, _)| s.payload.uses(&Part::Url))
+            .any(|p| p.source.payload.uses(&Part::Url))
     }
 }
 
@@ -691,6 +827,107 @@ mod tests {
                 &body
             ),
             Err(VerifyError::BadSignature)
+        );
+    }
+
+    /// No early return: every secret (and every `{url}` form) is computed
+    /// whichever one matches, so timing does not tell which secret it was.
+    #[test]
+    fn every_secret_is_computed_whichever_matches() {
+        let body = Bytes::from_static(b"{}");
+        let v = trutac(&["first", "second", "third"]);
+        for (secret, index) in [("first", 0), ("second", 1), ("third", 2), ("none", 9)] {
+            let sig = format!("sha1={}", hex::encode(sign(Algorithm::Sha1, secret, &body)));
+            let before = MACS_COMPUTED.get();
+            let r = v.verify_now(&headers(&[("TT-Hook-Signature", &sig)]), &body);
+            assert_eq!(MACS_COMPUTED.get() - before, 3, "{secret}");
+            match index {
+                9 => assert_eq!(r, Err(VerifyError::BadSignature)),
+                i => assert_eq!(r.unwrap().secret_index, Some(i)),
+            }
+        }
+        // Twilio: two URL forms (with and without the port) times two secrets.
+        let mut spec = hmac_preset("twilio").unwrap();
+        spec.sources[0].public_url = Some("https://x.test/in".into());
+        let v = HmacVerifier::new(spec, &secrets(&["a", "b"]));
+        let payload = b"https://x.test/in";
+        let sig =
+            base64::engine::general_purpose::STANDARD.encode(sign(Algorithm::Sha1, "a", payload));
+        let before = MACS_COMPUTED.get();
+        let ok = v.verify_now(&headers(&[("X-Twilio-Signature", &sig)]), b"");
+        assert_eq!(ok.unwrap().secret_index, Some(0));
+        assert_eq!(MACS_COMPUTED.get() - before, 4);
+    }
+
+    #[test]
+    fn standard_webhooks_secrets_with_or_without_prefix_and_padding() {
+        let raw = [7u8; 24];
+        let padded = base64::engine::general_purpose::STANDARD.encode([7u8; 25]);
+        assert!(padded.ends_with('='), "{padded}");
+        let unpadded = padded.trim_end_matches('=');
+        for text in [
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ),
+            base64::engine::general_purpose::STANDARD.encode(raw),
+        ] {
+            assert_eq!(
+                SecretEncoding::Whsec.key(&text),
+                Some(raw.to_vec()),
+                "{text}"
+            );
+        }
+        for text in [
+            format!("whsec_{unpadded}"),
+            unpadded.to_string(),
+            padded.clone(),
+        ] {
+            assert_eq!(
+                SecretEncoding::Whsec.key(&text),
+                Some(vec![7u8; 25]),
+                "{text}"
+            );
+        }
+        assert_eq!(SecretEncoding::Whsec.key("whsec_"), Some(Vec::new()));
+        assert_eq!(SecretEncoding::Whsec.key("whsec_not base64!"), None);
+    }
+
+    #[test]
+    fn twilio_algorithm_settings_header() {
+        let mut spec = hmac_preset("twilio").unwrap();
+        spec.sources[0].public_url = Some("https://x.test/in".into());
+        let source = &spec.sources[0];
+        let algorithm = |value: &str| {
+            source.request_algorithm(&headers(&[("X-Twilio-Webhooks-Signature-Settings", value)]))
+        };
+        assert_eq!(
+            algorithm("key=k,algorithm=HMAC_SHA256"),
+            Ok(Algorithm::Sha256)
+        );
+        assert_eq!(
+            algorithm(" algorithm = hmac_sha256 ,key=k"),
+            Ok(Algorithm::Sha256)
+        );
+        assert_eq!(algorithm("algorithm=HMAC_SHA1"), Ok(Algorithm::Sha1));
+        assert_eq!(algorithm("key=k"), Ok(Algorithm::Sha1));
+        assert_eq!(algorithm("algorithm="), Ok(Algorithm::Sha1));
+        assert_eq!(
+            algorithm("algorithm=HMAC_SHA512"),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            source.request_algorithm(&HeaderMap::new()),
+            Ok(Algorithm::Sha1)
+        );
+        // Other presets ignore the header.
+        let github = &hmac_preset("github").unwrap().sources[0];
+        assert_eq!(
+            github.request_algorithm(&headers(&[(
+                "X-Twilio-Webhooks-Signature-Settings",
+                "algorithm=HMAC_SHA1"
+            )])),
+            Ok(Algorithm::Sha256)
         );
     }
 

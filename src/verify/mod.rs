@@ -14,6 +14,7 @@
 //!
 //! Scheme families live one per file; providers are data in `presets.rs`.
 
+pub mod coverage;
 mod hmac;
 pub mod presets;
 mod public_key;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use secrecy::SecretString;
 
+pub use self::coverage::{Coverage, Trust};
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };

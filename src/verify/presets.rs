@@ -380,13 +380,19 @@ pub fn preset(name: &str) -> Option<Preset> {
             p.events_from = Some("header:Twitch-Eventsub-Subscription-Type");
             p.handshake = Some(Handshake::TwitchCallbackVerification);
         }
-        // Twilio: base64 HMAC-SHA1 of the full URL followed by the form
-        // parameters sorted by name; the URL is tried with and without
-        // the default port, as Twilio's libraries do.
+        // Twilio, as its SDK's `RequestValidator` (twilio 9.13): base64
+        // HMAC-SHA1 of the full URL followed by the form parameters sorted
+        // by name (each name's values sorted and de-duplicated); the URL is
+        // tried with and without the default port. JSON requests carry
+        // `bodySHA256=<hex SHA-256 of the body>` in the signed URL instead
+        // of form parameters. Shared-key signatures say
+        // `algorithm=HMAC_SHA256` in `X-Twilio-Webhooks-Signature-Settings`.
         "twilio" => {
             p.kind = hmac(vec![SignatureSource {
                 payload: template("{url}{form_sorted}"),
                 url_port_variants: true,
+                algorithm_header: Some(header("x-twilio-webhooks-signature-settings")),
+                body_sha256_param: Some("bodySHA256".into()),
                 ..body("x-twilio-signature", Sha1, Base64, "")
             }]);
         }

@@ -117,6 +117,8 @@ impl PublicKey {
     }
 
     fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        #[cfg(test)]
+        KEY_CHECKS.with(|n| n.set(n.get() + 1));
         match (self, signature) {
             (PublicKey::Ed25519(key), Signature::Ed25519(sig)) => {
                 key.verify_strict(message, sig).is_ok()
@@ -125,6 +127,13 @@ impl PublicKey {
             _ => false,
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Signature checks made on this thread, so tests can see that every
+    /// key is tried whichever one matches.
+    pub(crate) static KEY_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 enum Signature {
@@ -243,18 +252,28 @@ impl PublicKeyVerifier {
                 method: req.method,
                 timestamp: timestamp.as_deref(),
                 url: None,
+                form: true,
             })?
             .concat();
+        // Every key checks every candidate, with no early exit, so the time
+        // taken does not tell which key matched.
+        let mut matched = None;
         for (index, key) in self.keys.iter().enumerate() {
-            if candidates.iter().any(|c| key.verify(&message, c)) {
-                if let (Some(ts), Some(text)) = (&spec.timestamp, &timestamp) {
-                    ts.check(text, req.now)?;
-                }
-                return Ok(Verified {
-                    secret_index: Some(index),
-                    strip_header: None,
-                });
+            let hit = candidates
+                .iter()
+                .fold(false, |acc, c| key.verify(&message, c) | acc);
+            if hit && matched.is_none() {
+                matched = Some(index);
             }
+        }
+        if let Some(index) = matched {
+            if let (Some(ts), Some(text)) = (&spec.timestamp, &timestamp) {
+                ts.check(text, req.now)?;
+            }
+            return Ok(Verified {
+                secret_index: Some(index),
+                strip_header: None,
+            });
         }
         Err(VerifyError::BadSignature)
     }

@@ -3,13 +3,15 @@
 //! `{body}` is the raw body, `{timestamp}` the timestamp exactly as sent,
 //! `{header:NAME}` a request header's value, `{method}` the HTTP method,
 //! `{url}` the route's `public_url` with the request's query string, and
-//! `{form_sorted}` the form-encoded body's parameters sorted by name and
-//! written as `namevalue…` (Twilio). `{{` and `}}` are literal braces.
+//! `{form_sorted}` the form-encoded body's parameters as Twilio's SDK signs
+//! them (names sorted, each name's values sorted and de-duplicated, written
+//! as `namevalue…`). `{{` and `}}` are literal braces.
 //!
 //! Templates are parsed once, at start-up; rendering borrows the body
 //! instead of copying it.
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use http::{HeaderMap, HeaderName};
 
@@ -50,6 +52,10 @@ pub struct Values<'a> {
     pub timestamp: Option<&'a str>,
     /// The public URL with the query string, when the template uses it.
     pub url: Option<&'a str>,
+    /// Whether `{form_sorted}` reads the body's form parameters; `false`
+    /// for Twilio's JSON requests, whose body is signed by its hash in the
+    /// URL instead (`{form_sorted}` is then empty, as in Twilio's SDK).
+    pub form: bool,
 }
 
 impl Template {
@@ -109,6 +115,12 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The template's parts, in order (what a signature covers is derived
+    /// from them).
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
     pub fn uses(&self, part: &Part) -> bool {
         self.parts.contains(part)
     }
@@ -157,32 +169,40 @@ impl Template {
                 ),
                 Part::Method => Cow::Borrowed(v.method.as_bytes()),
                 Part::Url => Cow::Borrowed(v.url.unwrap_or_default().as_bytes()),
-                Part::FormSorted => Cow::Owned(form_sorted(v.body)),
+                Part::FormSorted if v.form => Cow::Owned(form_sorted(v.body)),
+                Part::FormSorted => Cow::Borrowed(&[][..]),
             });
         }
         Ok(out)
     }
 }
 
-/// `application/x-www-form-urlencoded` parameters, decoded, sorted by name
-/// (stable, so repeated names keep their order) and concatenated as
-/// `namevalue`. Bytes that do not decode are kept as sent.
-fn form_sorted(body: &[u8]) -> Vec<u8> {
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = body
-        .split(|b| *b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut kv = p.splitn(2, |b| *b == b'=');
-            let k = kv.next().unwrap_or_default();
-            let v = kv.next().unwrap_or_default();
-            (form_decode(k), form_decode(v))
-        })
-        .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs
-        .into_iter()
-        .flat_map(|(k, v)| k.into_iter().chain(v))
-        .collect()
+/// `application/x-www-form-urlencoded` parameters as Twilio's SDK signs
+/// them (`RequestValidator.compute_signature`): decoded, each distinct name
+/// in sorted order followed by each of its distinct values in sorted order,
+/// concatenated as `namevalue`. Bytes that do not decode are kept as sent.
+///
+/// A request's dedup key `{form_sha256}` is the digest of exactly these
+/// bytes, so any two bodies the signature cannot tell apart share a key.
+pub(crate) fn form_sorted(body: &[u8]) -> Vec<u8> {
+    let mut params: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for p in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut kv = p.splitn(2, |b| *b == b'=');
+        let k = kv.next().unwrap_or_default();
+        let v = kv.next().unwrap_or_default();
+        params
+            .entry(form_decode(k))
+            .or_default()
+            .insert(form_decode(v));
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for (name, values) in params {
+        for value in values {
+            out.extend_from_slice(&name);
+            out.extend_from_slice(&value);
+        }
+    }
+    out
 }
 
 fn form_decode(s: &[u8]) -> Vec<u8> {
@@ -225,6 +245,7 @@ mod tests {
             method: "POST",
             timestamp: Some("1700000000"),
             url: Some("https://x.test/h?q=1"),
+            form: true,
         };
         assert_eq!(
             flat(&t, &v).unwrap(),
@@ -263,5 +284,15 @@ mod tests {
             b"Bad%zzDigits12Froma bTail%4To+1800"
         );
         assert_eq!(form_sorted(b""), b"");
+    }
+
+    /// Twilio's `compute_signature` walks `sorted(set(params))` and, for
+    /// each name, `sorted(set(values))`: repeated names keep every distinct
+    /// value, in sorted order, and exact repeats count once.
+    #[test]
+    fn repeated_form_parameters_are_sorted_and_deduplicated_as_twilio_signs_them() {
+        assert_eq!(form_sorted(b"b=2&a=z&b=1&a=y&b=2"), b"ayazb1b2");
+        assert_eq!(form_sorted(b"x=1&x=1"), form_sorted(b"x=1"));
+        assert_eq!(form_sorted(b"x=%41&x=A"), b"xA");
     }
 }

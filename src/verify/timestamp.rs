@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderName};
 
 use super::VerifyError;
+use crate::dedup::pointer::{Found, Pointer};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimestampSource {
@@ -17,8 +18,10 @@ pub enum TimestampSource {
     /// `signature:KEY`: the `KEY=value` item of the signature header list
     /// (Stripe's `t=`, Paddle's `ts=`).
     SignatureKey(String),
-    /// `json:/pointer`: a string or number in the JSON body (RFC 6901).
-    Json(String),
+    /// `json:/pointer`: a string or number in the JSON body (RFC 6901),
+    /// found by the streaming pointer scanner: the body is not yet
+    /// authenticated, so it is never parsed into a document tree.
+    Json(Pointer),
 }
 
 impl TimestampSource {
@@ -39,7 +42,7 @@ impl TimestampSource {
             if !p.starts_with('/') {
                 return Err(format!("{p:?} is not a JSON pointer: it starts with `/`"));
             }
-            return Ok(TimestampSource::Json(p.to_string()));
+            return Ok(TimestampSource::Json(Pointer::parse(p)));
         }
         Err(format!(
             "{text:?}: expected `header:NAME`, `signature:KEY` or `json:/pointer`"
@@ -50,7 +53,7 @@ impl TimestampSource {
         match self {
             TimestampSource::Header(h) => format!("header:{h}"),
             TimestampSource::SignatureKey(k) => format!("signature:{k}"),
-            TimestampSource::Json(p) => format!("json:{p}"),
+            TimestampSource::Json(p) => format!("json:{}", p.as_str()),
         }
     }
 }
@@ -179,16 +182,13 @@ impl TimestampSpec {
                     })
                     .ok_or(VerifyError::MalformedSignature)
             }
-            TimestampSource::Json(pointer) => {
-                let doc: serde_json::Value =
-                    serde_json::from_slice(body).map_err(|_| VerifyError::MalformedSignature)?;
-                match doc.pointer(pointer) {
-                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                    Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-                    Some(_) => Err(VerifyError::MalformedSignature),
-                    None => Err(VerifyError::MissingCredentials),
+            TimestampSource::Json(pointer) => match pointer.lookup(body) {
+                Some(Found::Scalar(bytes)) => {
+                    String::from_utf8(bytes).map_err(|_| VerifyError::MalformedSignature)
                 }
-            }
+                Some(Found::Missing) => Err(VerifyError::MissingCredentials),
+                Some(Found::NotScalar) | None => Err(VerifyError::MalformedSignature),
+            },
         }
     }
 

@@ -705,6 +705,82 @@ fn twilio_accepts_the_url_with_and_without_default_port_and_the_query() {
     }
 }
 
+/// Twilio's JSON requests and shared-key (HMAC-SHA256) signatures, signed
+/// here as twilio 9.13's `RequestValidator` does (`tests/twilio.rs` checks
+/// the same against the SDK itself when PyPI is reachable).
+#[test]
+fn twilio_json_body_hash_and_sha256_settings() {
+    use sha2::Digest;
+    let v = verifier(
+        "twilio",
+        SECRET,
+        ", public_url: \"https://hooks.example.com/in\"",
+    );
+    let verify = |query: &str, headers: &HeaderMap, body: &[u8]| {
+        v.verify_request(&SignedRequest {
+            method: "POST",
+            query: Some(query),
+            headers,
+            body,
+            now: SystemTime::now(),
+        })
+        .map(|_| ())
+    };
+    let body = br#"{"CallSid":"CA1"}"#;
+    let query = format!("bodySHA256={}", hex::encode(sha2::Sha256::digest(body)));
+    // The signature covers the URL only (no form parameters).
+    let url = format!("https://hooks.example.com/in?{query}");
+    let sig = b64(Algorithm::Sha1, SECRET, url.as_bytes());
+    let hm = headers(&[h("X-Twilio-Signature", sig.clone())]);
+    assert_eq!(verify(&query, &hm, body), Ok(()));
+    for other in [&b""[..], b"&", b"=", br#"{"CallSid":"CA2"}"#] {
+        assert_eq!(
+            verify(&query, &hm, other),
+            Err(VerifyError::BadSignature),
+            "{other:?}"
+        );
+    }
+    // Upper-case hex is not what the SDK computes: refused, as it refuses.
+    let upper = query
+        .to_ascii_uppercase()
+        .replace("BODYSHA256", "bodySHA256");
+    let sig_upper = b64(
+        Algorithm::Sha1,
+        SECRET,
+        format!("https://hooks.example.com/in?{upper}").as_bytes(),
+    );
+    let hm_upper = headers(&[h("X-Twilio-Signature", sig_upper)]);
+    assert_eq!(
+        verify(&upper, &hm_upper, body),
+        Err(VerifyError::BadSignature)
+    );
+
+    // Shared-key signatures: HMAC-SHA256 of the same payload.
+    let form = b"b=2&a=1&b=1&b=2";
+    let payload = b"https://hooks.example.com/in?x=1a1b1b2";
+    let sig256 = b64(Algorithm::Sha256, SECRET, payload);
+    let settings = (
+        "X-Twilio-Webhooks-Signature-Settings",
+        "key=k,algorithm=HMAC_SHA256",
+    );
+    let hm = headers(&[
+        h("X-Twilio-Signature", sig256.clone()),
+        h(settings.0, settings.1),
+    ]);
+    assert_eq!(verify("x=1", &hm, form), Ok(()));
+    // Without the settings header the same signature is not HMAC-SHA1.
+    let hm = headers(&[h("X-Twilio-Signature", sig256)]);
+    assert_eq!(
+        verify("x=1", &hm, form),
+        Err(VerifyError::MalformedSignature)
+    );
+    let sig1 = b64(Algorithm::Sha1, SECRET, payload);
+    assert_eq!(
+        verify("x=1", &headers(&[h("X-Twilio-Signature", sig1)]), form),
+        Ok(())
+    );
+}
+
 #[test]
 fn preset_parameters_are_checked() {
     let err = |yaml_extra: &str, scheme: &str| {

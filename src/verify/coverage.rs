@@ -1,0 +1,216 @@
+//! What a route's signature covers: the request parts a sender signs, which
+//! nobody holding a captured request can change without failing
+//! verification.
+//!
+//! Derived from each scheme's description (its payload template and where
+//! its timestamp is), never listed per preset, so a new preset or a generic
+//! `scheme: hmac` route is judged by the same rule. Configuration uses it
+//! to refuse dedup keys built from parts anyone could change on a replayed
+//! copy, and to warn about event filters that read an unsigned event type.
+
+use http::HeaderName;
+
+use super::template::{Part, Template};
+use super::timestamp::{TimestampSource, TimestampSpec};
+use super::{SpecKind, VerifySpec};
+
+/// How much of a request a route's verification vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// `scheme: none`: nothing is verified.
+    Unverified,
+    /// A shared secret travels in the request itself (`header`, `api_key`
+    /// and the presets built on them): whoever captured one request holds
+    /// the secret, so which parts are "signed" does not apply.
+    SharedSecret,
+    /// A signature (HMAC or public key) over these parts.
+    Signed(Coverage),
+}
+
+/// The parts a signature covers. With several accepted signature forms
+/// (GitHub's SHA-256 and SHA-1 headers, Svix's `webhook-*` and `svix-*`),
+/// only what every form signs counts: the sender of a replay picks the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The raw body bytes.
+    pub body: bool,
+    /// The form parameters as `{form_sorted}` canonicalises them (Twilio);
+    /// a function of the body, so covered whenever the body is.
+    pub form: bool,
+    /// The URL, query string included (`{url}` appends it).
+    pub url: bool,
+    /// Header values in the payload, and a timestamp header the payload
+    /// signs through `{timestamp}`.
+    pub headers: Vec<HeaderName>,
+}
+
+impl Coverage {
+    /// What one signature form covers.
+    pub fn of(payload: &Template, timestamp: Option<&TimestampSpec>) -> Coverage {
+        let mut c = Coverage {
+            body: false,
+            form: false,
+            url: false,
+            headers: Vec::new(),
+        };
+        for part in payload.parts() {
+            match part {
+                Part::Body => {
+                    c.body = true;
+                    c.form = true;
+                }
+                Part::FormSorted => c.form = true,
+                Part::Url => c.url = true,
+                Part::Header(h) => c.headers.push(h.clone()),
+                Part::Timestamp => {
+                    if let Some(TimestampSource::Header(h)) = timestamp.map(|t| &t.source) {
+                        c.headers.push(h.clone());
+                    }
+                }
+                Part::Literal(_) | Part::Method => {}
+            }
+        }
+        c
+    }
+
+    /// What both forms cover.
+    fn intersect(self, other: &Coverage) -> Coverage {
+        Coverage {
+            body: self.body && other.body,
+            form: self.form && other.form,
+            url: self.url && other.url,
+            headers: self
+                .headers
+                .into_iter()
+                .filter(|h| other.headers.contains(h))
+                .collect(),
+        }
+    }
+
+    pub fn header(&self, name: &HeaderName) -> bool {
+        self.headers.contains(name)
+    }
+
+    /// `the body, header webhook-id`, for error messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.url {
+            parts.push("the URL with its query".to_string());
+        }
+        if self.body {
+            parts.push("the body".to_string());
+        } else if self.form {
+            parts.push("the form parameters (sorted, not the raw body)".to_string());
+        }
+        for h in &self.headers {
+            parts.push(format!("header {h}"));
+        }
+        if parts.is_empty() {
+            return "no request part".to_string();
+        }
+        parts.join(", ")
+    }
+}
+
+impl VerifySpec {
+    /// What this route's verification vouches for.
+    pub fn trust(&self) -> Trust {
+        match &self.kind {
+            SpecKind::None => Trust::Unverified,
+            SpecKind::Header { .. } | SpecKind::ApiKey { .. } => Trust::SharedSecret,
+            SpecKind::Hmac { spec, .. } => {
+                let mut forms = spec
+                    .sources
+                    .iter()
+                    .map(|s| Coverage::of(&s.payload, s.timestamp.as_ref()));
+                let first = forms.next().expect("an HMAC description has a source");
+                Trust::Signed(forms.fold(first, |acc, c| acc.intersect(&c)))
+            }
+            SpecKind::PublicKey { spec, .. } => {
+                Trust::Signed(Coverage::of(&spec.payload, spec.timestamp.as_ref()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::presets::{hmac_preset, public_key_preset};
+    use crate::verify::secrets;
+
+    fn hmac(name: &str) -> Coverage {
+        let spec = VerifySpec {
+            scheme: name.into(),
+            kind: SpecKind::Hmac {
+                spec: hmac_preset(name).unwrap(),
+                secrets: secrets(&["k"]),
+            },
+        };
+        match spec.trust() {
+            Trust::Signed(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn names(c: &Coverage) -> Vec<&str> {
+        c.headers.iter().map(|h| h.as_str()).collect()
+    }
+
+    #[test]
+    fn derived_from_each_description() {
+        // Body-only MACs: no header is signed.
+        for name in ["trutac", "github", "shopify", "bitbucket", "timekit"] {
+            let c = hmac(name);
+            assert!(c.body && c.form && !c.url, "{name}");
+            assert!(c.headers.is_empty(), "{name}: {:?}", names(&c));
+        }
+        assert_eq!(
+            names(&hmac("standard_webhooks")),
+            ["webhook-id", "webhook-timestamp"]
+        );
+        assert_eq!(
+            names(&hmac("twitch")),
+            [
+                "twitch-eventsub-message-id",
+                "twitch-eventsub-message-timestamp"
+            ]
+        );
+        assert_eq!(names(&hmac("slack")), ["x-slack-request-timestamp"]);
+        // Stripe's timestamp is in the signature header, Linear's in the body.
+        assert!(hmac("stripe").headers.is_empty());
+        assert!(hmac("linear").headers.is_empty());
+        // Svix accepts `webhook-*` or `svix-*`: neither id header is signed
+        // in every form, so neither counts.
+        let svix = hmac("svix");
+        assert!(svix.body && svix.headers.is_empty());
+        // Twilio signs the URL and the sorted form parameters, not the raw
+        // body: a reordered body verifies too.
+        let twilio = hmac("twilio");
+        assert!(twilio.url && twilio.form && !twilio.body);
+        assert!(hmac("hubspot").url && hmac("hubspot").body);
+        let discord = Coverage::of(
+            &public_key_preset("discord").unwrap().payload,
+            public_key_preset("discord").unwrap().timestamp.as_ref(),
+        );
+        assert_eq!(names(&discord), ["x-signature-timestamp"]);
+        assert!(discord.body);
+    }
+
+    #[test]
+    fn shared_secrets_and_none_are_not_signatures() {
+        let header = VerifySpec {
+            scheme: "gitlab".into(),
+            kind: SpecKind::Header {
+                header: HeaderName::from_static("x-gitlab-token"),
+                secrets: secrets(&["k"]),
+            },
+        };
+        assert_eq!(header.trust(), Trust::SharedSecret);
+        let none = VerifySpec {
+            scheme: "none".into(),
+            kind: SpecKind::None,
+        };
+        assert_eq!(none.trust(), Trust::Unverified);
+    }
+}
