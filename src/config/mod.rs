@@ -9,6 +9,7 @@
 //! Nothing here may print a secret: errors name fields, variables and files,
 //! and secret values are [`secrecy::SecretString`]s.
 
+mod error_text;
 mod expand;
 mod raw;
 mod validate;
@@ -303,6 +304,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
+    /// A deserialisation error under the field path `at` (empty for the
+    /// file), naming the field and the expected type, never the value.
+    pub(crate) fn from_serde(at: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
+        let inner = e.path().to_string();
+        let path = match (at, inner.as_str()) {
+            (at, ".") => at.to_string(),
+            ("", inner) => inner.to_string(),
+            (at, inner) => format!("{at}.{inner}"),
+        };
+        ConfigError::at(path, error_text::serde_message(&e.into_inner().to_string()))
+    }
+
     pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             file: None,
@@ -333,14 +346,19 @@ impl Config {
         if tree.is_null() {
             return Err(ConfigError::at("", "the file is empty"));
         }
-        expand::expand_tree(&mut tree, &mut String::new(), env)
+        let mut expanded = Vec::new();
+        expand::expand_tree(&mut tree, &mut String::new(), env, &mut expanded)
             .map_err(|(path, message)| ConfigError::at(path, message))?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::at(path, e.into_inner().to_string())
-        })?;
-        validate::validate(raw)
+        // Any error from here on may be about an expanded value: it is
+        // scrubbed of them, whichever check wrote it.
+        let scrub = |mut e: ConfigError| {
+            e.message = error_text::redact(&e.message, &expanded);
+            e
+        };
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree)
+            .map_err(|e| ConfigError::from_serde("", e))
+            .map_err(scrub)?;
+        validate::validate(raw).map_err(scrub)
     }
 
     pub fn route(&self, name: &str) -> Option<&Route> {

@@ -248,16 +248,9 @@ fn dedup(at: &str, raw: Option<serde_yaml::Value>, scheme: &str) -> Result<Dedup
     let settings: RawDedup = match raw {
         Some(serde_yaml::Value::String(s)) if s == "off" => return Ok(DedupMode::Off),
         None => RawDedup::default(),
-        Some(value @ serde_yaml::Value::Mapping(_)) => serde_path_to_error::deserialize(value)
-            .map_err(|e| {
-                let inner = e.path().to_string();
-                let path = if inner == "." {
-                    at.to_string()
-                } else {
-                    format!("{at}.{inner}")
-                };
-                ConfigError::at(path, e.into_inner().to_string())
-            })?,
+        Some(value @ serde_yaml::Value::Mapping(_)) => {
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::from_serde(at, e))?
+        }
         Some(_) => {
             return Err(ConfigError::at(
                 at,
