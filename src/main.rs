@@ -88,6 +88,9 @@ fn main() -> ExitCode {
         Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
+                for warning in config.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 print!("{}", summary(&config));
                 ExitCode::SUCCESS
             }
@@ -383,10 +386,10 @@ fn summary(config: &Config) -> String {
     let _ = writeln!(
         out,
         "admin API {}",
-        if config.admin_token.is_some() {
-            "requires a bearer token"
-        } else {
-            "open (no admin.token)"
+        match (&config.admin_token, config.admin_listen.ip().is_loopback()) {
+            (Some(_), _) => "requires a bearer token",
+            (None, true) => "open to this machine (no admin.token, loopback admin.listen)",
+            (None, false) => "refused with 403 admin_token_required (no admin.token)",
         }
     );
     let _ = writeln!(out, "routes   {}", config.routes.len());

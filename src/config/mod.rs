@@ -361,6 +361,19 @@ impl Config {
         validate::validate(raw).map_err(scrub)
     }
 
+    /// Settings that work but are probably not what was meant; `check`
+    /// prints them and start-up logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.admin_token.is_none() && !self.admin_listen.ip().is_loopback() {
+            warnings.push(format!(
+                "admin.listen {} is not a loopback address and admin.token is not set: /admin/* answers 403 admin_token_required (/healthz, /readyz and /metrics still answer); set admin.token to use the admin API",
+                self.admin_listen
+            ));
+        }
+        warnings
+    }
+
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.name == name)
     }
