@@ -359,6 +359,37 @@ fn dedup_summary(config: &Config, route: &hookgate::config::Route) -> String {
     }
 }
 
+/// A route's upstream for `hookgate check`: where, and which headers it
+/// adds, forwards and relays (names only: `upstream.headers` may hold
+/// credentials).
+fn upstream_summary(upstream: &hookgate::config::Upstream) -> String {
+    use std::fmt::Write;
+    let names = |list: &mut dyn Iterator<Item = &http::HeaderName>| {
+        list.map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    let mut text = format!("{} (timeout {:?}", upstream.url, upstream.timeout);
+    if !upstream.headers.is_empty() {
+        let _ = write!(
+            text,
+            ", adds headers: {}",
+            names(&mut upstream.headers.keys())
+        );
+    }
+    if let Some(only) = &upstream.forward_headers {
+        let _ = write!(
+            text,
+            ", forwards only the sender's: {}",
+            names(&mut only.iter())
+        );
+    }
+    if !upstream.relay_headers.is_empty() {
+        let relay = names(&mut upstream.relay_headers.iter());
+        let _ = write!(text, ", relays too: {relay}");
+    }
+    text.push(')');
+    text
+}
+
 /// What `hookgate check` prints: every setting that matters, no secret.
 fn summary(config: &Config) -> String {
     use std::fmt::Write;
@@ -394,7 +425,6 @@ fn summary(config: &Config) -> String {
     );
     let _ = writeln!(out, "routes   {}", config.routes.len());
     for route in &config.routes {
-        let headers: Vec<&str> = route.upstream.headers.keys().map(|k| k.as_str()).collect();
         let _ = writeln!(out, "- {} POST {}", route.name, route.path);
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
         let _ = match route.ack {
@@ -418,17 +448,7 @@ fn summary(config: &Config) -> String {
         };
         let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
         let _ = writeln!(out, "    events    {}", route.events.summary());
-        let _ = writeln!(
-            out,
-            "    upstream  {} (timeout {:?}{})",
-            route.upstream.url,
-            route.upstream.timeout,
-            if headers.is_empty() {
-                String::new()
-            } else {
-                format!(", adds headers: {}", headers.join(", "))
-            }
-        );
+        let _ = writeln!(out, "    upstream  {}", upstream_summary(&route.upstream));
     }
     out
 }

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::dedup::KeyTemplate;
@@ -275,6 +275,12 @@ pub struct Upstream {
     /// Added to every forwarded request. Values are marked sensitive: they
     /// may carry the upstream's own credentials.
     pub headers: HeaderMap,
+    /// When set, the only sender headers forwarded (hookgate's own and
+    /// `headers` are always added).
+    pub forward_headers: Option<Vec<HeaderName>>,
+    /// Sync: upstream response headers relayed to the sender besides
+    /// `Content-Type`, `Content-Language`, `Retry-After` and `Location`.
+    pub relay_headers: Vec<HeaderName>,
     /// Async: deliveries in flight at once.
     pub concurrency: u32,
     pub retry: RetryConfig,

@@ -63,6 +63,24 @@ impl RouteState {
         }
         Ok(verified)
     }
+
+    /// The rules for the headers this route's requests carry upstream.
+    fn forward_rules<'a>(
+        &'a self,
+        credential: Option<&'a http::HeaderName>,
+        extra: &'a HeaderMap,
+        peer: IpAddr,
+        peer_trusted: bool,
+    ) -> forward::ForwardRules<'a> {
+        forward::ForwardRules {
+            credential,
+            forward_only: self.route.upstream.forward_headers.as_deref(),
+            route: &self.label,
+            extra,
+            peer,
+            peer_trusted,
+        }
+    }
 }
 
 struct RouteDedup {
@@ -270,13 +288,13 @@ impl Gateway {
         };
 
         let upstream = &route.route.upstream;
-        let headers = forward::upstream_request_headers(
-            parts.headers,
+        let rules = route.forward_rules(
             verified.strip_header.as_ref(),
-            &route.label,
             &upstream.headers,
             peer.ip(),
+            self.is_trusted(peer.ip()),
         );
+        let headers = forward::upstream_request_headers(parts.headers, &rules);
         let sent = Instant::now();
         let result = self
             .client
@@ -306,7 +324,8 @@ impl Gateway {
                 };
                 let mut response = Response::new(Full::new(answer.body));
                 *response.status_mut() = answer.status;
-                *response.headers_mut() = forward::relayed_response_headers(answer.headers);
+                *response.headers_mut() =
+                    forward::relayed_response_headers(answer.headers, &upstream.relay_headers);
                 Ok((outcome, response))
             }
             Err(ForwardError::Timeout(after)) => {
@@ -531,15 +550,16 @@ impl Gateway {
                 }
             }
         }
-        let headers = forward::upstream_request_headers(
-            parts.headers,
+        // The route's own upstream headers may carry the upstream's
+        // credentials: they are added at delivery time, never stored.
+        let no_extra = HeaderMap::new();
+        let rules = route.forward_rules(
             strip.as_ref(),
-            &route.label,
-            // The route's own upstream headers may carry the upstream's
-            // credentials: they are added at delivery time, never stored.
-            &http::HeaderMap::new(),
+            &no_extra,
             peer.ip(),
+            self.is_trusted(peer.ip()),
         );
+        let headers = forward::upstream_request_headers(parts.headers, &rules);
         let has_local_claim = local_claim.is_some();
         let appended = spool
             .append(
@@ -606,6 +626,12 @@ fn ack_response(status: StatusCode, id: &str) -> Response<Full<Bytes>> {
         headers.insert(DELIVERY_ID, id);
     }
     response
+}
+
+impl Gateway {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// The sender's address: the peer, unless the peer is a trusted proxy, in
