@@ -51,16 +51,22 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// (`Hookgate-*`, `Forwarded`, `X-Real-IP`, `X-Forwarded-For`), in any
 /// spelling that a CGI-style stack reads as one of them.
 pub fn is_gateway_managed(name: &HeaderName) -> bool {
-    let dashed: String = name
-        .as_str()
-        .chars()
-        .map(|c| if c == '_' { '-' } else { c })
-        .collect();
-    dashed.starts_with("hookgate-")
-        || matches!(
-            dashed.as_str(),
-            "forwarded" | "x-real-ip" | "x-forwarded-for"
-        )
+    // Header names are lower case; compared without allocating (this runs
+    // for every header of every request).
+    let name = name.as_str().as_bytes();
+    let prefix = b"hookgate-";
+    (name.len() >= prefix.len() && dashed_eq(&name[..prefix.len()], prefix))
+        || [&b"forwarded"[..], b"x-real-ip", b"x-forwarded-for"]
+            .iter()
+            .any(|managed| dashed_eq(name, managed))
+}
+
+/// `a == b`, where a `_` in `a` also matches a `-` in `b`.
+fn dashed_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (*x == b'_' && *y == b'-'))
 }
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
@@ -285,6 +291,32 @@ mod tests {
         assert_eq!(out.get_all("hookgate-route").iter().count(), 1);
         // From a trusted proxy the chain is extended.
         assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
+    }
+
+    #[test]
+    fn gateway_managed_names_in_any_dash_or_underscore_spelling() {
+        let managed = |n: &str| is_gateway_managed(&HeaderName::from_bytes(n.as_bytes()).unwrap());
+        for yes in [
+            "Hookgate-Route",
+            "hookgate_delivery_id",
+            "HOOKGATE_ATTEMPT",
+            "hookgate_",
+            "Forwarded",
+            "X_Real_IP",
+            "x-forwarded_for",
+        ] {
+            assert!(managed(yes), "{yes}");
+        }
+        for no in [
+            "hookgate",
+            "hookgatex-id",
+            "x-hookgate-id",
+            "x-forwarded-host",
+            "forwarded-by",
+            "x-real-ip2",
+        ] {
+            assert!(!managed(no), "{no}");
+        }
     }
 
     #[test]
