@@ -203,6 +203,7 @@ impl Server {
             redis: stores.redis.clone().filter(|_| redis_required),
             spool: stores.spool.clone(),
             live: live.clone(),
+            loopback: config.admin_listen.ip().is_loopback(),
         };
 
         let (stop_ingress, stop_ingress_rx) = watch::channel(false);
@@ -307,6 +308,9 @@ impl Server {
             .watch
             .then(|| tokio::spawn(live.clone().watch(config.reload.interval, stop_reloads_rx)));
 
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         ready.store(true, Ordering::Release);
         metrics.set_ready(true);
         tracing::info!(

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
-                for warning in config.trust_warnings() {
+                for warning in config.warnings() {
                     eprintln!("warning: {warning}");
                 }
                 print!("{}", summary(&config));
@@ -136,9 +136,6 @@ fn main() -> ExitCode {
                 },
                 &config.log.level,
             );
-            for warning in config.trust_warnings() {
-                tracing::warn!("{warning}");
-            }
             match serve(config, path, env) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -367,6 +364,37 @@ fn dedup_summary(config: &Config, route: &hookgate::config::Route) -> String {
     }
 }
 
+/// A route's upstream for `hookgate check`: where, and which headers it
+/// adds, forwards and relays (names only: `upstream.headers` may hold
+/// credentials).
+fn upstream_summary(upstream: &hookgate::config::Upstream) -> String {
+    use std::fmt::Write;
+    let names = |list: &mut dyn Iterator<Item = &http::HeaderName>| {
+        list.map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    let mut text = format!("{} (timeout {:?}", upstream.url, upstream.timeout);
+    if !upstream.headers.is_empty() {
+        let _ = write!(
+            text,
+            ", adds headers: {}",
+            names(&mut upstream.headers.keys())
+        );
+    }
+    if let Some(only) = &upstream.forward_headers {
+        let _ = write!(
+            text,
+            ", forwards only the sender's: {}",
+            names(&mut only.iter())
+        );
+    }
+    if !upstream.relay_headers.is_empty() {
+        let relay = names(&mut upstream.relay_headers.iter());
+        let _ = write!(text, ", relays too: {relay}");
+    }
+    text.push(')');
+    text
+}
+
 /// What `hookgate check` prints: every setting that matters, no secret.
 fn summary(config: &Config) -> String {
     use std::fmt::Write;
@@ -394,15 +422,14 @@ fn summary(config: &Config) -> String {
     let _ = writeln!(
         out,
         "admin API {}",
-        if config.admin_token.is_some() {
-            "requires a bearer token"
-        } else {
-            "open (no admin.token)"
+        match (&config.admin_token, config.admin_listen.ip().is_loopback()) {
+            (Some(_), _) => "requires a bearer token",
+            (None, true) => "open to this machine (no admin.token, loopback admin.listen)",
+            (None, false) => "refused with 403 admin_token_required (no admin.token)",
         }
     );
     let _ = writeln!(out, "routes   {}", config.routes.len());
     for route in &config.routes {
-        let headers: Vec<&str> = route.upstream.headers.keys().map(|k| k.as_str()).collect();
         let _ = writeln!(out, "- {} POST {}", route.name, route.path);
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
         let _ = match route.ack {
@@ -426,17 +453,7 @@ fn summary(config: &Config) -> String {
         };
         let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
         let _ = writeln!(out, "    events    {}", route.events.summary());
-        let _ = writeln!(
-            out,
-            "    upstream  {} (timeout {:?}{})",
-            route.upstream.url,
-            route.upstream.timeout,
-            if headers.is_empty() {
-                String::new()
-            } else {
-                format!(", adds headers: {}", headers.join(", "))
-            }
-        );
+        let _ = writeln!(out, "    upstream  {}", upstream_summary(&route.upstream));
     }
     out
 }

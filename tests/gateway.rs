@@ -36,7 +36,7 @@ routes:
     path: /hooks/timify
     verify: {{ scheme: header, header: X-Timify-Secret, secrets: ["timify-secret"] }}
     ack: sync
-    upstream: {{ url: "{}" }}
+    upstream: {{ url: "{}", relay_headers: [x-booking-decision] }}
   - name: partner
     path: /hooks/partner
     verify: {{ scheme: api_key, header: Authorization, secrets: ["partner-key"] }}

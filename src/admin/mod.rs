@@ -9,6 +9,10 @@
 //! - `GET /metrics`: Prometheus text exposition.
 //! - `/admin/*`: the spool's deliveries and dead letters (see [`Admin::api`]);
 //!   with `admin.token` set, each call needs `Authorization: Bearer <token>`.
+//!   Without a token the API is open only on a loopback `admin.listen`;
+//!   on any other address (`0.0.0.0` included) it answers
+//!   `403 {"error":"admin_token_required"}`, while the probes and
+//!   `/metrics` keep answering.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,16 +42,15 @@ pub struct Admin {
     pub spool: Option<Spool>,
     /// The live state: `admin.token` (swapped on reload) and reloading.
     pub live: Arc<crate::reload::Live>,
+    /// `admin.listen` is a loopback address (it cannot change on reload).
+    pub loopback: bool,
 }
 
 impl Admin {
     pub async fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         if request.uri().path().starts_with("/admin/") {
-            if !self.authorized(request) {
-                let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return r;
+            if let Some(refused) = self.refusal(request) {
+                return refused;
             }
             return match self.api(request).await {
                 Ok(r) => r,
@@ -86,10 +89,16 @@ impl Admin {
 }
 
 impl Admin {
-    fn authorized<B>(&self, request: &Request<B>) -> bool {
+    /// The answer to an `/admin/*` call that may not go through: 401
+    /// without the right bearer token; 403 when there is no token to check
+    /// and the listener is reachable from other machines.
+    fn refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let token = self.live.admin_token.load();
         let Some(token) = token.as_ref() else {
-            return true;
+            if self.loopback {
+                return None;
+            }
+            return Some(json_error(StatusCode::FORBIDDEN, "admin_token_required"));
         };
         let presented = request
             .headers()
@@ -101,7 +110,13 @@ impl Admin {
             .unwrap_or_default();
         // Fixed-length digests: neither content nor length leaks.
         let expected = Sha256::digest(token.expose_secret().as_bytes());
-        bool::from(Sha256::digest(presented).ct_eq(&expected))
+        if bool::from(Sha256::digest(presented).ct_eq(&expected)) {
+            return None;
+        }
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Some(r)
     }
 
     /// `POST /admin/reload`, and the spool API:

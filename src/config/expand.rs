@@ -6,30 +6,38 @@
 //! environment. `$${` writes a literal `${`.
 //!
 //! Expanded values may be secrets: errors name variables and files, never
-//! what they contain.
+//! what they contain, and [`expand_tree`] hands back every value it
+//! expanded so later errors can be scrubbed of them (`error_text.rs`).
 
 use std::collections::HashMap;
 
 use serde_yaml::Value;
 
 /// Expands every string in `value`. `path` is the field path of `value`,
-/// used in error messages. Returns `(field path, problem)` on error.
+/// used in error messages; `expanded` receives each string that held an
+/// expansion, and each value substituted into it. Returns `(field path,
+/// problem)` on error.
 pub fn expand_tree(
     value: &mut Value,
     path: &mut String,
     env: &HashMap<String, String>,
+    expanded: &mut Vec<String>,
 ) -> Result<(), (String, String)> {
     match value {
         Value::String(s) => {
             if s.contains('$') {
-                *s = expand_str(s, env).map_err(|e| (path.clone(), e))?;
+                let before = expanded.len();
+                *s = expand_into(s, env, expanded).map_err(|e| (path.clone(), e))?;
+                if expanded.len() > before {
+                    expanded.push(s.clone());
+                }
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                expand_tree(item, path, env)?;
+                expand_tree(item, path, env, expanded)?;
                 path.truncate(len);
             }
         }
@@ -43,11 +51,11 @@ pub fn expand_tree(
                     Value::String(k) => path.push_str(k),
                     other => path.push_str(&format!("{other:?}")),
                 }
-                expand_tree(item, path, env)?;
+                expand_tree(item, path, env, expanded)?;
                 path.truncate(len);
             }
         }
-        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, env)?,
+        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, env, expanded)?,
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
     Ok(())
@@ -55,6 +63,15 @@ pub fn expand_tree(
 
 /// Expands one string.
 pub fn expand_str(input: &str, env: &HashMap<String, String>) -> Result<String, String> {
+    expand_into(input, env, &mut Vec::new())
+}
+
+/// Expands one string, pushing each substituted value onto `values`.
+fn expand_into(
+    input: &str,
+    env: &HashMap<String, String>,
+    values: &mut Vec<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -67,7 +84,9 @@ pub fn expand_str(input: &str, env: &HashMap<String, String>) -> Result<String, 
             let end = stripped
                 .find('}')
                 .ok_or_else(|| "unterminated `${` (write `$${` for a literal `${`)".to_string())?;
-            out.push_str(&resolve(&stripped[..end], env)?);
+            let value = resolve(&stripped[..end], env)?;
+            out.push_str(&value);
+            values.push(value);
             rest = &stripped[end + 1..];
         } else {
             out.push('$');
@@ -153,11 +172,28 @@ mod tests {
     }
 
     #[test]
+    fn the_tree_hands_back_what_it_expanded() {
+        let mut v: Value =
+            serde_yaml::from_str("a: \"Bearer ${T}\"\nb: [\"${U:-dflt}\", plain, \"$${x}\"]\n")
+                .unwrap();
+        let mut expanded = Vec::new();
+        expand_tree(
+            &mut v,
+            &mut String::new(),
+            &env(&[("T", "tok")]),
+            &mut expanded,
+        )
+        .unwrap();
+        assert_eq!(expanded, ["tok", "Bearer tok", "dflt", "dflt"]);
+    }
+
+    #[test]
     fn tree_errors_name_the_field() {
         let mut v: Value =
             serde_yaml::from_str("routes:\n  - verify:\n      secrets: [ok, \"${NOPE}\"]\n")
                 .unwrap();
-        let (path, msg) = expand_tree(&mut v, &mut String::new(), &env(&[])).unwrap_err();
+        let (path, msg) =
+            expand_tree(&mut v, &mut String::new(), &env(&[]), &mut Vec::new()).unwrap_err();
         assert_eq!(path, "routes[0].verify.secrets[1]");
         assert!(msg.contains("NOPE"));
     }

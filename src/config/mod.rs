@@ -9,6 +9,7 @@
 //! Nothing here may print a secret: errors name fields, variables and files,
 //! and secret values are [`secrecy::SecretString`]s.
 
+mod error_text;
 mod expand;
 mod raw;
 mod trust;
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::dedup::KeyTemplate;
@@ -278,6 +279,12 @@ pub struct Upstream {
     /// Added to every forwarded request. Values are marked sensitive: they
     /// may carry the upstream's own credentials.
     pub headers: HeaderMap,
+    /// When set, the only sender headers forwarded (hookgate's own and
+    /// `headers` are always added).
+    pub forward_headers: Option<Vec<HeaderName>>,
+    /// Sync: upstream response headers relayed to the sender besides
+    /// `Content-Type`, `Content-Language`, `Retry-After` and `Location`.
+    pub relay_headers: Vec<HeaderName>,
     /// Async: deliveries in flight at once.
     pub concurrency: u32,
     pub retry: RetryConfig,
@@ -307,6 +314,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
+    /// A deserialisation error under the field path `at` (empty for the
+    /// file), naming the field and the expected type, never the value.
+    pub(crate) fn from_serde(at: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
+        let inner = e.path().to_string();
+        let path = match (at, inner.as_str()) {
+            (at, ".") => at.to_string(),
+            ("", inner) => inner.to_string(),
+            (at, inner) => format!("{at}.{inner}"),
+        };
+        ConfigError::at(path, error_text::serde_message(&e.into_inner().to_string()))
+    }
+
     pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             file: None,
@@ -337,14 +356,33 @@ impl Config {
         if tree.is_null() {
             return Err(ConfigError::at("", "the file is empty"));
         }
-        expand::expand_tree(&mut tree, &mut String::new(), env)
+        let mut expanded = Vec::new();
+        expand::expand_tree(&mut tree, &mut String::new(), env, &mut expanded)
             .map_err(|(path, message)| ConfigError::at(path, message))?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::at(path, e.into_inner().to_string())
-        })?;
-        validate::validate(raw)
+        // Any error from here on may be about an expanded value: it is
+        // scrubbed of them, whichever check wrote it.
+        let scrub = |mut e: ConfigError| {
+            e.message = error_text::redact(&e.message, &expanded);
+            e
+        };
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree)
+            .map_err(|e| ConfigError::from_serde("", e))
+            .map_err(scrub)?;
+        validate::validate(raw).map_err(scrub)
+    }
+
+    /// Settings that work but are probably not what was meant; `check`
+    /// prints them and start-up logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.admin_token.is_none() && !self.admin_listen.ip().is_loopback() {
+            warnings.push(format!(
+                "admin.listen {} is not a loopback address and admin.token is not set: /admin/* answers 403 admin_token_required (/healthz, /readyz and /metrics still answer); set admin.token to use the admin API",
+                self.admin_listen
+            ));
+        }
+        warnings.extend(self.trust_warnings());
+        warnings
     }
 
     pub fn route(&self, name: &str) -> Option<&Route> {

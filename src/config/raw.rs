@@ -167,6 +167,10 @@ pub struct RawUpstream {
     pub timeout: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// When set, the only sender headers forwarded.
+    pub forward_headers: Option<Vec<String>>,
+    /// Sync: upstream response headers relayed besides the default ones.
+    pub relay_headers: Option<Vec<String>>,
     pub concurrency: Option<u32>,
     pub retry: Option<RawRetry>,
 }

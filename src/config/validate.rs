@@ -17,7 +17,7 @@ use super::{
 use crate::dedup::key::{natural_key, signed_body_digest, BODY_SHA256};
 use crate::dedup::KeyTemplate;
 use crate::events::{EventPolicy, EventSource};
-use crate::forward::is_hop_by_hop;
+use crate::forward::{is_gateway_managed, is_hop_by_hop};
 use crate::verify::presets::{Preset, PresetKind};
 use crate::verify::template::Part;
 use crate::verify::timestamp::DEFAULT_TOLERANCE;
@@ -253,16 +253,9 @@ fn dedup(
     let settings: RawDedup = match raw {
         Some(serde_yaml::Value::String(s)) if s == "off" => return Ok(DedupMode::Off),
         None => RawDedup::default(),
-        Some(value @ serde_yaml::Value::Mapping(_)) => serde_path_to_error::deserialize(value)
-            .map_err(|e| {
-                let inner = e.path().to_string();
-                let path = if inner == "." {
-                    at.to_string()
-                } else {
-                    format!("{at}.{inner}")
-                };
-                ConfigError::at(path, e.into_inner().to_string())
-            })?,
+        Some(value @ serde_yaml::Value::Mapping(_)) => {
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::from_serde(at, e))?
+        }
         Some(_) => {
             return Err(ConfigError::at(
                 at,
@@ -421,6 +414,12 @@ fn route(at: &str, raw: RawRoute) -> Result<Route, ConfigError> {
     let max_pending = positive(&format!("{at}.max_pending"), raw.max_pending, 100_000)?;
     let events = events(&format!("{at}.events"), raw.events, preset.as_ref())?;
     let upstream = upstream(&format!("{at}.upstream"), raw.upstream)?;
+    if ack == AckMode::Async && !upstream.relay_headers.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.upstream.relay_headers"),
+            "applies only to `ack: sync` routes: an async route answers with its own acknowledgement",
+        ));
+    }
     let allow_ips = match raw.allow_ips {
         None => Vec::new(),
         Some(list) if list.is_empty() => {
@@ -996,6 +995,14 @@ fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         value.set_sensitive(true);
         headers.insert(header, value);
     }
+    let forward_headers = raw
+        .forward_headers
+        .map(|names| upstream_header_list(&format!("{at}.forward_headers"), &names))
+        .transpose()?;
+    let relay_headers = upstream_header_list(
+        &format!("{at}.relay_headers"),
+        raw.relay_headers.as_deref().unwrap_or_default(),
+    )?;
     let concurrency = match raw.concurrency {
         None => 16,
         Some(0) => {
@@ -1044,9 +1051,36 @@ fn upstream(at: &str, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         url,
         timeout,
         headers,
+        forward_headers,
+        relay_headers,
         concurrency,
         retry,
     })
+}
+
+/// `upstream.forward_headers` and `upstream.relay_headers`: header names,
+/// none that hookgate sets or removes itself (those would be silently
+/// ignored, so they are refused).
+fn upstream_header_list(at: &str, names: &[String]) -> Result<Vec<HeaderName>, ConfigError> {
+    let mut list = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("{at}[{i}]");
+        let header = header_name(&field, name)?;
+        if is_hop_by_hop(&header)
+            || is_gateway_managed(&header)
+            || header == http::header::HOST
+            || header == http::header::CONTENT_LENGTH
+        {
+            return Err(ConfigError::at(
+                field,
+                format!("`{header}` is set or removed by hookgate and cannot be listed"),
+            ));
+        }
+        if !list.contains(&header) {
+            list.push(header);
+        }
+    }
+    Ok(list)
 }
 
 /// CIDRs (`10.0.0.0/8`) or single addresses (`203.0.113.7`).

@@ -1,15 +1,35 @@
 //! Header rules for both directions of a forwarded exchange.
 //!
-//! Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy ones RFC 2616 listed)
-//! describe one connection and are never passed on; neither is any header
-//! the `Connection` header names. Everything else is end-to-end and copied.
+//! Towards the upstream, a sender's headers pass only if nothing downstream
+//! could take them for something hookgate or a proxy vouches for:
+//! - hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy ones RFC 2616
+//!   listed) describe one connection and are never passed on; neither is
+//!   any header the `Connection` header names;
+//! - `Hookgate-*`, `Forwarded`, `X-Real-IP` and `X-Forwarded-For` are set
+//!   (or not) by hookgate alone. Names are compared with `_` read as `-`:
+//!   CGI and WSGI stacks turn `Hookgate_Attempt` and `Hookgate-Attempt`
+//!   into the same variable;
+//! - with `upstream.forward_headers`, only the listed ones are kept.
+//!
+//! Towards the sender (sync routes), only the upstream's response headers
+//! that describe the answer are relayed: `Server`, `Set-Cookie` and
+//! internal headers stay inside.
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub const HOOKGATE_ROUTE: HeaderName = HeaderName::from_static("hookgate-route");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Upstream response headers relayed to the sender on every sync route;
+/// `upstream.relay_headers` adds to them.
+pub const RELAYED_RESPONSE_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LANGUAGE,
+    header::RETRY_AFTER,
+    header::LOCATION,
+];
 
 /// True for headers that belong to one connection, not to the message.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -25,6 +45,28 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
             | "proxy-authenticate"
             | "proxy-authorization"
     )
+}
+
+/// True for headers only hookgate may set on the way to the upstream
+/// (`Hookgate-*`, `Forwarded`, `X-Real-IP`, `X-Forwarded-For`), in any
+/// spelling that a CGI-style stack reads as one of them.
+pub fn is_gateway_managed(name: &HeaderName) -> bool {
+    // Header names are lower case; compared without allocating (this runs
+    // for every header of every request).
+    let name = name.as_str().as_bytes();
+    let prefix = b"hookgate-";
+    (name.len() >= prefix.len() && dashed_eq(&name[..prefix.len()], prefix))
+        || [&b"forwarded"[..], b"x-real-ip", b"x-forwarded-for"]
+            .iter()
+            .any(|managed| dashed_eq(name, managed))
+}
+
+/// `a == b`, where a `_` in `a` also matches a `-` in `b`.
+fn dashed_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (*x == b'_' && *y == b'-'))
 }
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
@@ -49,58 +91,114 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The headers sent upstream: the sender's end-to-end headers, minus the
-/// credential the verifier consumed and any `Hookgate-*` header a sender
-/// might use to impersonate the gateway, plus the route's own headers,
-/// `Hookgate-Route` and `X-Forwarded-For`.
-pub fn upstream_request_headers(
-    mut headers: HeaderMap,
-    strip: Option<&HeaderName>,
-    route: &HeaderValue,
-    extra: &HeaderMap,
-    peer: IpAddr,
-) -> HeaderMap {
+/// What decides which headers a verified request carries upstream.
+pub struct ForwardRules<'a> {
+    /// The credential header the verifier consumed (shared-secret schemes).
+    pub credential: Option<&'a HeaderName>,
+    /// `upstream.forward_headers`: when set, the only sender headers kept.
+    pub forward_only: Option<&'a [HeaderName]>,
+    /// `Hookgate-Route`.
+    pub route: &'a HeaderValue,
+    /// `upstream.headers` (empty when they are added at delivery time).
+    pub extra: &'a HeaderMap,
+    /// The TCP peer, and whether it is one of `trusted_proxies`.
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+}
+
+/// The headers sent upstream: the sender's end-to-end headers that pass the
+/// rules in the module docs, minus the credential the verifier consumed,
+/// plus the route's own headers, `Hookgate-Route` and `X-Forwarded-For`:
+/// the peer's address, appended to the chain only when the peer is a
+/// trusted proxy (anyone else could write any chain they like).
+pub fn upstream_request_headers(mut headers: HeaderMap, rules: &ForwardRules<'_>) -> HeaderMap {
+    let prior: Vec<String> = if rules.peer_trusted {
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
     remove_hop_by_hop(&mut headers);
     // The client sets Host from the upstream URL and Content-Length from the body.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    if let Some(name) = strip {
+    if let Some(name) = rules.credential {
         headers.remove(name);
     }
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("hookgate-"))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
-
-    let forwarded_for = match headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-    {
-        prior if prior.is_empty() => peer.to_string(),
+    let mut headers = sender_headers(headers, rules.forward_only);
+    let peer = rules.peer;
+    let forwarded_for = match prior.as_slice() {
+        [] => peer.to_string(),
         prior => format!("{}, {peer}", prior.join(", ")),
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR, value);
     }
+    add_own(&mut headers, rules.route, rules.extra);
+    headers
+}
+
+/// The headers of a spooled event as its delivery sends them: the stored
+/// headers (built by [`upstream_request_headers`] at ingress, without
+/// `upstream.headers`) pass the sender rules again, so an event spooled by
+/// an older version or before a reload that set `forward_headers` obeys the
+/// rules in force. The stored `X-Forwarded-For` is hookgate's own and kept.
+pub fn delivery_headers(
+    stored: HeaderMap,
+    forward_only: Option<&[HeaderName]>,
+    route: &HeaderValue,
+    extra: &HeaderMap,
+) -> HeaderMap {
+    let forwarded_for: Vec<HeaderValue> =
+        stored.get_all(&X_FORWARDED_FOR).iter().cloned().collect();
+    let mut headers = sender_headers(stored, forward_only);
+    for value in forwarded_for {
+        headers.append(X_FORWARDED_FOR, value);
+    }
+    add_own(&mut headers, route, extra);
+    headers
+}
+
+/// Drops the headers only hookgate may set, then keeps only `forward_only`
+/// (when given).
+fn sender_headers(mut headers: HeaderMap, forward_only: Option<&[HeaderName]>) -> HeaderMap {
+    let managed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_gateway_managed(n) || forward_only.is_some_and(|keep| !keep.contains(n)))
+        .cloned()
+        .collect();
+    for name in managed {
+        headers.remove(name);
+    }
+    headers
+}
+
+fn add_own(headers: &mut HeaderMap, route: &HeaderValue, extra: &HeaderMap) {
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
     }
     headers.insert(HOOKGATE_ROUTE, route.clone());
-    headers
 }
 
-/// The headers relayed to the sender from the upstream's response.
-pub fn relayed_response_headers(mut headers: HeaderMap) -> HeaderMap {
-    remove_hop_by_hop(&mut headers);
-    // The body is re-framed by our own connection.
-    headers.remove(header::CONTENT_LENGTH);
-    headers
+/// The headers relayed to the sender from the upstream's response: the
+/// [`RELAYED_RESPONSE_HEADERS`] and the route's `relay_headers`.
+pub fn relayed_response_headers(headers: HeaderMap, relay: &[HeaderName]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    // The body is re-framed by our own connection, so Content-Length is
+    // never relayed; hop-by-hop headers are refused in `relay_headers`.
+    let extra = relay
+        .iter()
+        .filter(|n| !RELAYED_RESPONSE_HEADERS.contains(n));
+    for name in RELAYED_RESPONSE_HEADERS.iter().chain(extra) {
+        for value in headers.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -116,6 +214,23 @@ mod tests {
             );
         }
         h
+    }
+
+    fn rules<'a>(
+        credential: Option<&'a HeaderName>,
+        forward_only: Option<&'a [HeaderName]>,
+        extra: &'a HeaderMap,
+        peer_trusted: bool,
+    ) -> ForwardRules<'a> {
+        static ROUTE: HeaderValue = HeaderValue::from_static("timify");
+        ForwardRules {
+            credential,
+            forward_only,
+            route: &ROUTE,
+            extra,
+            peer: "10.1.2.3".parse().unwrap(),
+            peer_trusted,
+        }
     }
 
     #[test]
@@ -134,17 +249,19 @@ mod tests {
             ("tt-hook-signature", "sha1=00"),
             ("hookgate-route", "other"),
             ("hookgate-delivery-id", "forged"),
+            ("Hookgate_Delivery_Id", "forged"),
+            ("HOOKGATE_ATTEMPT", "forged"),
+            ("hookgate_x", "forged"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("x_forwarded_for", "6.6.6.6"),
             ("content-type", "application/json"),
             ("x-forwarded-for", "203.0.113.9"),
         ]);
         let extra = map(&[("x-source", "timify")]);
-        let out = upstream_request_headers(
-            incoming,
-            Some(&HeaderName::from_static("x-timify-secret")),
-            &HeaderValue::from_static("timify"),
-            &extra,
-            "10.1.2.3".parse().unwrap(),
-        );
+        let secret = HeaderName::from_static("x-timify-secret");
+        let out = upstream_request_headers(incoming, &rules(Some(&secret), None, &extra, true));
         for gone in [
             "host",
             "connection",
@@ -157,6 +274,13 @@ mod tests {
             "content-length",
             "x-timify-secret",
             "hookgate-delivery-id",
+            "hookgate_delivery_id",
+            "hookgate_attempt",
+            "hookgate_x",
+            "forwarded",
+            "x-real-ip",
+            "x_real_ip",
+            "x_forwarded_for",
         ] {
             assert!(!out.contains_key(gone), "{gone} was forwarded");
         }
@@ -165,19 +289,131 @@ mod tests {
         assert_eq!(out["x-source"], "timify");
         assert_eq!(out["hookgate-route"], "timify");
         assert_eq!(out.get_all("hookgate-route").iter().count(), 1);
+        // From a trusted proxy the chain is extended.
         assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
     }
 
     #[test]
-    fn response_headers_keep_end_to_end_only() {
-        let out = relayed_response_headers(map(&[
+    fn gateway_managed_names_in_any_dash_or_underscore_spelling() {
+        let managed = |n: &str| is_gateway_managed(&HeaderName::from_bytes(n.as_bytes()).unwrap());
+        for yes in [
+            "Hookgate-Route",
+            "hookgate_delivery_id",
+            "HOOKGATE_ATTEMPT",
+            "hookgate_",
+            "Forwarded",
+            "X_Real_IP",
+            "x-forwarded_for",
+        ] {
+            assert!(managed(yes), "{yes}");
+        }
+        for no in [
+            "hookgate",
+            "hookgatex-id",
+            "x-hookgate-id",
+            "x-forwarded-host",
+            "forwarded-by",
+            "x-real-ip2",
+        ] {
+            assert!(!managed(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_whole_forwarded_for_chain() {
+        let incoming = map(&[
+            ("x-forwarded-for", "192.30.252.1"),
+            ("x-forwarded-for", "1.1.1.1"),
+        ]);
+        let out = upstream_request_headers(incoming, &rules(None, None, &HeaderMap::new(), false));
+        assert_eq!(out.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(out["x-forwarded-for"], "10.1.2.3");
+    }
+
+    #[test]
+    fn forward_headers_keep_only_the_listed_sender_headers() {
+        let incoming = map(&[
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-internal-admin", "true"),
+            ("cookie", "session=1"),
+        ]);
+        let keep = [
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-github-event"),
+        ];
+        let extra = map(&[("authorization", "Bearer upstream")]);
+        let out = upstream_request_headers(incoming, &rules(None, Some(&keep), &extra, false));
+        let mut names: Vec<&str> = out.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "authorization",
+                "content-type",
+                "hookgate-route",
+                "x-forwarded-for",
+                "x-github-event"
+            ]
+        );
+    }
+
+    #[test]
+    fn delivery_headers_apply_the_rules_to_stored_events_and_keep_the_stored_chain() {
+        let stored = map(&[
+            ("hookgate_attempt", "forged"),
+            ("hookgate-route", "old"),
+            ("x-forwarded-for", "10.1.2.3"),
+            ("x-extra", "1"),
+            ("content-type", "text/plain"),
+        ]);
+        let keep = [HeaderName::from_static("content-type")];
+        let out = delivery_headers(
+            stored,
+            Some(&keep),
+            &HeaderValue::from_static("timify"),
+            &HeaderMap::new(),
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out["hookgate-route"], "timify");
+        assert_eq!(out["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(out["content-type"], "text/plain");
+    }
+
+    #[test]
+    fn response_headers_relay_only_the_answer_describing_ones_and_the_listed() {
+        let upstream = map(&[
             ("connection", "close"),
             ("transfer-encoding", "chunked"),
             ("content-length", "3"),
+            ("content-type", "application/json"),
+            ("retry-after", "5"),
+            ("location", "/booking/1"),
+            ("content-language", "de"),
             ("x-booking", "confirmed"),
             ("set-cookie", "a=b"),
-        ]));
-        assert_eq!(out.len(), 2);
+            ("server", "internal/1.2"),
+            ("x-internal-trace", "abc"),
+        ]);
+        let out = relayed_response_headers(upstream.clone(), &[]);
+        let mut names: Vec<&str> = out.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "content-language",
+                "content-type",
+                "location",
+                "retry-after"
+            ]
+        );
+        let listed = [
+            HeaderName::from_static("x-booking"),
+            HeaderName::from_static("content-type"),
+        ];
+        let out = relayed_response_headers(upstream, &listed);
+        assert_eq!(out.len(), 5);
         assert_eq!(out["x-booking"], "confirmed");
+        assert_eq!(out.get_all("content-type").iter().count(), 1);
     }
 }

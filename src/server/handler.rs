@@ -63,6 +63,36 @@ impl RouteState {
         }
         Ok(verified)
     }
+
+    /// Takes one request from the route's rate limit, if it has one.
+    fn charge_rate_limit(&self) -> Result<(), RequestError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            RequestError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+        })
+    }
+
+    /// The rules for the headers this route's requests carry upstream.
+    fn forward_rules<'a>(
+        &'a self,
+        credential: Option<&'a http::HeaderName>,
+        extra: &'a HeaderMap,
+        peer: IpAddr,
+        peer_trusted: bool,
+    ) -> forward::ForwardRules<'a> {
+        forward::ForwardRules {
+            credential,
+            forward_only: self.route.upstream.forward_headers.as_deref(),
+            route: &self.label,
+            extra,
+            peer,
+            peer_trusted,
+        }
+    }
 }
 
 struct RouteDedup {
@@ -176,6 +206,7 @@ impl Gateway {
             return error.into_response(http1);
         };
         let client = client_address(peer.ip(), request.headers(), &self.trusted_proxies);
+        let remote = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         // Shed load rather than queue without bound: a sender told 503 with
         // Retry-After retries later, a queued one times out and retries anyway.
         let result = match self.in_flight.try_acquire() {
@@ -196,7 +227,7 @@ impl Gateway {
             status = response.status().as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             delivery_id = response.headers().get(DELIVERY_ID).and_then(|v| v.to_str().ok()).unwrap_or(""),
-            remote = %client,
+            remote = %remote,
         );
         response
     }
@@ -206,7 +237,7 @@ impl Gateway {
         route: &RouteState,
         request: Request<Incoming>,
         peer: SocketAddr,
-        client: IpAddr,
+        client: Option<IpAddr>,
     ) -> Result<(Outcome, Response<Full<Bytes>>), RequestError> {
         if request.method() == Method::GET && route.events.answers_get() {
             return self.get_challenge(route, &request, peer);
@@ -215,19 +246,13 @@ impl Gateway {
             return Err(RequestError::MethodNotAllowed);
         }
         // Cheap refusals first, before reading a body.
+        // An unknown client (see `client_address`) is in no allowlist.
         let allowed = &route.route.allow_ips;
-        if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(&client)) {
+        let listed = |ip: &IpAddr| allowed.iter().any(|net| net.contains(ip));
+        if !allowed.is_empty() && !client.as_ref().is_some_and(listed) {
+            let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
             tracing::info!(route = %route.route.name, %client, "sender address not allowed");
             return Err(RequestError::Forbidden);
-        }
-        if let Some(limiter) = &route.limiter {
-            if let Err(not_until) = limiter.check() {
-                use governor::clock::{Clock, DefaultClock};
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(RequestError::RateLimited(
-                    wait.as_secs_f64().ceil().max(1.0) as u64,
-                ));
-            }
         }
         let (parts, body) = request.into_parts();
         let body = read_body(body, &parts.headers, &self.limits).await?;
@@ -240,6 +265,9 @@ impl Gateway {
             now: std::time::SystemTime::now(),
         };
         let verified = route.verify(&request, peer)?;
+        // Only verified requests spend the route's budget: unsigned ones
+        // must not be able to crowd out the genuine sender.
+        route.charge_rate_limit()?;
         // Handshakes, filtered and ack-only events are answered here.
         if let Decision::Answer { outcome, response } =
             route.events.decide(&parts.headers, &body, &verified)
@@ -270,13 +298,13 @@ impl Gateway {
         };
 
         let upstream = &route.route.upstream;
-        let headers = forward::upstream_request_headers(
-            parts.headers,
+        let rules = route.forward_rules(
             verified.strip_header.as_ref(),
-            &route.label,
             &upstream.headers,
             peer.ip(),
+            self.is_trusted(peer.ip()),
         );
+        let headers = forward::upstream_request_headers(parts.headers, &rules);
         let sent = Instant::now();
         let result = self
             .client
@@ -306,7 +334,8 @@ impl Gateway {
                 };
                 let mut response = Response::new(Full::new(answer.body));
                 *response.status_mut() = answer.status;
-                *response.headers_mut() = forward::relayed_response_headers(answer.headers);
+                *response.headers_mut() =
+                    forward::relayed_response_headers(answer.headers, &upstream.relay_headers);
                 Ok((outcome, response))
             }
             Err(ForwardError::Timeout(after)) => {
@@ -531,15 +560,16 @@ impl Gateway {
                 }
             }
         }
-        let headers = forward::upstream_request_headers(
-            parts.headers,
+        // The route's own upstream headers may carry the upstream's
+        // credentials: they are added at delivery time, never stored.
+        let no_extra = HeaderMap::new();
+        let rules = route.forward_rules(
             strip.as_ref(),
-            &route.label,
-            // The route's own upstream headers may carry the upstream's
-            // credentials: they are added at delivery time, never stored.
-            &http::HeaderMap::new(),
+            &no_extra,
             peer.ip(),
+            self.is_trusted(peer.ip()),
         );
+        let headers = forward::upstream_request_headers(parts.headers, &rules);
         let has_local_claim = local_claim.is_some();
         let appended = spool
             .append(
@@ -608,28 +638,50 @@ fn ack_response(status: StatusCode, id: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The sender's address: the peer, unless the peer is a trusted proxy, in
-/// which case the right-most `X-Forwarded-For` entry that is not itself a
-/// trusted proxy (entries further left could be forged by the sender).
-fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+impl Gateway {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The sender's address: the peer, unless the peer is a trusted proxy.
+/// Then the chain `X-Forwarded-For` + peer is walked from the right, past
+/// trusted proxies, to the first address that is not one: entries further
+/// left were written by whoever the proxy talked to and may be forged.
+/// `None` (an unknown client, in no `allow_ips`) when that walk meets an
+/// entry that is not an address, or finds only trusted proxies: the
+/// left-most entry is never believed just because nothing else is left.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
-        return peer;
+        return Some(peer);
     }
-    let chain: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|entry| entry.trim().parse().ok())
-        .collect();
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .copied()
-        .or_else(|| chain.first().copied())
-        .unwrap_or(peer)
+    let values: Vec<&HeaderValue> = headers.get_all("x-forwarded-for").iter().collect();
+    for value in values.into_iter().rev() {
+        let text = value.to_str().ok()?;
+        for entry in text.rsplit(',') {
+            let ip = forwarded_for_entry(entry.trim())?;
+            if !is_trusted(&ip) {
+                return Some(ip);
+            }
+        }
+    }
+    None
+}
+
+/// One `X-Forwarded-For` entry: `ip`, `ipv4:port`, `[ipv6]` or `[ipv6]:port`.
+fn forwarded_for_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = entry.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|v6| v6.parse::<std::net::Ipv6Addr>().ok())
+        .map(IpAddr::V6)
 }
 
 /// Reads the whole body, refusing more than `max_body_bytes` (from
@@ -688,30 +740,81 @@ fn status_class(status: StatusCode) -> &'static str {
 mod tests {
     use super::*;
 
+    fn forwarded(chain: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for value in chain {
+            h.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn client_address_trusts_forwarded_for_only_from_trusted_proxies() {
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 192.30.252.1, 10.1.1.1"),
-        );
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let h = forwarded(&["6.6.6.6, 192.30.252.1, 10.1.1.1"]);
         // From a trusted proxy: the right-most untrusted entry (6.6.6.6 may be forged).
         assert_eq!(
             client_address(ip("10.0.0.2"), &h, &trusted),
-            ip("192.30.252.1")
+            Some(ip("192.30.252.1"))
         );
         // From anyone else: the header is ignored.
         assert_eq!(
             client_address(ip("203.0.113.9"), &h, &trusted),
-            ip("203.0.113.9")
+            Some(ip("203.0.113.9"))
         );
-        assert_eq!(client_address(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"));
-        // Trusted peer, no header: the peer.
         assert_eq!(
-            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
-            ip("10.0.0.2")
+            client_address(ip("10.0.0.2"), &h, &[]),
+            Some(ip("10.0.0.2"))
         );
+        // Several header lines form one chain, the last line right-most.
+        let lines = forwarded(&["192.30.252.1", "6.6.6.6, 10.1.1.1"]);
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &lines, &trusted),
+            Some(ip("6.6.6.6"))
+        );
+    }
+
+    #[test]
+    fn client_address_parses_ports_and_brackets() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = ip("10.0.0.2");
+        for (entry, client) in [
+            ("192.30.252.1:4711", "192.30.252.1"),
+            ("[2001:db8::1]:4711", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            // A port on the client, and a trusted proxy (with a port) after it.
+            let h = forwarded(&[&format!("6.6.6.6, {entry}, 10.1.1.1:80")]);
+            assert_eq!(
+                client_address(peer, &h, &trusted),
+                Some(ip(client)),
+                "{entry}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_address_is_unknown_rather_than_a_guess() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = ip("10.0.0.2");
+        for chain in [
+            // An entry that does not parse, right of the forged left-most one.
+            "192.30.252.1, unknown, 10.1.1.1",
+            "192.30.252.1, garbage:port",
+            "192.30.252.1, ",
+            "192.30.252.1, [2001:db8::1",
+            // Only trusted proxies: the left-most entry is not believed.
+            "10.1.1.1, 10.2.2.2",
+        ] {
+            let h = forwarded(&[chain]);
+            assert_eq!(client_address(peer, &h, &trusted), None, "{chain:?}");
+        }
+        // A trusted proxy that sends no chain: only trusted addresses.
+        assert_eq!(client_address(peer, &HeaderMap::new(), &trusted), None);
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::{watch, Semaphore};
 use super::{AttemptOutcome, Due, NextState, Spool};
 use crate::config::Route;
 use crate::forward::retry::{Decision, RetryPolicy};
-use crate::forward::{ForwardError, Outgoing, UpstreamClient};
+use crate::forward::{delivery_headers, ForwardError, Outgoing, UpstreamClient};
 use crate::store::now_ms;
 use crate::telemetry::RouteMetrics;
 
@@ -119,16 +119,20 @@ impl DeliveryWorker {
     async fn deliver(&self, event: Due, policy: &RetryPolicy) {
         let route = &self.route;
         let attempt = event.attempts + 1;
-        let mut headers = event.headers;
+        // Configured upstream headers are applied now (not stored with the
+        // event: they may be credentials, and the config may have changed),
+        // and so are the sender-header rules (see `delivery_headers`).
+        let label = HeaderValue::from_str(&route.name).expect("route names are validated");
+        let mut headers = delivery_headers(
+            event.headers,
+            route.upstream.forward_headers.as_deref(),
+            &label,
+            &route.upstream.headers,
+        );
         if let Ok(id) = HeaderValue::from_str(&event.id) {
             headers.insert(DELIVERY_ID, id);
         }
         headers.insert(ATTEMPT, HeaderValue::from(attempt));
-        // Configured upstream headers are applied now (not stored with the
-        // event: they may be credentials, and the config may have changed).
-        for (name, value) in &route.upstream.headers {
-            headers.insert(name.clone(), value.clone());
-        }
         let started_at = now_ms();
         let started = Instant::now();
         let result = self

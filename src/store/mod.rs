@@ -169,6 +169,65 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Creates `data_dir` (0700) and the store file (0600) so that only the
+/// gateway's user can read them: they hold event bodies and signature
+/// headers. SQLite gives its `-wal` and `-shm` files the mode of the store
+/// file. Files left by an older version are narrowed to 0600; an existing
+/// `data_dir` is not changed (it may be shared), but a warning says when
+/// others can read it.
+#[cfg(unix)]
+fn owner_only(data_dir: &Path, db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let existed = data_dir.is_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            StoreError(format!(
+                "cannot create data_dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+    if existed {
+        let mode = std::fs::metadata(data_dir).map(|m| m.permissions().mode());
+        if mode.is_ok_and(|mode| mode & 0o077 != 0) {
+            tracing::warn!(data_dir = %data_dir.display(), "data_dir is readable by other users; the store files in it are not (0600), but consider `chmod 700` on it");
+        }
+    }
+    let cannot = |e: std::io::Error| StoreError(format!("cannot create {}: {e}", db.display()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(cannot)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = db.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Another user's file (an old deployment): still usable.
+            Err(error) => {
+                tracing::warn!(file = %file.display(), %error, "cannot make the store file readable by its owner only")
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(data_dir: &Path, _db: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        StoreError(format!(
+            "cannot create data_dir {}: {e}",
+            data_dir.display()
+        ))
+    })
+}
+
 /// How a write must be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -185,13 +244,8 @@ pub type CommitObserver = Box<dyn Fn(Duration, usize, bool) + Send>;
 impl Db {
     /// Opens (creating if needed) `data_dir/hookgate.db` and starts the writer.
     pub fn open(data_dir: &Path, fsync: bool, observe: CommitObserver) -> Result<Db, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError(format!(
-                "cannot create data_dir {}: {e}",
-                data_dir.display()
-            ))
-        })?;
         let path = data_dir.join("hookgate.db");
+        owner_only(data_dir, &path)?;
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
         let readers = Readers {
