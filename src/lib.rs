@@ -12,6 +12,7 @@ pub mod config;
 pub mod dedup;
 pub mod events;
 pub mod forward;
+pub mod presets;
 pub mod reload;
 pub mod server;
 pub mod spool;
