@@ -16,7 +16,7 @@
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use super::pointer::Pointer;
+use crate::verify::pointer::Pointer;
 use crate::verify::template::form_sorted;
 use crate::verify::Coverage;
 

@@ -19,7 +19,6 @@
 
 pub mod key;
 pub mod local;
-pub mod pointer;
 pub mod redis;
 
 use std::future::Future;

@@ -17,6 +17,7 @@
 
 pub mod coverage;
 mod hmac;
+pub mod pointer;
 mod public_key;
 mod shared_secret;
 pub mod template;
@@ -32,10 +33,10 @@ pub use self::coverage::{Coverage, Trust};
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };
-pub use self::public_key::{KeyAlgorithm, KeyFormat, PublicKey, PublicKeySpec, PublicKeyVerifier};
 /// Signature checks made on this thread (tests of the public-key presets).
 #[cfg(test)]
 pub(crate) use self::public_key::KEY_CHECKS;
+pub use self::public_key::{KeyAlgorithm, KeyFormat, PublicKey, PublicKeySpec, PublicKeyVerifier};
 pub use self::template::Template;
 pub use self::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
 
