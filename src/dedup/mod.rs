@@ -28,6 +28,8 @@ pub use key::{EventKey, KeyTemplate};
 pub use local::LocalStore;
 pub use redis::RedisStore;
 
+use crate::telemetry::DedupResult;
+
 /// Identifies one claim, so its holder alone can commit or release it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimToken(pub u64);
@@ -52,11 +54,11 @@ pub enum Claim {
 
 impl Claim {
     /// The `result` label of `hookgate_dedup_total`.
-    pub fn result(&self) -> &'static str {
+    pub fn result(&self) -> DedupResult {
         match self {
-            Claim::New(_) => "new",
-            Claim::Duplicate => "duplicate",
-            Claim::InFlight => "in_flight",
+            Claim::New(_) => DedupResult::New,
+            Claim::Duplicate => DedupResult::Duplicate,
+            Claim::InFlight => DedupResult::InFlight,
         }
     }
 }
