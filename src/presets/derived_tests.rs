@@ -91,7 +91,7 @@ fn natural_keys_parse() {
 /// without one falls back to the digest of what its signature covers.
 #[test]
 fn default_keys_are_covered_by_their_own_signatures() {
-    for row in &TABLE {
+    for row in TABLE {
         let preset = row.preset();
         let Some(coverage) = preset.coverage() else {
             assert_eq!(
@@ -122,7 +122,7 @@ fn default_keys_are_covered_by_their_own_signatures() {
 
 #[test]
 fn event_sources_parse_and_handshakes_are_where_they_were() {
-    for row in &TABLE {
+    for row in TABLE {
         let preset = row.preset();
         assert_eq!(
             preset.event_source().map(|s| s.describe()).is_some(),
