@@ -19,10 +19,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 
 use hookgate::dedup::key::{EventKey, KeyTemplate};
+use hookgate::presets::{hmac_preset, public_key_preset};
 use hookgate::spool::{LocalClaim, NewEvent, Spool};
 use hookgate::store::Db;
 use hookgate::telemetry::Metrics;
-use hookgate::verify::presets::{hmac_preset, public_key_preset};
 use hookgate::verify::{
     HmacVerifier, KeyAlgorithm, KeyFormat, PublicKey, SignedRequest, SpecKind, Verifier, VerifySpec,
 };

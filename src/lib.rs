@@ -12,6 +12,7 @@ pub mod config;
 pub mod dedup;
 pub mod events;
 pub mod forward;
+pub mod presets;
 pub mod reload;
 pub mod server;
 pub mod spool;
@@ -84,7 +85,7 @@ impl Server {
                     observer.store_commit(took.as_secs_f64(), committed)
                 }),
             )
-            .map_err(|e| StartError::Store(dedup::StoreError(e.0)))?;
+            .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?;
             if uses(DedupBackend::Local) {
                 stores.local = Some(dedup::LocalStore::new(db.clone()).await?);
             }
@@ -103,7 +104,7 @@ impl Server {
                 stores.spool = Some(
                     spool::Spool::open(db, routes)
                         .await
-                        .map_err(|e| StartError::Store(dedup::StoreError(e.0)))?,
+                        .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?,
                 );
             }
         }

@@ -20,13 +20,43 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::config::{AckMode, Config, DedupBackend, DedupMode};
+use crate::config::{AckMode, Config, ConfigError, DedupBackend, DedupMode};
 use crate::forward::UpstreamClient;
 use crate::server::tls::SharedTls;
 use crate::server::{Gateway, Stores};
 use crate::spool::worker::DeliveryWorker;
 use crate::telemetry::Metrics;
 use crate::verify::SpecKind;
+
+/// Why a reload was refused. The message is what the log and
+/// `POST /admin/reload` say; it names fields and files, never secret
+/// values (a [`ConfigError`] never holds one).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this gateway was not started from a config file")]
+    NoConfigFile,
+    /// The file does not load or validate.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A setting only a restart applies (`listen`, `data_dir`, …) changed.
+    #[error("`{0}` changed: restart hookgate to apply it")]
+    RestartRequired(&'static str),
+    /// An async route appeared, but the process has no spool open.
+    #[error("route {0:?} is async, but this process started without async routes: restart to open the spool")]
+    NoSpool(String),
+    /// A route names a dedup backend the process did not open.
+    #[error("route {route:?} uses the {backend} dedup store, which this process did not open: restart to apply it")]
+    DedupStoreNotOpen {
+        route: String,
+        backend: &'static str,
+    },
+    /// The new TLS certificate or key does not load.
+    #[error("{0}")]
+    Tls(String),
+    /// The spool could not take the new async routes.
+    #[error(transparent)]
+    Spool(Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// Where the configuration was read from, so it can be read again.
 #[derive(Clone)]
@@ -134,9 +164,9 @@ impl Live {
 
     /// Re-reads the config file and applies it. The error says why a reload
     /// was refused; the old configuration is then still in force.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         let result = match &self.source {
-            None => Err("this gateway was not started from a config file".to_string()),
+            None => Err(ReloadError::NoConfigFile),
             Some(source) => match Config::load(&source.path, &source.env) {
                 Ok(config) => {
                     // As at start-up: what the new routes trust unsigned.
@@ -147,7 +177,7 @@ impl Live {
                     }
                     applied
                 }
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(error.into()),
             },
         };
         match &result {
@@ -163,12 +193,12 @@ impl Live {
         result
     }
 
-    async fn apply(&self, new: Config) -> Result<(), String> {
+    async fn apply(&self, new: Config) -> Result<(), ReloadError> {
         let mut current = self.config.lock().await;
         restart_required(&current, &new, &self.stores)?;
         // New TLS material first: if it does not load, nothing changes.
         if let (Some(shared), Some(tls)) = (&self.tls, &new.tls) {
-            let loaded = crate::server::tls::load(tls)?;
+            let loaded = crate::server::tls::load(tls).map_err(ReloadError::Tls)?;
             shared.store(loaded);
         }
         if let Some(spool) = &self.stores.spool {
@@ -179,7 +209,7 @@ impl Live {
                         self.metrics.route(&route.name, route.verify.secret_count()),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ReloadError::Spool(e.into()))?;
             }
         }
         self.gateway
@@ -228,7 +258,7 @@ impl Live {
 }
 
 /// What a reload cannot change: the error names it.
-fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), String> {
+fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), ReloadError> {
     let redis = |c: &Config| {
         c.redis.as_ref().map(|r| {
             (
@@ -248,15 +278,12 @@ fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), S
     ];
     for (what, changed) in checks {
         if changed {
-            return Err(format!("`{what}` changed: restart hookgate to apply it"));
+            return Err(ReloadError::RestartRequired(what));
         }
     }
     for route in &new.routes {
         if route.ack == AckMode::Async && stores.spool.is_none() {
-            return Err(format!(
-                "route {:?} is async, but this process started without async routes: restart to open the spool",
-                route.name
-            ));
+            return Err(ReloadError::NoSpool(route.name.clone()));
         }
         if let DedupMode::On(d) = &route.dedup {
             let missing = match d.backend {
@@ -264,11 +291,10 @@ fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), S
                 DedupBackend::Redis => stores.redis.is_none(),
             };
             if missing {
-                return Err(format!(
-                    "route {:?} uses the {} dedup store, which this process did not open: restart to apply it",
-                    route.name,
-                    d.backend.as_str()
-                ));
+                return Err(ReloadError::DedupStoreNotOpen {
+                    route: route.name.clone(),
+                    backend: d.backend.as_str(),
+                });
             }
         }
     }
@@ -319,4 +345,45 @@ pub fn sensitive_headers(config: &Config) -> Vec<HeaderName> {
     names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reasons read exactly as they did when they were strings: the
+    /// log and `POST /admin/reload` show them.
+    #[test]
+    fn refusals_read_as_before() {
+        assert_eq!(
+            ReloadError::RestartRequired("data_dir").to_string(),
+            "`data_dir` changed: restart hookgate to apply it"
+        );
+        assert_eq!(
+            ReloadError::NoSpool("orders".into()).to_string(),
+            "route \"orders\" is async, but this process started without async routes: restart to open the spool"
+        );
+        assert_eq!(
+            ReloadError::DedupStoreNotOpen {
+                route: "orders".into(),
+                backend: "redis"
+            }
+            .to_string(),
+            "route \"orders\" uses the redis dedup store, which this process did not open: restart to apply it"
+        );
+        assert_eq!(
+            ReloadError::NoConfigFile.to_string(),
+            "this gateway was not started from a config file"
+        );
+        let config = ConfigError {
+            file: None,
+            path: "listen".into(),
+            message: "not an address".into(),
+        };
+        let error = ReloadError::from(config.clone());
+        assert_eq!(error.to_string(), config.to_string());
+        assert!(matches!(&error, ReloadError::Config(c) if *c == config));
+        let spool = ReloadError::Spool(Box::new(std::io::Error::other("disk full")));
+        assert_eq!(spool.to_string(), "disk full");
+    }
 }

@@ -19,7 +19,7 @@ use serde_yaml::Value;
 
 use hookgate::config::{AckMode, DedupBackend, DedupMode};
 use hookgate::telemetry::names::{self, Kind};
-use hookgate::telemetry::{Metrics, Outcome};
+use hookgate::telemetry::{DeliveryResult, Metrics, Outcome, UpstreamClass};
 use hookgate::Config;
 
 const KUBERNETES: [&str; 2] = ["sidecar", "edge"];
@@ -538,8 +538,8 @@ fn registered_metrics() -> BTreeMap<String, String> {
     let metrics = Metrics::new();
     let route = metrics.route("r", 1);
     route.request(Outcome::Accepted, 0.01);
-    route.upstream("2xx", 0.01);
-    route.delivery("delivered", 0.01);
+    route.upstream(UpstreamClass::Status2xx, 0.01);
+    route.delivery(DeliveryResult::Delivered, 0.01);
     route.delivery_lag(1.0);
     metrics.store_commit(0.001, true);
     metrics.run_upkeep();

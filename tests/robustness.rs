@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use hookgate::verify::presets::NAMES;
+use hookgate::presets::NAMES;
 use hookgate::verify::{SignedRequest, Template, TimestampSource, Verifier, VerifyError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 

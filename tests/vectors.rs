@@ -5,9 +5,10 @@ use base64::Engine;
 use bytes::Bytes;
 use std::time::{Duration, UNIX_EPOCH};
 
+use hookgate::presets;
 use hookgate::verify::{
-    presets, Algorithm, Encoding, HmacSpec, SignatureSource, SignedRequest, SpecKind, Verifier,
-    VerifyError, VerifySpec,
+    Algorithm, Encoding, HmacSpec, SignatureSource, SignedRequest, SpecKind, Verifier, VerifyError,
+    VerifySpec,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;

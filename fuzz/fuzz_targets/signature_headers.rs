@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use hookgate::verify::presets::NAMES;
+use hookgate::presets::NAMES;
 use hookgate::verify::{SignedRequest, Verifier, VerifyError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

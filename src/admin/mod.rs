@@ -158,7 +158,7 @@ impl Admin {
                 // The reason names fields and files, never secret values.
                 Err(reason) => json_value(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::json!({ "error": "reload_refused", "reason": reason }),
+                    serde_json::json!({ "error": "reload_refused", "reason": reason.to_string() }),
                 ),
             });
         }

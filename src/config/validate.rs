@@ -14,17 +14,16 @@ use super::{
     RedisConfig, ReloadConfig, RetryConfig, Route, StoreConfig, StoreErrorPolicy, TlsConfig,
     Upstream,
 };
-use crate::dedup::key::{natural_key, signed_body_digest, BODY_SHA256};
+use crate::dedup::key::{signed_body_digest, BODY_SHA256};
 use crate::dedup::KeyTemplate;
 use crate::events::{EventPolicy, EventSource};
 use crate::forward::{is_gateway_managed, is_hop_by_hop};
-use crate::verify::presets::{Preset, PresetKind};
+use crate::presets::{self, natural_key, Preset, PresetKind};
 use crate::verify::template::Part;
 use crate::verify::timestamp::DEFAULT_TOLERANCE;
 use crate::verify::{
-    presets, Algorithm, Encoding, HmacSpec, PublicKey, PublicKeySpec, SecretEncoding,
-    SignatureSource, SpecKind, Template, TimeUnit, TimestampSource, TimestampSpec, Trust,
-    VerifySpec,
+    Algorithm, Encoding, HmacSpec, PublicKey, PublicKeySpec, SecretEncoding, SignatureSource,
+    SpecKind, Template, TimeUnit, TimestampSource, TimestampSpec, Trust, VerifySpec,
 };
 
 /// The route label used for requests that match no route.

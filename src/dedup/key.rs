@@ -16,7 +16,7 @@
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use super::pointer::Pointer;
+use crate::verify::pointer::Pointer;
 use crate::verify::template::form_sorted;
 use crate::verify::Coverage;
 
@@ -84,20 +84,6 @@ pub struct EventKey(pub [u8; 32]);
 impl EventKey {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
-    }
-}
-
-/// The natural event ID of a scheme's sender, used when a route has no
-/// `dedup.key` and its signature covers it; `None` means the digest of the
-/// signed body. IDs sent in headers outside the signature (GitHub's
-/// `X-GitHub-Delivery`, Shopify's `X-Shopify-Webhook-Id`, Svix's `svix-id`
-/// when `webhook-*` headers may be used instead) are not natural keys:
-/// a replayed copy could carry any value.
-pub fn natural_key(scheme: &str) -> Option<&'static str> {
-    match scheme {
-        "standard_webhooks" => Some("{header:webhook-id}"),
-        "stripe" => Some("{json:/id}"),
-        _ => None,
     }
 }
 
@@ -395,15 +381,5 @@ mod tests {
             .extract("r", &headers(&[("a", "x"), ("b", "yz")]), None, b"")
             .0;
         assert_ne!(k1, k2);
-    }
-
-    #[test]
-    fn natural_keys_parse() {
-        for scheme in ["standard_webhooks", "stripe"] {
-            KeyTemplate::parse(natural_key(scheme).unwrap()).unwrap();
-        }
-        for unsigned_id in ["trutac", "github", "shopify", "svix"] {
-            assert_eq!(natural_key(unsigned_id), None, "{unsigned_id}");
-        }
     }
 }

@@ -320,7 +320,7 @@ impl DedupStore for LocalStore {
 }
 
 fn store(e: crate::store::StoreError) -> StoreError {
-    StoreError(e.0)
+    StoreError::Local(e)
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@
 
 pub mod key;
 pub mod local;
-pub mod pointer;
 pub mod redis;
 
 use std::future::Future;
@@ -28,6 +27,8 @@ use std::time::Duration;
 pub use key::{EventKey, KeyTemplate};
 pub use local::LocalStore;
 pub use redis::RedisStore;
+
+use crate::telemetry::DedupResult;
 
 /// Identifies one claim, so its holder alone can commit or release it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,19 +54,35 @@ pub enum Claim {
 
 impl Claim {
     /// The `result` label of `hookgate_dedup_total`.
-    pub fn result(&self) -> &'static str {
+    pub fn result(&self) -> DedupResult {
         match self {
-            Claim::New(_) => "new",
-            Claim::Duplicate => "duplicate",
-            Claim::InFlight => "in_flight",
+            Claim::New(_) => DedupResult::New,
+            Claim::Duplicate => DedupResult::Duplicate,
+            Claim::InFlight => DedupResult::InFlight,
         }
     }
 }
 
 /// The store could not answer; the route's `on_store_error` decides.
+///
+/// Each variant keeps its cause as `source()`, so a caller can tell a
+/// timeout from a refused connection; the message repeats the cause's text
+/// so that log lines read as one sentence.
 #[derive(Debug, thiserror::Error)]
-#[error("dedup store unavailable: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The embedded store (SQLite) failed.
+    #[error("dedup store unavailable: {}", .0 .0)]
+    Local(#[source] crate::store::StoreError),
+    /// `redis.url` is not a Redis URL.
+    #[error("dedup store unavailable: redis url: {0}")]
+    RedisUrl(#[source] ::redis::RedisError),
+    /// Redis refused or failed the command, or the connection broke.
+    #[error("dedup store unavailable: redis: {0}")]
+    Redis(#[source] ::redis::RedisError),
+    /// Redis did not answer within twice `redis.timeout`.
+    #[error("dedup store unavailable: redis: timed out")]
+    RedisTimeout,
+}
 
 /// A backend that remembers event keys.
 pub trait DedupStore: Send + Sync {
@@ -173,5 +190,40 @@ impl DedupStore for Backend {
             Backend::Local(s) => s.check().await,
             Backend::Redis(s) => s.check().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// The messages read as before the causes were kept; each cause is
+    /// reachable through `source()`.
+    #[test]
+    fn store_errors_keep_their_cause_and_their_message() {
+        let local = StoreError::Local(crate::store::StoreError("sqlite: disk I/O error".into()));
+        assert_eq!(
+            local.to_string(),
+            "dedup store unavailable: sqlite: disk I/O error"
+        );
+        assert!(local
+            .source()
+            .and_then(|s| s.downcast_ref::<crate::store::StoreError>())
+            .is_some());
+        let Err(url) = RedisStore::new("nope://x", "p:", Duration::from_secs(1)) else {
+            panic!("not a Redis URL");
+        };
+        let cause = url.source().expect("the Redis error").to_string();
+        assert_eq!(
+            url.to_string(),
+            format!("dedup store unavailable: redis url: {cause}")
+        );
+        assert!(matches!(url, StoreError::RedisUrl(_)));
+        assert_eq!(
+            StoreError::RedisTimeout.to_string(),
+            "dedup store unavailable: redis: timed out"
+        );
     }
 }

@@ -50,14 +50,14 @@ impl RedisStore {
     /// Prepares a connection; it is made on first use, so the gateway starts
     /// (and serves routes that do not need Redis) while Redis is down.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError(format!("redis url: {e}")))?;
+        let client = redis::Client::open(url).map_err(StoreError::RedisUrl)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError(format!("redis: {e}")))?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::Redis)?;
         Ok(RedisStore {
             conn,
             prefix: prefix.into(),
@@ -87,8 +87,8 @@ impl RedisStore {
         // reconnect attempts.
         match tokio::time::timeout(self.timeout * 2, invocation.invoke_async(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError("redis: timed out".into())),
+            Ok(Err(e)) => Err(StoreError::Redis(e)),
+            Err(_) => Err(StoreError::RedisTimeout),
         }
     }
 }
@@ -146,8 +146,8 @@ impl DedupStore for RedisStore {
         let ping = cmd.query_async::<String>(&mut conn);
         match tokio::time::timeout(self.timeout * 2, ping).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError("redis: timed out".into())),
+            Ok(Err(e)) => Err(StoreError::Redis(e)),
+            Err(_) => Err(StoreError::RedisTimeout),
         }
     }
 }

@@ -24,12 +24,17 @@ pub use headers::{
 
 use crate::config::Upstream;
 
-/// Why an upstream exchange produced no usable answer.
+/// Why an upstream exchange produced no usable answer. Causes are kept as
+/// `source()`; the message also spells out the cause's chain, so that the
+/// access log and a delivery's recorded error say what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// Connection refused or reset, DNS failure, protocol error.
-    #[error("upstream unreachable: {0}")]
-    Unavailable(String),
+    #[error("upstream unreachable: {}", error_chain(.0))]
+    Unavailable(#[source] hyper_util::client::legacy::Error),
+    /// The answer's body broke off while it was being read.
+    #[error("upstream unreachable: reading the response body: {0}")]
+    ResponseBody(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
     #[error("upstream response body is larger than {0} bytes")]
@@ -85,7 +90,7 @@ impl UpstreamClient {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+                .map_err(ForwardError::Unavailable)?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, self.max_response_bytes as usize)
                 .collect()
@@ -94,7 +99,7 @@ impl UpstreamClient {
                     if e.is::<http_body_util::LengthLimitError>() {
                         ForwardError::ResponseTooLarge(self.max_response_bytes)
                     } else {
-                        ForwardError::Unavailable(format!("reading the response body: {e}"))
+                        ForwardError::ResponseBody(e)
                     }
                 })?
                 .to_bytes();
@@ -122,7 +127,7 @@ impl UpstreamClient {
         let response = tokio::time::timeout_at(deadline, self.client.request(request))
             .await
             .map_err(|_| ForwardError::Timeout(timeout))?
-            .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+            .map_err(ForwardError::Unavailable)?;
         let (parts, body) = response.into_parts();
         let drain = Limited::new(body, self.max_response_bytes as usize).collect();
         let _ = tokio::time::timeout_at(deadline, drain).await;
@@ -174,6 +179,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused connection: the message spells out the whole chain, as it
+    /// did when the error was a string, and the cause is still there.
+    #[tokio::test]
+    async fn unreachable_keeps_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = UpstreamClient::new(1024);
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let cause = client.client.request(request).await.unwrap_err();
+        let chain = error_chain(&cause);
+        assert!(chain.contains("onnect"), "{chain}");
+        let error = ForwardError::Unavailable(cause);
+        assert_eq!(error.to_string(), format!("upstream unreachable: {chain}"));
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect()));
+    }
 
     #[test]
     fn query_strings_are_appended() {

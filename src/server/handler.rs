@@ -30,7 +30,7 @@ use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey, StoreError}
 use crate::events::{Decision, Events};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
-use crate::telemetry::{Metrics, Outcome, RouteMetrics};
+use crate::telemetry::{DedupResult, Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::verify::{SignedRequest, Verified, Verifier};
 
 /// One route, ready to serve.
@@ -326,7 +326,7 @@ impl Gateway {
         }
         match result {
             Ok(answer) => {
-                route.metrics.upstream(status_class(answer.status), seconds);
+                route.metrics.upstream(answer.status.into(), seconds);
                 let outcome = if answer.status.is_success() {
                     Outcome::Accepted
                 } else {
@@ -339,12 +339,12 @@ impl Gateway {
                 Ok((outcome, response))
             }
             Err(ForwardError::Timeout(after)) => {
-                route.metrics.upstream("timeout", seconds);
+                route.metrics.upstream(UpstreamClass::Timeout, seconds);
                 tracing::warn!(route = %route.route.name, ?after, "upstream timed out");
                 Err(RequestError::UpstreamTimeout)
             }
             Err(error) => {
-                route.metrics.upstream("error", seconds);
+                route.metrics.upstream(UpstreamClass::Error, seconds);
                 tracing::warn!(route = %route.route.name, %error, "upstream failed");
                 Err(match error {
                     ForwardError::ResponseTooLarge(_) => RequestError::UpstreamResponseTooLarge,
@@ -585,7 +585,7 @@ impl Gateway {
         match appended {
             Ok(Appended::Spooled(id)) => {
                 if has_local_claim {
-                    route.metrics.dedup("new");
+                    route.metrics.dedup(DedupResult::New);
                 }
                 if let Some(guard) = guard {
                     guard.commit(&route.metrics).await;
@@ -593,14 +593,14 @@ impl Gateway {
                 Ok((Outcome::Accepted, ack_response(route.route.ack_status, &id)))
             }
             Ok(Appended::Duplicate) => {
-                route.metrics.dedup("duplicate");
+                route.metrics.dedup(DedupResult::Duplicate);
                 Ok((
                     Outcome::Duplicate,
                     duplicate_response(route.route.ack_status),
                 ))
             }
             Ok(Appended::InFlight) => {
-                route.metrics.dedup("in_flight");
+                route.metrics.dedup(DedupResult::InFlight);
                 Err(RequestError::InFlight(1))
             }
             Err(error) => {
@@ -725,15 +725,6 @@ async fn read_body(
         }
     }
     Ok(received.freeze())
-}
-
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::config::Route;
 use crate::forward::retry::{Decision, RetryPolicy};
 use crate::forward::{delivery_headers, ForwardError, Outgoing, UpstreamClient};
 use crate::store::now_ms;
-use crate::telemetry::RouteMetrics;
+use crate::telemetry::{DeliveryResult, RouteMetrics};
 
 const DELIVERY_ID: HeaderName = HeaderName::from_static("hookgate-delivery-id");
 const ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
@@ -154,9 +154,9 @@ impl DeliveryWorker {
         let now = now_ms();
         let decision = policy.decide(attempt, event.received_at, now, delivered);
         let (next, result_label) = match decision {
-            Decision::Delivered => (NextState::Delivered, "delivered"),
-            Decision::RetryAt(at) => (NextState::RetryAt(at), "retry"),
-            Decision::DeadLetter(why) => (NextState::Dead(why), "dead_letter"),
+            Decision::Delivered => (NextState::Delivered, DeliveryResult::Delivered),
+            Decision::RetryAt(at) => (NextState::RetryAt(at), DeliveryResult::Retry),
+            Decision::DeadLetter(why) => (NextState::Dead(why), DeliveryResult::DeadLetter),
         };
         self.metrics.delivery(result_label, duration.as_secs_f64());
         if delivered {

@@ -16,107 +16,132 @@ use metrics_exporter_prometheus::{
 use super::names::{self, Kind};
 use crate::verify::VerifyError;
 
-/// What became of a request: the `outcome` label of `hookgate_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Verified, forwarded, and the upstream answered 2xx.
-    Accepted,
-    /// Verified and forwarded; the upstream's non-2xx answer was relayed.
-    UpstreamRejected,
-    Unauthorized,
-    TooLarge,
-    NotFound,
-    MethodNotAllowed,
-    /// The body was malformed or the sender went away mid-body.
-    BadRequest,
-    /// The sender did not finish sending the body in time.
-    Timeout,
-    /// The upstream could not be reached or gave no usable answer (502).
-    UpstreamError,
-    /// The upstream did not answer in time (504).
-    UpstreamTimeout,
-    /// A copy of an event already accepted: answered 2xx, not forwarded.
-    Duplicate,
-    /// A copy of an event whose first copy is still being processed (409).
-    InFlight,
-    /// The dedup store failed and the route's policy is `reject`, or the
-    /// spool could not commit (503).
-    StoreUnavailable,
-    /// The route's spool holds `max_pending` undelivered events (503).
-    SpoolFull,
-    /// The sender's address is not in the route's `allow_ips` (403).
-    Forbidden,
-    /// Over the route's `rate_limit` (429).
-    RateLimited,
-    /// `limits.max_concurrent_requests` reached (503).
-    Overloaded,
-    /// The handler failed unexpectedly (500); a bug, never expected.
-    InternalError,
-    /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
-    Filtered,
-    /// Verified, and answered by hookgate itself (an `ack_only` event or a
-    /// sender's handshake): answered 2xx, not forwarded.
-    AckOnly,
+/// A metric label as an enum: its values are the variants, so a value the
+/// registry did not register cannot be written (it would not compile).
+/// `ALL` lists them in declaration order, which is also each variant's
+/// index into its route's pre-registered handles.
+macro_rules! label {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($name::$variant),+].len()] = [$($name::$variant),+];
+
+            /// The label value, as rendered.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 20] = [
-        Outcome::Accepted,
-        Outcome::UpstreamRejected,
-        Outcome::Unauthorized,
-        Outcome::TooLarge,
-        Outcome::NotFound,
-        Outcome::MethodNotAllowed,
-        Outcome::BadRequest,
-        Outcome::Timeout,
-        Outcome::UpstreamError,
-        Outcome::UpstreamTimeout,
-        Outcome::Duplicate,
-        Outcome::InFlight,
-        Outcome::StoreUnavailable,
-        Outcome::SpoolFull,
-        Outcome::Forbidden,
-        Outcome::RateLimited,
-        Outcome::Overloaded,
-        Outcome::InternalError,
-        Outcome::Filtered,
-        Outcome::AckOnly,
-    ];
+label! {
+    /// What became of a request: the `outcome` label of `hookgate_requests_total`.
+    pub enum Outcome {
+        /// Verified, forwarded, and the upstream answered 2xx.
+        Accepted => "accepted",
+        /// Verified and forwarded; the upstream's non-2xx answer was relayed.
+        UpstreamRejected => "upstream_rejected",
+        Unauthorized => "unauthorized",
+        TooLarge => "too_large",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        /// The body was malformed or the sender went away mid-body.
+        BadRequest => "bad_request",
+        /// The sender did not finish sending the body in time.
+        Timeout => "timeout",
+        /// The upstream could not be reached or gave no usable answer (502).
+        UpstreamError => "upstream_error",
+        /// The upstream did not answer in time (504).
+        UpstreamTimeout => "upstream_timeout",
+        /// A copy of an event already accepted: answered 2xx, not forwarded.
+        Duplicate => "duplicate",
+        /// A copy of an event whose first copy is still being processed (409).
+        InFlight => "in_flight",
+        /// The dedup store failed and the route's policy is `reject`, or the
+        /// spool could not commit (503).
+        StoreUnavailable => "store_unavailable",
+        /// The route's spool holds `max_pending` undelivered events (503).
+        SpoolFull => "spool_full",
+        /// The sender's address is not in the route's `allow_ips` (403).
+        Forbidden => "forbidden",
+        /// Over the route's `rate_limit` (429).
+        RateLimited => "rate_limited",
+        /// `limits.max_concurrent_requests` reached (503).
+        Overloaded => "overloaded",
+        /// The handler failed unexpectedly (500); a bug, never expected.
+        InternalError => "internal_error",
+        /// Verified, but its event type is not allowed: answered 2xx, not forwarded.
+        Filtered => "filtered",
+        /// Verified, and answered by hookgate itself (an `ack_only` event or a
+        /// sender's handshake): answered 2xx, not forwarded.
+        AckOnly => "ack_only",
+    }
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::UpstreamRejected => "upstream_rejected",
-            Outcome::Unauthorized => "unauthorized",
-            Outcome::TooLarge => "too_large",
-            Outcome::NotFound => "not_found",
-            Outcome::MethodNotAllowed => "method_not_allowed",
-            Outcome::BadRequest => "bad_request",
-            Outcome::Timeout => "timeout",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::UpstreamTimeout => "upstream_timeout",
-            Outcome::Duplicate => "duplicate",
-            Outcome::InFlight => "in_flight",
-            Outcome::StoreUnavailable => "store_unavailable",
-            Outcome::SpoolFull => "spool_full",
-            Outcome::Forbidden => "forbidden",
-            Outcome::RateLimited => "rate_limited",
-            Outcome::Overloaded => "overloaded",
-            Outcome::InternalError => "internal_error",
-            Outcome::Filtered => "filtered",
-            Outcome::AckOnly => "ack_only",
+label! {
+    /// Upstream answer classes: the `class` label of
+    /// `hookgate_upstream_responses_total`.
+    pub enum UpstreamClass {
+        Status2xx => "2xx",
+        Status3xx => "3xx",
+        Status4xx => "4xx",
+        /// A 5xx, or a status outside 200..=499 (1xx never ends an exchange).
+        Status5xx => "5xx",
+        /// No usable answer: unreachable, cut off, or a body over the limit.
+        Error => "error",
+        /// No answer within the route's `upstream.timeout`.
+        Timeout => "timeout",
+    }
+}
+
+impl From<http::StatusCode> for UpstreamClass {
+    /// The class of an answer's status.
+    fn from(status: http::StatusCode) -> UpstreamClass {
+        match status.as_u16() {
+            200..=299 => UpstreamClass::Status2xx,
+            300..=399 => UpstreamClass::Status3xx,
+            400..=499 => UpstreamClass::Status4xx,
+            _ => UpstreamClass::Status5xx,
         }
     }
 }
 
-/// Upstream answer classes: the `class` label of `hookgate_upstream_responses_total`.
-pub const UPSTREAM_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "error", "timeout"];
+label! {
+    /// Dedup claim results: the `result` label of `hookgate_dedup_total`.
+    pub enum DedupResult {
+        /// The first copy: it is processed.
+        New => "new",
+        /// A copy of an event accepted within the window.
+        Duplicate => "duplicate",
+        /// A copy of an event whose first copy is still being processed.
+        InFlight => "in_flight",
+    }
+}
 
-/// Dedup claim results: the `result` label of `hookgate_dedup_total`.
-pub const DEDUP_RESULTS: [&str; 3] = ["new", "duplicate", "in_flight"];
-
-/// Delivery results: the `result` label of `hookgate_deliveries_total`.
-pub const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retry", "dead_letter"];
+label! {
+    /// Delivery results: the `result` label of `hookgate_deliveries_total`.
+    pub enum DeliveryResult {
+        Delivered => "delivered",
+        Retry => "retry",
+        DeadLetter => "dead_letter",
+    }
+}
 
 /// Buckets for delivery lag, in seconds: 1 ms to 3 days.
 const LAG_BUCKETS: &[f64] = &[
@@ -265,25 +290,30 @@ impl Metrics {
                     )
                 })
                 .collect(),
-            upstream_responses: UPSTREAM_CLASSES.map(|c| {
+            upstream_responses: UpstreamClass::ALL.map(|c| {
                 counter(
                     r,
                     names::UPSTREAM_RESPONSES_TOTAL,
-                    with(Some(("class", c.into()))),
+                    with(Some(("class", c.as_str().into()))),
                 )
             }),
-            dedup: DEDUP_RESULTS
-                .map(|res| counter(r, names::DEDUP_TOTAL, with(Some(("result", res.into()))))),
+            dedup: DedupResult::ALL.map(|res| {
+                counter(
+                    r,
+                    names::DEDUP_TOTAL,
+                    with(Some(("result", res.as_str().into()))),
+                )
+            }),
             dedup_errors: counter(r, names::DEDUP_ERRORS_TOTAL, with(None)),
             dedup_key_fallbacks: counter(r, names::DEDUP_KEY_FALLBACKS_TOTAL, with(None)),
             spool_pending: gauge(r, names::SPOOL_PENDING, with(None)),
             dead_letters: gauge(r, names::DEAD_LETTERS, with(None)),
             oldest_pending_age: gauge(r, names::SPOOL_OLDEST_PENDING_AGE_SECONDS, with(None)),
-            deliveries: DELIVERY_RESULTS.map(|res| {
+            deliveries: DeliveryResult::ALL.map(|res| {
                 counter(
                     r,
                     names::DELIVERIES_TOTAL,
-                    with(Some(("result", res.into()))),
+                    with(Some(("result", res.as_str().into()))),
                 )
             }),
             attempt_duration: histogram(r, names::DELIVERY_ATTEMPT_DURATION_SECONDS, with(None)),
@@ -301,14 +331,14 @@ pub struct RouteMetrics {
     spool_pending: Gauge,
     dead_letters: Gauge,
     oldest_pending_age: Gauge,
-    deliveries: [Counter; DELIVERY_RESULTS.len()],
+    deliveries: [Counter; DeliveryResult::ALL.len()],
     attempt_duration: Histogram,
     delivery_lag: Histogram,
     requests: [Counter; Outcome::ALL.len()],
     verify_failures: [Counter; VerifyError::ALL.len()],
     secret_matches: Vec<Counter>,
-    upstream_responses: [Counter; UPSTREAM_CLASSES.len()],
-    dedup: [Counter; DEDUP_RESULTS.len()],
+    upstream_responses: [Counter; UpstreamClass::ALL.len()],
+    dedup: [Counter; DedupResult::ALL.len()],
     dedup_errors: Counter,
     dedup_key_fallbacks: Counter,
     request_duration: Histogram,
@@ -317,8 +347,7 @@ pub struct RouteMetrics {
 
 impl RouteMetrics {
     pub fn request(&self, outcome: Outcome, seconds: f64) {
-        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
-        self.requests[i].increment(1);
+        self.requests[outcome.index()].increment(1);
         self.request_duration.record(seconds);
     }
 
@@ -336,11 +365,9 @@ impl RouteMetrics {
         }
     }
 
-    /// Counts a dedup claim; `result` is one of [`DEDUP_RESULTS`].
-    pub fn dedup(&self, result: &str) {
-        if let Some(i) = DEDUP_RESULTS.iter().position(|r| *r == result) {
-            self.dedup[i].increment(1);
-        }
+    /// Counts a dedup claim.
+    pub fn dedup(&self, result: DedupResult) {
+        self.dedup[result.index()].increment(1);
     }
 
     /// Sets the spool gauges.
@@ -354,11 +381,9 @@ impl RouteMetrics {
         self.oldest_pending_age.set(seconds);
     }
 
-    /// Counts one delivery attempt; `result` is one of [`DELIVERY_RESULTS`].
-    pub fn delivery(&self, result: &str, attempt_seconds: f64) {
-        if let Some(i) = DELIVERY_RESULTS.iter().position(|r| *r == result) {
-            self.deliveries[i].increment(1);
-        }
+    /// Counts one delivery attempt.
+    pub fn delivery(&self, result: DeliveryResult, attempt_seconds: f64) {
+        self.deliveries[result.index()].increment(1);
         self.attempt_duration.record(attempt_seconds);
     }
 
@@ -380,11 +405,9 @@ impl RouteMetrics {
         self.dedup_key_fallbacks.increment(1);
     }
 
-    /// Records one upstream exchange; `class` is one of [`UPSTREAM_CLASSES`].
-    pub fn upstream(&self, class: &str, seconds: f64) {
-        if let Some(i) = UPSTREAM_CLASSES.iter().position(|c| *c == class) {
-            self.upstream_responses[i].increment(1);
-        }
+    /// Records one upstream exchange.
+    pub fn upstream(&self, class: UpstreamClass, seconds: f64) {
+        self.upstream_responses[class.index()].increment(1);
         self.upstream_duration.record(seconds);
     }
 }
@@ -438,6 +461,76 @@ mod tests {
                 text.contains(&format!("# HELP {name} ")),
                 "{name} has no HELP"
             );
+        }
+    }
+
+    /// Label values are a contract with dashboards and alerts: the enums
+    /// render exactly these, in this order.
+    #[test]
+    fn label_values_are_unchanged() {
+        let values = |all: &[&'static str]| all.to_vec();
+        assert_eq!(
+            values(&UpstreamClass::ALL.map(UpstreamClass::as_str)),
+            ["2xx", "3xx", "4xx", "5xx", "error", "timeout"]
+        );
+        assert_eq!(
+            values(&DedupResult::ALL.map(DedupResult::as_str)),
+            ["new", "duplicate", "in_flight"]
+        );
+        assert_eq!(
+            values(&DeliveryResult::ALL.map(DeliveryResult::as_str)),
+            ["delivered", "retry", "dead_letter"]
+        );
+        assert_eq!(Outcome::ALL.len(), 20);
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i);
+        }
+        assert_eq!(Outcome::AckOnly.as_str(), "ack_only");
+        assert_eq!(Outcome::UpstreamRejected.as_str(), "upstream_rejected");
+        for (status, class) in [
+            (200, "2xx"),
+            (204, "2xx"),
+            (302, "3xx"),
+            (404, "4xx"),
+            (500, "5xx"),
+            (101, "5xx"),
+        ] {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            assert_eq!(UpstreamClass::from(status).as_str(), class, "{status}");
+        }
+    }
+
+    #[test]
+    fn every_label_value_is_registered_and_counts() {
+        let m = Metrics::new();
+        let r = m.route("r", 0);
+        r.upstream(UpstreamClass::Timeout, 0.01);
+        r.dedup(DedupResult::InFlight);
+        r.delivery(DeliveryResult::DeadLetter, 0.01);
+        let text = m.render();
+        for c in UpstreamClass::ALL {
+            let n = u8::from(c == UpstreamClass::Timeout);
+            let line = format!(
+                "hookgate_upstream_responses_total{{route=\"r\",class=\"{}\"}} {n}",
+                c.as_str()
+            );
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+        for d in DedupResult::ALL {
+            let n = u8::from(d == DedupResult::InFlight);
+            let line = format!(
+                "hookgate_dedup_total{{route=\"r\",result=\"{}\"}} {n}",
+                d.as_str()
+            );
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+        for d in DeliveryResult::ALL {
+            let n = u8::from(d == DeliveryResult::DeadLetter);
+            let line = format!(
+                "hookgate_deliveries_total{{route=\"r\",result=\"{}\"}} {n}",
+                d.as_str()
+            );
+            assert!(text.contains(&line), "{line}\n{text}");
         }
     }
 

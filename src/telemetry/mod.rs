@@ -5,7 +5,9 @@
 pub mod metrics;
 pub mod names;
 
-pub use self::metrics::{Metrics, Outcome, RouteMetrics};
+pub use self::metrics::{
+    DedupResult, DeliveryResult, Metrics, Outcome, RouteMetrics, UpstreamClass,
+};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -682,7 +682,8 @@ fn with_query(base: &str, query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::{presets::hmac_preset, secrets};
+    use crate::presets::hmac_preset;
+    use crate::verify::secrets;
     use bytes::Bytes;
     use http::HeaderValue;
 

@@ -12,11 +12,12 @@
 //! - comparisons are constant time and never reveal a secret's length;
 //! - errors never carry the expected or the received credential.
 //!
-//! Scheme families live one per file; providers are data in `presets.rs`.
+//! Scheme families live one per file; providers are data in
+//! [`crate::presets`], which builds on this module (never the reverse).
 
 pub mod coverage;
 mod hmac;
-pub mod presets;
+pub mod pointer;
 mod public_key;
 mod shared_secret;
 pub mod template;
@@ -32,6 +33,9 @@ pub use self::coverage::{Coverage, Trust};
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };
+/// Signature checks made on this thread (tests of the public-key presets).
+#[cfg(test)]
+pub(crate) use self::public_key::KEY_CHECKS;
 pub use self::public_key::{KeyAlgorithm, KeyFormat, PublicKey, PublicKeySpec, PublicKeyVerifier};
 pub use self::template::Template;
 pub use self::timestamp::{TimeUnit, TimestampSource, TimestampSpec};

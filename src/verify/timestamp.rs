@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName};
 
+use super::pointer::{Found, Pointer};
 use super::VerifyError;
-use crate::dedup::pointer::{Found, Pointer};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimestampSource {

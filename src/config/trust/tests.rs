@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::super::{Config, ConfigError, DedupMode};
-use crate::verify::presets::{public_key_preset, NAMES};
+use crate::presets::{public_key_preset, NAMES};
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ED25519_HEX: &str = "e73a4a1e8fc8de1e2b0a6d5d7c76a1bcbd1c0d2d1d9b6c8e1c3a2c0f1b2e3d4c";

@@ -225,7 +225,7 @@ fn every_key_is_tried_and_its_index_reported() {
         let v = verifier(kind, &[3, 1, 2], "");
         for (seed, index) in [(3, 0), (1, 1), (2, 2)] {
             let signed = kind.sign(seed, &ts, BODY);
-            let before = crate::verify::public_key::KEY_CHECKS.get();
+            let before = crate::verify::KEY_CHECKS.get();
             assert_eq!(
                 check(&v, &headers(&signed), BODY, TS).unwrap().secret_index,
                 Some(index),
@@ -235,7 +235,7 @@ fn every_key_is_tried_and_its_index_reported() {
             // All three keys checked the one signature, whichever matched:
             // the time taken does not tell which key it was.
             assert_eq!(
-                crate::verify::public_key::KEY_CHECKS.get() - before,
+                crate::verify::KEY_CHECKS.get() - before,
                 3,
                 "{} seed {seed}",
                 kind.scheme()

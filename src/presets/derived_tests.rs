@@ -1,0 +1,151 @@
+//! What is derived from the rows: the scheme list, each preset's default
+//! dedup key and event source, and which request parts each signature
+//! covers.
+
+use super::*;
+use crate::dedup::key::signed_body_digest;
+use crate::dedup::KeyTemplate;
+use crate::verify::{secrets, SpecKind, Trust, VerifySpec};
+
+fn hmac(name: &str) -> Coverage {
+    let spec = VerifySpec {
+        scheme: name.into(),
+        kind: SpecKind::Hmac {
+            spec: hmac_preset(name).unwrap(),
+            secrets: secrets(&["k"]),
+        },
+    };
+    match spec.trust() {
+        Trust::Signed(c) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn names(c: &Coverage) -> Vec<&str> {
+    c.headers.iter().map(|h| h.as_str()).collect()
+}
+
+#[test]
+fn derived_from_each_description() {
+    // Body-only MACs: no header is signed.
+    for name in ["trutac", "github", "shopify", "bitbucket", "timekit"] {
+        let c = hmac(name);
+        assert!(c.body && c.form && !c.url, "{name}");
+        assert!(c.headers.is_empty(), "{name}: {:?}", names(&c));
+    }
+    assert_eq!(
+        names(&hmac("standard_webhooks")),
+        ["webhook-id", "webhook-timestamp"]
+    );
+    assert_eq!(
+        names(&hmac("twitch")),
+        [
+            "twitch-eventsub-message-id",
+            "twitch-eventsub-message-timestamp"
+        ]
+    );
+    assert_eq!(names(&hmac("slack")), ["x-slack-request-timestamp"]);
+    // Stripe's timestamp is in the signature header, Linear's in the body.
+    assert!(hmac("stripe").headers.is_empty());
+    assert!(hmac("linear").headers.is_empty());
+    // Svix accepts `webhook-*` or `svix-*`: neither id header is signed
+    // in every form, so neither counts.
+    let svix = hmac("svix");
+    assert!(svix.body && svix.headers.is_empty());
+    // Twilio signs the URL and the sorted form parameters, not the raw
+    // body: a reordered body verifies too.
+    let twilio = hmac("twilio");
+    assert!(twilio.url && twilio.form && !twilio.body);
+    assert!(hmac("hubspot").url && hmac("hubspot").body);
+    let discord = Coverage::of(
+        &public_key_preset("discord").unwrap().payload,
+        public_key_preset("discord").unwrap().timestamp.as_ref(),
+    );
+    assert_eq!(names(&discord), ["x-signature-timestamp"]);
+    assert!(discord.body);
+}
+
+#[test]
+fn names_are_the_rows_in_order_and_unique() {
+    let rows: Vec<&str> = TABLE.iter().map(|r| r.name).collect();
+    assert_eq!(NAMES, rows.as_slice());
+    let mut unique = rows.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), rows.len());
+    assert_eq!(&NAMES[..3], ["trutac", "timekit", "github"]);
+}
+
+#[test]
+fn natural_keys_parse() {
+    for scheme in ["standard_webhooks", "stripe"] {
+        KeyTemplate::parse(natural_key(scheme).unwrap()).unwrap();
+    }
+    for unsigned_id in ["trutac", "github", "shopify", "svix"] {
+        assert_eq!(natural_key(unsigned_id), None, "{unsigned_id}");
+    }
+}
+
+/// A natural key is used only where every signature form of the preset
+/// covers it, so each one must be signed by its own preset; a preset
+/// without one falls back to the digest of what its signature covers.
+#[test]
+fn default_keys_are_covered_by_their_own_signatures() {
+    for row in TABLE {
+        let preset = row.preset();
+        let Some(coverage) = preset.coverage() else {
+            assert_eq!(
+                row.dedup_key, None,
+                "{}: a shared secret signs nothing",
+                row.name
+            );
+            continue;
+        };
+        let forms = std::iter::once(coverage)
+            .chain(public_key_preset(row.name).map(|pk| Coverage::of_public_key(&pk)));
+        for coverage in forms {
+            let text = natural_key(row.name).unwrap_or(signed_body_digest(&coverage));
+            let key = KeyTemplate::parse(text).unwrap();
+            assert_eq!(
+                key.check_signed(row.name, &coverage),
+                Ok(()),
+                "{}",
+                row.name
+            );
+        }
+    }
+    assert_eq!(
+        signed_body_digest(&preset("twilio").unwrap().coverage().unwrap()),
+        "{form_sha256}"
+    );
+}
+
+#[test]
+fn event_sources_parse_and_handshakes_are_where_they_were() {
+    for row in TABLE {
+        let preset = row.preset();
+        assert_eq!(
+            preset.event_source().map(|s| s.describe()).is_some(),
+            preset.events_from.is_some(),
+            "{}",
+            row.name
+        );
+    }
+    let from = |name: &str| preset(name).unwrap().event_source().map(|s| s.describe());
+    assert_eq!(from("trutac").as_deref(), Some("header:tt-hook-event"));
+    assert_eq!(from("pagerduty").as_deref(), Some("json:/event/event_type"));
+    assert_eq!(from("hubspot"), None);
+    let handshakes: Vec<(&str, Handshake)> = TABLE
+        .iter()
+        .filter_map(|r| Some((r.name, r.handshake?)))
+        .collect();
+    assert_eq!(
+        handshakes,
+        [
+            ("okta", Handshake::OktaVerification),
+            ("slack", Handshake::SlackUrlVerification),
+            ("zoom", Handshake::ZoomUrlValidation),
+            ("twitch", Handshake::TwitchCallbackVerification),
+        ]
+    );
+}

@@ -1,0 +1,553 @@
+//! Providers as data: one row of [`TABLE`] per sender. A row names the
+//! preset, describes its signatures with the generic descriptions
+//! (`hmac`, `header`, public-key signatures), and says where its event type
+//! is, which events are only acknowledged, which handshake hookgate answers
+//! for it and which event ID identifies its events. Everything else is
+//! derived from the rows: [`NAMES`] (the scheme list), [`preset`] (what a
+//! route gets), [`natural_key`] (the default dedup key) and, through
+//! [`crate::verify::Coverage`], which request parts each signature covers.
+//!
+//! Adding a provider whose math the descriptions can express is one row
+//! here, its tests in `tests.rs`, and its published vectors in
+//! `tests/vectors/`. A preset without a published vector says so in its
+//! tests.
+//!
+//! This module sits above `verify` and `events` and imports both; neither
+//! imports it, so the catalogue of senders never ties them together.
+
+use std::time::Duration;
+
+use http::HeaderName;
+
+use crate::events::{EventSource, Handshake};
+use crate::verify::template::Template;
+use crate::verify::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
+use crate::verify::{
+    Algorithm, Coverage, Encoding, HmacSpec, KeyAlgorithm, KeyFormat, PublicKeySpec,
+    SecretEncoding, SignatureSource,
+};
+
+/// A preset as a route gets it: its verification and what the event
+/// filter needs.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub kind: PresetKind,
+    /// Where the event type is (`header:NAME` or `json:/pointer`).
+    pub events_from: Option<&'static str>,
+    /// Events answered 2xx and never forwarded unless the route says otherwise.
+    pub ack_only: &'static [&'static str],
+    /// A challenge the sender expects hookgate itself to answer.
+    pub handshake: Option<Handshake>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PresetKind {
+    Hmac(HmacSpec),
+    /// A shared secret sent as a header value (GitLab's `X-Gitlab-Token`).
+    Header(HeaderName),
+    /// A signature checked with the sender's `public_keys` (verify only).
+    PublicKey(PublicKeySpec),
+}
+
+impl Preset {
+    /// Where the event type is, parsed.
+    pub fn event_source(&self) -> Option<EventSource> {
+        self.events_from
+            .map(|f| EventSource::parse(f).expect("preset event sources are valid"))
+    }
+
+    /// What every signature form of this preset covers; `None` for a shared
+    /// secret, which travels in the request and signs nothing.
+    pub fn coverage(&self) -> Option<Coverage> {
+        match &self.kind {
+            PresetKind::Hmac(spec) => Some(Coverage::of_hmac(spec)),
+            PresetKind::PublicKey(spec) => Some(Coverage::of_public_key(spec)),
+            PresetKind::Header(_) => None,
+        }
+    }
+}
+
+/// One row of the table: everything hookgate knows about one sender. The
+/// signature descriptions own heap data, so a row holds the function that
+/// builds them; everything else is constant.
+#[derive(Clone, Copy)]
+pub struct Row {
+    /// The `scheme` a route names.
+    pub name: &'static str,
+    /// How its requests are verified.
+    verify: fn() -> PresetKind,
+    /// A public-key form besides an HMAC one (standard_webhooks' `v1a`),
+    /// used when the route lists `public_keys` instead of `secrets`.
+    public_key: Option<fn() -> PublicKeySpec>,
+    /// Where the event type is (`header:NAME` or `json:/pointer`).
+    events_from: Option<&'static str>,
+    /// Events answered 2xx and never forwarded unless the route says otherwise.
+    ack_only: &'static [&'static str],
+    /// A challenge the sender expects hookgate itself to answer.
+    handshake: Option<Handshake>,
+    /// The sender's own event ID, the dedup key of a route that sets none,
+    /// when its signature covers it (`None`: the digest of the signed body).
+    /// IDs sent in headers outside the signature (GitHub's
+    /// `X-GitHub-Delivery`, Shopify's `X-Shopify-Webhook-Id`, Svix's
+    /// `svix-id` when `webhook-*` headers may be used instead) do not
+    /// qualify: a replayed copy could carry any value.
+    dedup_key: Option<&'static str>,
+}
+
+impl Row {
+    const fn new(name: &'static str, verify: fn() -> PresetKind) -> Row {
+        Row {
+            name,
+            verify,
+            public_key: None,
+            events_from: None,
+            ack_only: &[],
+            handshake: None,
+            dedup_key: None,
+        }
+    }
+
+    const fn events(mut self, from: &'static str) -> Row {
+        self.events_from = Some(from);
+        self
+    }
+
+    const fn ack_only(mut self, events: &'static [&'static str]) -> Row {
+        self.ack_only = events;
+        self
+    }
+
+    const fn handshake(mut self, handshake: Handshake) -> Row {
+        self.handshake = Some(handshake);
+        self
+    }
+
+    const fn dedup_key(mut self, key: &'static str) -> Row {
+        self.dedup_key = Some(key);
+        self
+    }
+
+    const fn public_key(mut self, spec: fn() -> PublicKeySpec) -> Row {
+        self.public_key = Some(spec);
+        self
+    }
+
+    /// The preset a route with this scheme gets.
+    pub fn preset(&self) -> Preset {
+        Preset {
+            kind: (self.verify)(),
+            events_from: self.events_from,
+            ack_only: self.ack_only,
+            handshake: self.handshake,
+        }
+    }
+}
+
+/// Every preset, in the order error messages and docs list them.
+pub const TABLE: &[Row] = {
+    use Algorithm::*;
+    use Encoding::*;
+    &[
+        // `TT-Hook-Signature: sha1=<hex HMAC-SHA1 of the raw body>`.
+        Row::new("trutac", || {
+            hmac([body("tt-hook-signature", Sha1, Hex, "sha1=")])
+        })
+        .events("header:TT-Hook-Event")
+        .ack_only(&["ping"]),
+        // `X-Timekit-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("timekit", || {
+            hmac([body("x-timekit-signature", Sha256, Hex, "")])
+        }),
+        // `X-Hub-Signature-256: sha256=<hex>`; the legacy SHA-1 header is
+        // only consulted when the SHA-256 one is absent.
+        Row::new("github", || {
+            hmac([
+                body("x-hub-signature-256", Sha256, Hex, "sha256="),
+                body("x-hub-signature", Sha1, Hex, "sha1="),
+            ])
+        })
+        .events("header:X-GitHub-Event")
+        .ack_only(&["ping"]),
+        // `X-Gitlab-Token: <the secret token>`.
+        Row::new("gitlab", || PresetKind::Header(header("x-gitlab-token")))
+            .events("header:X-Gitlab-Event"),
+        // Okta event hooks: the `Authorization` header carries the secret
+        // configured in Okta, verbatim. Registering a hook sends a GET with
+        // `X-Okta-Verification-Challenge`, answered by hookgate.
+        // (No published vector: a shared secret has none.)
+        Row::new("okta", || PresetKind::Header(header("authorization")))
+            .handshake(Handshake::OktaVerification),
+        // Bitbucket Cloud and Data Center: `X-Hub-Signature: sha256=<hex>`.
+        Row::new("bitbucket", || {
+            hmac([body("x-hub-signature", Sha256, Hex, "sha256=")])
+        })
+        .events("header:X-Event-Key"),
+        // The signed `webhook-id` is the event's ID.
+        Row::new("standard_webhooks", || hmac([standard_webhooks("webhook")]))
+            .public_key(standard_webhooks_v1a)
+            .events("json:/type")
+            .dedup_key("{header:webhook-id}"),
+        // Svix (and Clerk and Resend, which send through Svix) use Standard
+        // Webhooks, with `svix-*` headers from older libraries.
+        Row::new("svix", svix).events("json:/type"),
+        Row::new("clerk", svix).events("json:/type"),
+        Row::new("resend", svix).events("json:/type"),
+        // `Stripe-Signature: t=<unix>,v1=<hex>,v1=<hex>` over `t.body`;
+        // the `whsec_…` secret is used verbatim as UTF-8. The body's `id` is
+        // the event's ID.
+        Row::new("stripe", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
+                ..body("stripe-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/type")
+        .dedup_key("{json:/id}"),
+        // Base64 HMAC-SHA256 of the body, in the classic or the newer header.
+        Row::new("shopify", || {
+            hmac([
+                body("x-shopify-hmac-sha256", Sha256, Base64, ""),
+                body("shopify-hmac-sha256", Sha256, Base64, ""),
+            ])
+        })
+        .events("header:X-Shopify-Topic"),
+        // `X-Slack-Signature: v0=<hex>` over `v0:<timestamp>:<body>`.
+        Row::new("slack", || {
+            hmac([SignatureSource {
+                payload: template("v0:{timestamp}:{body}"),
+                timestamp: timestamp("header:X-Slack-Request-Timestamp", TimeUnit::Seconds, 300),
+                ..body("x-slack-signature", Sha256, Hex, "v0=")
+            }])
+        })
+        .events("json:/type")
+        .handshake(Handshake::SlackUrlVerification),
+        // Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex>` over
+        // `ts:body`; Paddle's SDKs allow 5 seconds.
+        Row::new("paddle", || {
+            hmac([SignatureSource {
+                separator: Some(";".into()),
+                payload: template("{timestamp}:{body}"),
+                timestamp: timestamp("signature:ts", TimeUnit::Seconds, 5),
+                ..body("paddle-signature", Sha256, Hex, "h1=")
+            }])
+        })
+        .events("json:/event_type"),
+        // `X-PagerDuty-Signature: v1=<hex>,v1=<hex>` (one per secret).
+        Row::new("pagerduty", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                ..body("x-pagerduty-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/event/event_type"),
+        // `Linear-Signature: <hex>` of the body; the body's
+        // `webhookTimestamp` (milliseconds) must be within a minute.
+        Row::new("linear", || {
+            hmac([SignatureSource {
+                timestamp: timestamp("json:/webhookTimestamp", TimeUnit::Milliseconds, 60),
+                ..body("linear-signature", Sha256, Hex, "")
+            }])
+        })
+        .events("json:/type"),
+        // `x-zm-signature: v0=<hex>` over `v0:<timestamp>:<body>`.
+        Row::new("zoom", || {
+            hmac([SignatureSource {
+                payload: template("v0:{timestamp}:{body}"),
+                timestamp: timestamp("header:x-zm-request-timestamp", TimeUnit::Seconds, 300),
+                ..body("x-zm-signature", Sha256, Hex, "v0=")
+            }])
+        })
+        .events("json:/event")
+        .handshake(Handshake::ZoomUrlValidation),
+        // `Typeform-Signature: sha256=<base64>` of the body.
+        Row::new("typeform", || {
+            hmac([body("typeform-signature", Sha256, Base64, "sha256=")])
+        })
+        .events("json:/event_type"),
+        // `Calendly-Webhook-Signature: t=<unix>,v1=<hex>` over `t.body`;
+        // Calendly's docs suggest a 3 minute window.
+        Row::new("calendly", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 180),
+                ..body("calendly-webhook-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/event"),
+        // Base64 HMAC-SHA256 of `timestamp + body`; the timestamp header
+        // is RFC 3339.
+        Row::new("zendesk", || {
+            hmac([SignatureSource {
+                payload: template("{timestamp}{body}"),
+                timestamp: timestamp(
+                    "header:X-Zendesk-Webhook-Signature-Timestamp",
+                    TimeUnit::Rfc3339,
+                    300,
+                ),
+                ..body("x-zendesk-webhook-signature", Sha256, Base64, "")
+            }])
+        })
+        .events("json:/type"),
+        // `X-Hub-Signature: sha1=<hex>` of the body.
+        Row::new("intercom", || {
+            hmac([body("x-hub-signature", Sha1, Hex, "sha1=")])
+        })
+        .events("json:/topic"),
+        // Jira Cloud webhooks with a secret: `X-Hub-Signature: sha256=<hex>`.
+        Row::new("jira", || {
+            hmac([body("x-hub-signature", Sha256, Hex, "sha256=")])
+        })
+        .events("json:/webhookEvent"),
+        // `x-vercel-signature: <hex HMAC-SHA1 of the body>`.
+        Row::new("vercel", || {
+            hmac([body("x-vercel-signature", Sha1, Hex, "")])
+        })
+        .events("json:/type"),
+        // `x-xero-signature: <base64 HMAC-SHA256>`. Xero's intent-to-receive
+        // check is answered by verification itself: 2xx or 401.
+        Row::new("xero", || {
+            hmac([body("x-xero-signature", Sha256, Base64, "")])
+        }),
+        // `intuit-signature: <base64 HMAC-SHA256>` with the verifier token.
+        Row::new("quickbooks", || {
+            hmac([body("intuit-signature", Sha256, Base64, "")])
+        }),
+        // DocuSign Connect sends one `X-DocuSign-Signature-N` per HMAC key
+        // (up to 100); any of them may match any configured key.
+        Row::new("docusign", || {
+            let mut source = body("x-docusign-signature-1", Sha256, Base64, "");
+            source.more_headers = (2..=100)
+                .map(|n| {
+                    HeaderName::from_bytes(format!("x-docusign-signature-{n}").as_bytes())
+                        .expect("valid name")
+                })
+                .collect();
+            hmac([source])
+        })
+        .events("json:/event"),
+        // HubSpot v3: base64 HMAC-SHA256 of `method + URL + body +
+        // timestamp(ms)`; five minutes.
+        Row::new("hubspot", || {
+            hmac([SignatureSource {
+                payload: template("{method}{url}{body}{timestamp}"),
+                timestamp: timestamp(
+                    "header:X-HubSpot-Request-Timestamp",
+                    TimeUnit::Milliseconds,
+                    300,
+                ),
+                ..body("x-hubspot-signature-v3", Sha256, Base64, "")
+            }])
+        }),
+        // Twitch EventSub: `sha256=<hex>` over `id + timestamp + body`,
+        // the timestamp RFC 3339; Twitch says ten minutes.
+        Row::new("twitch", || {
+            hmac([SignatureSource {
+                payload: template("{header:twitch-eventsub-message-id}{timestamp}{body}"),
+                timestamp: timestamp(
+                    "header:Twitch-Eventsub-Message-Timestamp",
+                    TimeUnit::Rfc3339,
+                    600,
+                ),
+                ..body("twitch-eventsub-message-signature", Sha256, Hex, "sha256=")
+            }])
+        })
+        .events("header:Twitch-Eventsub-Subscription-Type")
+        .handshake(Handshake::TwitchCallbackVerification),
+        // Twilio, as its SDK's `RequestValidator` (twilio 9.13): base64
+        // HMAC-SHA1 of the full URL followed by the form parameters sorted
+        // by name (each name's values sorted and de-duplicated); the URL is
+        // tried with and without the default port. JSON requests carry
+        // `bodySHA256=<hex SHA-256 of the body>` in the signed URL instead
+        // of form parameters. Shared-key signatures say
+        // `algorithm=HMAC_SHA256` in `X-Twilio-Webhooks-Signature-Settings`.
+        Row::new("twilio", || {
+            hmac([SignatureSource {
+                payload: template("{url}{form_sorted}"),
+                url_port_variants: true,
+                algorithm_header: Some(header("x-twilio-webhooks-signature-settings")),
+                body_sha256_param: Some("bodySHA256".into()),
+                ..body("x-twilio-signature", Sha1, Base64, "")
+            }])
+        }),
+        // Square: base64 HMAC-SHA256 of `notification URL + body`.
+        Row::new("square", || {
+            hmac([SignatureSource {
+                payload: template("{url}{body}"),
+                ..body("x-square-hmacsha256-signature", Sha256, Base64, "")
+            }])
+        })
+        .events("json:/type"),
+        // Discord interactions and webhook events: hex Ed25519 signature
+        // of `timestamp + body`, the key from the developer portal in hex.
+        // Discord documents no window; five minutes, like the others.
+        Row::new("discord", || {
+            PresetKind::PublicKey(PublicKeySpec {
+                header: header("x-signature-ed25519"),
+                algorithm: KeyAlgorithm::Ed25519,
+                key_format: KeyFormat::Hex,
+                encoding: Hex,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}{body}"),
+                timestamp: timestamp("header:X-Signature-Timestamp", TimeUnit::Seconds, 300),
+            })
+        }),
+        // SendGrid (Twilio) signed event webhook: base64 DER ECDSA P-256
+        // signature of `timestamp + body`, the key as base64 DER. SendGrid
+        // documents no window; five minutes.
+        Row::new("sendgrid", || {
+            PresetKind::PublicKey(PublicKeySpec {
+                header: header("x-twilio-email-event-webhook-signature"),
+                algorithm: KeyAlgorithm::EcdsaP256Sha256,
+                key_format: KeyFormat::Base64Der,
+                encoding: Base64,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}{body}"),
+                timestamp: timestamp(
+                    "header:X-Twilio-Email-Event-Webhook-Timestamp",
+                    TimeUnit::Seconds,
+                    300,
+                ),
+            })
+        }),
+    ]
+};
+
+/// Names of every preset, for error messages and docs.
+pub const NAMES: &[&str] = &names();
+
+const fn names() -> [&'static str; TABLE.len()] {
+    let mut out = [""; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        out[i] = TABLE[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// The row of preset `name`.
+pub fn row(name: &str) -> Option<&'static Row> {
+    TABLE.iter().find(|row| row.name == name)
+}
+
+/// The preset called `name`, if there is one.
+pub fn preset(name: &str) -> Option<Preset> {
+    row(name).map(Row::preset)
+}
+
+/// The HMAC description of preset `name`, if it is an HMAC preset.
+pub fn hmac_preset(name: &str) -> Option<HmacSpec> {
+    match preset(name)?.kind {
+        PresetKind::Hmac(spec) => Some(spec),
+        PresetKind::Header(_) | PresetKind::PublicKey(_) => None,
+    }
+}
+
+/// The public-key form of preset `name`: its only form for `discord` and
+/// `sendgrid`; for `standard_webhooks` the asymmetric `v1a` signatures,
+/// used when the route lists `public_keys` instead of `secrets`.
+pub fn public_key_preset(name: &str) -> Option<PublicKeySpec> {
+    let row = row(name)?;
+    if let Some(spec) = row.public_key {
+        return Some(spec());
+    }
+    match (row.verify)() {
+        PresetKind::PublicKey(spec) => Some(spec),
+        PresetKind::Hmac(_) | PresetKind::Header(_) => None,
+    }
+}
+
+/// The natural event ID of a scheme's sender, used when a route has no
+/// `dedup.key` and its signature covers it; `None` means the digest of the
+/// signed body.
+pub fn natural_key(scheme: &str) -> Option<&'static str> {
+    row(scheme)?.dedup_key
+}
+
+/// Standard Webhooks asymmetric signatures: `webhook-signature` list items
+/// `v1a,<base64 Ed25519 signature>` over `{id}.{timestamp}.{body}`, keys
+/// written `whpk_<base64>`; five minutes.
+fn standard_webhooks_v1a() -> PublicKeySpec {
+    PublicKeySpec {
+        header: header("webhook-signature"),
+        algorithm: KeyAlgorithm::Ed25519,
+        key_format: KeyFormat::Whpk,
+        encoding: Encoding::Base64,
+        prefix: "v1a,".into(),
+        separator: Some(" ".into()),
+        payload: template("{header:webhook-id}.{timestamp}.{body}"),
+        timestamp: timestamp("header:webhook-timestamp", TimeUnit::Seconds, 300),
+    }
+}
+
+/// Svix's two header spellings.
+fn svix() -> PresetKind {
+    hmac([standard_webhooks("webhook"), standard_webhooks("svix")])
+}
+
+fn hmac<const N: usize>(sources: [SignatureSource; N]) -> PresetKind {
+    PresetKind::Hmac(HmacSpec {
+        sources: sources.into(),
+    })
+}
+
+fn header(name: &'static str) -> HeaderName {
+    HeaderName::from_static(name)
+}
+
+/// HMAC of the raw body in one header.
+fn body(
+    name: &'static str,
+    algorithm: Algorithm,
+    encoding: Encoding,
+    prefix: &str,
+) -> SignatureSource {
+    SignatureSource::new(header(name), algorithm, encoding, prefix)
+}
+
+fn template(text: &str) -> Template {
+    Template::parse(text).expect("preset templates are valid")
+}
+
+fn timestamp(source: &str, unit: TimeUnit, tolerance_secs: u64) -> Option<TimestampSpec> {
+    Some(TimestampSpec {
+        source: TimestampSource::parse(source).expect("preset timestamp sources are valid"),
+        unit,
+        tolerance: Duration::from_secs(tolerance_secs),
+    })
+}
+
+/// Standard Webhooks with headers `{prefix}-id`, `-timestamp`, `-signature`.
+fn standard_webhooks(prefix: &str) -> SignatureSource {
+    let name = |suffix: &str| {
+        HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes()).expect("valid name")
+    };
+    SignatureSource {
+        separator: Some(" ".into()),
+        secret_encoding: SecretEncoding::Whsec,
+        payload: template(&format!("{{header:{prefix}-id}}.{{timestamp}}.{{body}}")),
+        timestamp: Some(TimestampSpec {
+            source: TimestampSource::Header(name("timestamp")),
+            unit: TimeUnit::Seconds,
+            tolerance: Duration::from_secs(300),
+        }),
+        ..SignatureSource::new(
+            name("signature"),
+            Algorithm::Sha256,
+            Encoding::Base64,
+            "v1,",
+        )
+    }
+}
+
+#[cfg(test)]
+mod derived_tests;
+#[cfg(test)]
+mod public_key_tests;
+#[cfg(test)]
+mod tests;
