@@ -13,6 +13,7 @@ pub mod dedup;
 pub mod events;
 pub mod forward;
 pub mod reload;
+pub mod reserved_headers;
 pub mod server;
 pub mod spool;
 pub mod store;

@@ -17,7 +17,7 @@ use super::{
 use crate::dedup::key::{natural_key, signed_body_digest, BODY_SHA256};
 use crate::dedup::KeyTemplate;
 use crate::events::{EventPolicy, EventSource};
-use crate::forward::{is_gateway_managed, is_hop_by_hop};
+use crate::reserved_headers::{is_gateway_managed, is_hop_by_hop};
 use crate::verify::presets::{Preset, PresetKind};
 use crate::verify::template::Part;
 use crate::verify::timestamp::DEFAULT_TOLERANCE;
