@@ -7,7 +7,7 @@ use crate::verify::{Algorithm, Encoding, SecretEncoding, TimeUnit};
 
 /// `unknown <what> "<word>": <expected>`, with the word only when it is
 /// short and plain (so the expansion scrub can always find it).
-fn unknown(what: &str, word: &str, expected: &str) -> String {
+pub fn unknown(what: &str, word: &str, expected: &str) -> String {
     let plain = (1..=32).contains(&word.len())
         && word
             .bytes()

@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 pub use self::http::{ListedHeader, SettableHeaders, UpstreamUrl};
-pub use enums::{LogFormat, UnsignedKey};
+pub use enums::{unknown, LogFormat, UnsignedKey};
 pub use text::{
     AdminToken, LogLevel, NonEmptyList, Pattern, PublicUrl, RedisUrl, RouteName, RoutePath, Secret,
     Separator,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-use super::super::leaf::{Parsed, Secret};
+use super::super::leaf::{unknown, Parsed, Secret};
 use super::super::raw::RawVerify;
 use super::super::ConfigError;
 use super::keys::{check_secrets_decode, public_keys, secrets};
@@ -46,10 +46,13 @@ pub fn verify(at: &At, mut raw: RawVerify) -> Result<(VerifySpec, Option<Preset>
         "hmac" => GENERIC_HMAC,
         _ if preset.is_some() => &preset_fields,
         other => {
-            return Err(at.field("scheme").error(format!(
-                "unknown scheme {other:?}: expected one of none, header, api_key, hmac, {}",
+            let expected = format!(
+                "expected one of none, header, api_key, hmac, {}",
                 presets::NAMES.join(", ")
-            )))
+            );
+            return Err(at
+                .field("scheme")
+                .error(unknown("scheme", other, &expected)));
         }
     };
     check_given(at, &raw, allowed, &preset_fields, preset.is_some())?;
