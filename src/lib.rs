@@ -14,6 +14,7 @@ pub mod events;
 pub mod forward;
 pub mod presets;
 pub mod reload;
+pub mod reserved_headers;
 pub mod server;
 pub mod spool;
 pub mod store;

@@ -14,8 +14,13 @@ const REDACTED: &str = "<redacted>";
 /// found: `invalid type: string "…", expected u64` becomes
 /// `expected u64, found a string`. Messages that can only hold names
 /// written in the file (unknown or missing fields) are kept as they are;
-/// any other shape becomes a generic one.
+/// any other shape becomes a generic one. Messages from our own typed
+/// leaves are kept as they are.
 pub fn serde_message(message: &str) -> String {
+    // Our own leaves' messages never hold a value (`leaf.rs`).
+    if let Some(own) = message.strip_prefix(super::leaf::OWN_MESSAGE) {
+        return own.to_string();
+    }
     let kept = [
         "unknown field",
         "missing field",
@@ -106,9 +111,14 @@ mod tests {
             ("missing field `url`", "missing field `url`"),
             ("something new: sk_live", "invalid value for this field"),
         ];
+        let own = format!(
+            "{}not a duration: write e.g. 10s",
+            super::super::leaf::OWN_MESSAGE
+        );
         for (serde, ours) in cases {
             assert_eq!(serde_message(serde), ours, "{serde}");
         }
+        assert_eq!(serde_message(&own), "not a duration: write e.g. 10s");
     }
 
     #[test]

@@ -3,21 +3,25 @@
 //!
 //! Loading is three steps, each with errors that name the field:
 //! 1. parse YAML into a tree and expand `${…}` in every string (`expand.rs`);
-//! 2. deserialise the tree into raw structs that reject unknown keys (`raw.rs`);
-//! 3. validate meaning and build typed values (`validate.rs`).
+//! 2. deserialise the tree into raw structs that reject unknown keys
+//!    (`raw.rs`), parsing every leaf into its type on the way (`leaf/`:
+//!    durations, addresses, header names, URLs, words like `ack: sync`);
+//! 3. fill in defaults (the `Default` impls and `DEFAULT_*` constants
+//!    below) and check the rules between fields (`validate/`).
 //!
 //! Nothing here may print a secret: errors name fields, variables and files,
 //! and secret values are [`secrecy::SecretString`]s.
 
 mod error_text;
 mod expand;
+mod leaf;
 mod raw;
 mod trust;
 mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +33,9 @@ use crate::events::EventPolicy;
 use crate::verify::VerifySpec;
 
 pub use expand::expand_str;
-pub use validate::UNMATCHED_ROUTE;
+
+/// The route label used for requests that match no route.
+pub const UNMATCHED_ROUTE: &str = "_unmatched";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -55,6 +61,15 @@ pub struct Config {
     pub log: LogConfig,
     pub reload: ReloadConfig,
     pub routes: Vec<Route>,
+}
+
+impl Config {
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080));
+    pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+    pub const DEFAULT_DATA_DIR: &'static str = "./data";
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +141,12 @@ pub struct Route {
     pub upstream: Upstream,
 }
 
+impl Route {
+    pub const DEFAULT_ACK: AckMode = AckMode::Async;
+    pub const DEFAULT_ACK_STATUS: http::StatusCode = http::StatusCode::OK;
+    pub const DEFAULT_MAX_PENDING: u64 = 100_000;
+}
+
 /// When the sender gets its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckMode {
@@ -159,11 +180,29 @@ pub struct LogConfig {
     pub level: String,
 }
 
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "info".to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReloadConfig {
     /// Poll the config file and the files it reads, and reload on change.
     pub watch: bool,
     pub interval: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: false,
+            interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A route's rate limit: a token bucket.
@@ -182,6 +221,15 @@ pub struct StoreConfig {
     pub retention: Duration,
 }
 
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            fsync: true,
+            retention: Duration::from_secs(7 * 86400),
+        }
+    }
+}
+
 /// Async delivery retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
@@ -190,6 +238,17 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
     /// Past this age an event is dead-lettered even if attempts remain.
     pub max_age: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 15,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+            max_age: Duration::from_secs(72 * 3600),
+        }
+    }
 }
 
 /// Whether and how a route drops repeated copies of an event.
@@ -212,9 +271,14 @@ pub struct Dedup {
     pub unsigned_key_allowed: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Dedup {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DedupBackend {
     /// SQLite in `data_dir`.
+    #[default]
     Local,
     /// The top-level `redis` server, shared by replicas.
     Redis,
@@ -230,9 +294,10 @@ impl DedupBackend {
 }
 
 /// What to do when the dedup store cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoreErrorPolicy {
     /// Forward without dedup (nothing lost; a duplicate is possible).
+    #[default]
     Accept,
     /// Answer 503 with Retry-After.
     Reject,
@@ -258,6 +323,9 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
+    pub const DEFAULT_KEY_PREFIX: &'static str = "hookgate:";
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
     /// The URL with any password replaced, for display.
     pub fn redacted_url(&self) -> String {
         let url = self.url.expose_secret();
@@ -290,6 +358,11 @@ pub struct Upstream {
     pub retry: RetryConfig,
 }
 
+impl Upstream {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_CONCURRENCY: u32 = 16;
+}
+
 /// A configuration problem, with the file and the field it is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -314,14 +387,12 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    /// A deserialisation error under the field path `at` (empty for the
-    /// file), naming the field and the expected type, never the value.
-    pub(crate) fn from_serde(at: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
-        let inner = e.path().to_string();
-        let path = match (at, inner.as_str()) {
-            (at, ".") => at.to_string(),
-            ("", inner) => inner.to_string(),
-            (at, inner) => format!("{at}.{inner}"),
+    /// A deserialisation error, naming the field and the expected type,
+    /// never the value.
+    pub(crate) fn from_serde(e: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
+        let path = match e.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
         };
         ConfigError::at(path, error_text::serde_message(&e.into_inner().to_string()))
     }
@@ -366,7 +437,7 @@ impl Config {
             e
         };
         let raw: raw::RawConfig = serde_path_to_error::deserialize(tree)
-            .map_err(|e| ConfigError::from_serde("", e))
+            .map_err(ConfigError::from_serde)
             .map_err(scrub)?;
         validate::validate(raw).map_err(scrub)
     }

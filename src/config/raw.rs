@@ -1,185 +1,237 @@
-//! The configuration file exactly as written, after `${…}` expansion.
+//! The configuration file as written, after `${…}` expansion, with every
+//! leaf already parsed into its type (`leaf/`).
 //!
-//! These structs only describe shape: every field the user may write, with
-//! `deny_unknown_fields` so a typo is an error rather than a silently ignored
-//! setting. Meaning (durations, addresses, per-scheme rules) is checked in
-//! `validate.rs`, which turns them into the typed [`super::Config`].
+//! These structs describe shape: every field the user may write, with
+//! `deny_unknown_fields` so a typo is an error rather than a silently
+//! ignored setting. A field left out (or `null`) is `None` here and takes
+//! its default, from the `Default` impls and `DEFAULT_*` constants next to
+//! the typed [`super::Config`], in `validate/`. Rules between fields
+//! (which verify fields a scheme takes, a key the signature covers) are
+//! checked there too.
 
-use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use secrecy::SecretString;
-use serde::Deserialize;
+use http::HeaderName;
+use ipnet::IpNet;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
-#[derive(Deserialize, Default)]
+use super::leaf::{
+    self, AdminToken, AtLeast, ListedHeader, LogFormat, LogLevel, NonEmptyList, Parsed, Pattern,
+    Positive, PublicUrl, RedisUrl, RouteName, RoutePath, Secret, Separator, SettableHeaders,
+    SuccessStatus, UnsignedKey, UpstreamUrl,
+};
+use super::{AckMode, DedupBackend, StoreErrorPolicy};
+use crate::dedup::KeyTemplate;
+use crate::events::EventSource;
+use crate::verify::{Algorithm, Encoding, SecretEncoding, Template, TimeUnit, TimestampSource};
+
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub listen: Option<String>,
+    pub listen: Option<Parsed<SocketAddr>>,
     pub admin: Option<RawAdmin>,
-    pub data_dir: Option<String>,
+    pub data_dir: Option<PathBuf>,
     pub limits: Option<RawLimits>,
-    pub shutdown_timeout: Option<String>,
+    pub shutdown_timeout: Option<Parsed<Duration>>,
     pub redis: Option<RawRedis>,
     pub store: Option<RawStore>,
     pub tls: Option<RawTls>,
     #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<Parsed<IpNet>>,
     pub log: Option<RawLog>,
     pub reload: Option<RawReload>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    pub cert_file: String,
-    pub key_file: String,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
-    pub format: Option<String>,
-    pub level: Option<String>,
+    pub format: Option<Parsed<LogFormat>>,
+    pub level: Option<Parsed<LogLevel>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawReload {
     pub watch: Option<bool>,
-    pub interval: Option<String>,
+    pub interval: Option<Parsed<Duration>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
-    pub per_second: u32,
-    pub burst: Option<u32>,
+    pub per_second: Positive<u32>,
+    /// Defaults to `per_second`.
+    pub burst: Option<Positive<u32>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub fsync: Option<bool>,
-    pub retention: Option<String>,
+    pub retention: Option<Parsed<Duration>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     /// May carry a password: a secret.
-    pub url: SecretString,
+    pub url: Parsed<RedisUrl>,
     pub key_prefix: Option<String>,
-    pub timeout: Option<String>,
+    pub timeout: Option<Parsed<Duration>>,
 }
 
-/// `dedup:` as a map (the string `off` is handled before this).
-#[derive(Deserialize, Default)]
+/// `dedup:` is `off` or a map.
+pub enum RawDedupMode {
+    Off,
+    On(RawDedup),
+}
+
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawDedup {
-    pub key: Option<String>,
-    pub ttl: Option<String>,
-    pub backend: Option<String>,
-    pub on_store_error: Option<String>,
+    pub key: Option<Parsed<KeyTemplate>>,
+    pub ttl: Option<Parsed<Duration>>,
+    pub backend: Option<Parsed<DedupBackend>>,
+    pub on_store_error: Option<Parsed<StoreErrorPolicy>>,
     /// `allow`: accept key parts the route's signature does not cover.
-    pub unsigned_key: Option<String>,
+    pub unsigned_key: Option<Parsed<UnsignedKey>>,
 }
 
-#[derive(Deserialize, Default)]
+const DEDUP_EXPECTED: &str =
+    "`off` or a map with `key`, `ttl`, `backend`, `on_store_error`, `unsigned_key`";
+
+impl<'de> Deserialize<'de> for RawDedupMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+        impl<'de> Visitor<'de> for ModeVisitor {
+            type Value = RawDedupMode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(DEDUP_EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawDedupMode, E> {
+                match text {
+                    "off" => Ok(RawDedupMode::Off),
+                    _ => Err(leaf::error(format_args!("expected {DEDUP_EXPECTED}"))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawDedupMode, A::Error> {
+                let deserializer = serde::de::value::MapAccessDeserializer::new(map);
+                RawDedup::deserialize(deserializer).map(RawDedupMode::On)
+            }
+        }
+        deserializer.deserialize_any(ModeVisitor)
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
-    pub listen: Option<String>,
-    pub token: Option<SecretString>,
+    pub listen: Option<Parsed<SocketAddr>>,
+    pub token: Option<AdminToken>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    pub max_body_bytes: Option<u64>,
-    pub header_read_timeout: Option<String>,
-    pub body_read_timeout: Option<String>,
-    pub idle_timeout: Option<String>,
-    pub max_upstream_response_bytes: Option<u64>,
-    pub max_connections: Option<u64>,
-    pub max_concurrent_requests: Option<u64>,
-    pub max_header_bytes: Option<u64>,
-    pub max_headers: Option<u64>,
+    pub max_body_bytes: Option<Positive<u64>>,
+    pub header_read_timeout: Option<Parsed<Duration>>,
+    pub body_read_timeout: Option<Parsed<Duration>>,
+    pub idle_timeout: Option<Parsed<Duration>>,
+    pub max_upstream_response_bytes: Option<Positive<u64>>,
+    pub max_connections: Option<Positive<u64>>,
+    pub max_concurrent_requests: Option<Positive<u64>>,
+    /// hyper's read buffer cannot be smaller.
+    pub max_header_bytes: Option<AtLeast<u64, 8192>>,
+    pub max_headers: Option<Positive<u64>>,
     pub body_min_rate: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    pub name: String,
-    pub path: String,
+    pub name: Parsed<RouteName>,
+    pub path: Parsed<RoutePath>,
     pub verify: Option<RawVerify>,
-    pub ack: Option<String>,
-    pub ack_status: Option<u16>,
-    pub max_pending: Option<u64>,
-    pub dedup: Option<serde_yaml::Value>,
+    pub ack: Option<Parsed<AckMode>>,
+    pub ack_status: Option<SuccessStatus>,
+    pub max_pending: Option<Positive<u64>>,
+    pub dedup: Option<RawDedupMode>,
     pub events: Option<RawEvents>,
-    pub allow_ips: Option<Vec<String>>,
+    pub allow_ips: Option<NonEmptyList<Parsed<IpNet>>>,
     pub rate_limit: Option<RawRateLimit>,
     pub upstream: RawUpstream,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvents {
-    pub from: Option<String>,
-    pub allow: Option<Vec<String>>,
-    pub ack_only: Option<Vec<String>>,
+    pub from: Option<Parsed<EventSource>>,
+    pub allow: Option<NonEmptyList<Parsed<Pattern>>>,
+    pub ack_only: Option<Vec<Parsed<Pattern>>>,
 }
 
 /// One flat struct for every scheme: which fields apply to which scheme is
 /// checked in validation, so the error can say "`prefix` does not apply to
 /// scheme `header`" instead of serde's generic "unknown field".
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVerify {
     pub scheme: String,
-    pub header: Option<String>,
-    pub algorithm: Option<String>,
-    pub encoding: Option<String>,
+    pub header: Option<Parsed<HeaderName>>,
+    pub algorithm: Option<Parsed<Algorithm>>,
+    pub encoding: Option<Parsed<Encoding>>,
     pub prefix: Option<String>,
-    pub separator: Option<String>,
-    pub secret_encoding: Option<String>,
-    pub payload: Option<String>,
+    pub separator: Option<Parsed<Separator>>,
+    pub secret_encoding: Option<Parsed<SecretEncoding>>,
+    pub payload: Option<Parsed<Template>>,
     pub timestamp: Option<RawTimestamp>,
-    pub tolerance: Option<String>,
-    pub public_url: Option<String>,
-    pub secrets: Option<Vec<SecretString>>,
-    /// The sender's public keys, for public-key schemes.
+    pub tolerance: Option<Parsed<Duration>>,
+    pub public_url: Option<Parsed<PublicUrl>>,
+    pub secrets: Option<Vec<Secret>>,
+    /// The sender's public keys, for public-key schemes; their format
+    /// depends on the scheme, so they are parsed in validation.
     pub public_keys: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimestamp {
-    pub from: String,
-    pub unit: Option<String>,
+    pub from: Parsed<TimestampSource>,
+    pub unit: Option<Parsed<TimeUnit>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
-    pub url: String,
-    pub timeout: Option<String>,
+    pub url: Parsed<UpstreamUrl>,
+    pub timeout: Option<Parsed<Duration>>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: SettableHeaders,
     /// When set, the only sender headers forwarded.
-    pub forward_headers: Option<Vec<String>>,
+    pub forward_headers: Option<Vec<Parsed<ListedHeader>>>,
     /// Sync: upstream response headers relayed besides the default ones.
-    pub relay_headers: Option<Vec<String>>,
-    pub concurrency: Option<u32>,
+    pub relay_headers: Option<Vec<Parsed<ListedHeader>>>,
+    pub concurrency: Option<Positive<u32>>,
     pub retry: Option<RawRetry>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
-    pub max_attempts: Option<u32>,
-    pub initial_backoff: Option<String>,
-    pub max_backoff: Option<String>,
-    pub max_age: Option<String>,
+    pub max_attempts: Option<AtLeast<u32, 1>>,
+    pub initial_backoff: Option<Parsed<Duration>>,
+    pub max_backoff: Option<Parsed<Duration>>,
+    pub max_age: Option<Parsed<Duration>>,
 }

@@ -734,3 +734,78 @@ fn generic_hmac_errors_name_the_field() {
         assert!(!err.to_string().contains("MfKQ9r8"), "{err}");
     }
 }
+
+#[test]
+fn typed_leaves_name_the_field_and_never_the_value() {
+    // Written in the file, not expanded: the scrub would not catch these.
+    let value = "sk_live_LITERAL 7f3a";
+    let cases = [
+        (
+            "timeout: 10s",
+            "timeout: \"{v}\"",
+            "routes[0].upstream.timeout",
+            "not a duration",
+        ),
+        (
+            "http://127.0.0.1:3000/trutac",
+            "{v}",
+            "routes[0].upstream.url",
+            "not a valid URL",
+        ),
+        (
+            "X-Source: trutac",
+            "\"{v}\": trutac",
+            "routes[0].upstream.headers.{v}",
+            "not a valid header name",
+        ),
+        (
+            "X-Source: trutac",
+            "X-Source: \"{v}\\n\"",
+            "routes[0].upstream.headers.X-Source",
+            "not a valid header value",
+        ),
+        (
+            "ack: sync",
+            "ack: \"{v}\"",
+            "routes[0].ack",
+            "unknown ack mode: expected `async` or `sync`",
+        ),
+        (
+            "name: trutac",
+            "name: \"{v}\"",
+            "routes[0].name",
+            "not a valid route name",
+        ),
+        (
+            "ack: sync",
+            "ack: sync\n    allow_ips: [\"{v}\"]",
+            "routes[0].allow_ips[0]",
+            "not an address or CIDR",
+        ),
+    ];
+    for (from, to, path, needle) in cases {
+        let to = to.replace("{v}", value);
+        assert!(MINIMAL.contains(from), "{from}");
+        let err = load(&MINIMAL.replace(from, &to)).unwrap_err();
+        let path = path.replace("{v}", value);
+        if !path.contains(value) {
+            assert_eq!(err.path, path, "{err}");
+        }
+        assert!(err.message.contains(needle), "{err}");
+        assert!(!err.message.contains("LITERAL"), "{err}");
+    }
+    let err = load(&format!("listen: \"{value}\"\n{MINIMAL}")).unwrap_err();
+    assert_eq!(err.path, "listen");
+    assert!(!err.message.contains("LITERAL"), "{err}");
+    // A wrong YAML type says what the field takes.
+    let err = load(&MINIMAL.replace("timeout: 10s", "timeout: [10]")).unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        (
+            "routes[0].upstream.timeout",
+            "expected a duration like 10s, found a sequence"
+        )
+    );
+    // A plain word in a field of fixed words is shown: it is a typo.
+    expect_error("ack: sync", "ack: later", "routes[0].ack", "\"later\"");
+}

@@ -19,6 +19,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::reserved_headers::{is_gateway_managed, is_hop_by_hop};
+
 pub const HOOKGATE_ROUTE: HeaderName = HeaderName::from_static("hookgate-route");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -30,44 +32,6 @@ pub const RELAYED_RESPONSE_HEADERS: [HeaderName; 4] = [
     header::RETRY_AFTER,
     header::LOCATION,
 ];
-
-/// True for headers that belong to one connection, not to the message.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "proxy-connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-    )
-}
-
-/// True for headers only hookgate may set on the way to the upstream
-/// (`Hookgate-*`, `Forwarded`, `X-Real-IP`, `X-Forwarded-For`), in any
-/// spelling that a CGI-style stack reads as one of them.
-pub fn is_gateway_managed(name: &HeaderName) -> bool {
-    // Header names are lower case; compared without allocating (this runs
-    // for every header of every request).
-    let name = name.as_str().as_bytes();
-    let prefix = b"hookgate-";
-    (name.len() >= prefix.len() && dashed_eq(&name[..prefix.len()], prefix))
-        || [&b"forwarded"[..], b"x-real-ip", b"x-forwarded-for"]
-            .iter()
-            .any(|managed| dashed_eq(name, managed))
-}
-
-/// `a == b`, where a `_` in `a` also matches a `-` in `b`.
-fn dashed_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x == y || (*x == b'_' && *y == b'-'))
-}
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -291,32 +255,6 @@ mod tests {
         assert_eq!(out.get_all("hookgate-route").iter().count(), 1);
         // From a trusted proxy the chain is extended.
         assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
-    }
-
-    #[test]
-    fn gateway_managed_names_in_any_dash_or_underscore_spelling() {
-        let managed = |n: &str| is_gateway_managed(&HeaderName::from_bytes(n.as_bytes()).unwrap());
-        for yes in [
-            "Hookgate-Route",
-            "hookgate_delivery_id",
-            "HOOKGATE_ATTEMPT",
-            "hookgate_",
-            "Forwarded",
-            "X_Real_IP",
-            "x-forwarded_for",
-        ] {
-            assert!(managed(yes), "{yes}");
-        }
-        for no in [
-            "hookgate",
-            "hookgatex-id",
-            "x-hookgate-id",
-            "x-forwarded-host",
-            "forwarded-by",
-            "x-real-ip2",
-        ] {
-            assert!(!managed(no), "{no}");
-        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::{
-    delivery_headers, is_gateway_managed, is_hop_by_hop, relayed_response_headers,
-    upstream_request_headers, ForwardRules, HOOKGATE_ROUTE, RELAYED_RESPONSE_HEADERS,
+    delivery_headers, relayed_response_headers, upstream_request_headers, ForwardRules,
+    HOOKGATE_ROUTE, RELAYED_RESPONSE_HEADERS,
 };
 
 use crate::config::Upstream;
