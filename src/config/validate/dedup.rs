@@ -5,8 +5,8 @@ use super::super::raw::{RawDedup, RawDedupMode};
 use super::super::{ConfigError, Dedup, DedupMode};
 use super::At;
 use crate::dedup::key::{signed_body_digest, BODY_SHA256};
-use crate::presets::natural_key;
 use crate::dedup::KeyTemplate;
+use crate::presets::natural_key;
 use crate::verify::{Trust, VerifySpec};
 
 /// `dedup:` is `off`, a map, or absent (the scheme's natural event ID, else
