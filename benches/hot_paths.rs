@@ -20,7 +20,7 @@ use secrecy::SecretString;
 
 use hookgate::dedup::key::{EventKey, KeyTemplate};
 use hookgate::presets::{hmac_preset, public_key_preset};
-use hookgate::spool::{LocalClaim, NewEvent, Spool};
+use hookgate::spool::{LocalClaim, NewEvent, Spool, SqliteSpoolStore};
 use hookgate::store::Db;
 use hookgate::telemetry::Metrics;
 use hookgate::verify::{
@@ -224,7 +224,7 @@ fn spool_append(c: &mut Criterion) {
         let metrics = Metrics::new();
         let spool = rt
             .block_on(Spool::open(
-                db,
+                std::sync::Arc::new(SqliteSpoolStore::new(db)),
                 vec![("bench".into(), metrics.route("bench", 0))],
             ))
             .unwrap();

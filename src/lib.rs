@@ -103,7 +103,7 @@ impl Server {
                     })
                     .collect();
                 stores.spool = Some(
-                    spool::Spool::open(db, routes)
+                    spool::Spool::open(Arc::new(spool::SqliteSpoolStore::new(db)), routes)
                         .await
                         .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?,
                 );

@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 
 use crate::dedup::{DedupStore, LocalStore, RedisStore};
 use crate::server::{json_error, RequestError};
-use crate::spool::{Spool, DEAD, DELIVERED, PENDING};
+use crate::spool::{DeliveryState, Replay, Spool};
 use crate::telemetry::Metrics;
 
 /// State the admin endpoints report on.
@@ -172,12 +172,11 @@ impl Admin {
         };
         Ok(match (method, segments.as_slice()) {
             (&Method::GET, ["deliveries"]) => {
-                let state = param("state");
-                if let Some(s) = &state {
-                    if ![PENDING, DELIVERED, DEAD].contains(&s.as_str()) {
-                        return Ok(json_error(StatusCode::BAD_REQUEST, "bad_state"));
-                    }
-                }
+                let state = match param("state").map(|s| s.parse::<DeliveryState>()) {
+                    None => None,
+                    Some(Ok(state)) => Some(state),
+                    Some(Err(_)) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_state")),
+                };
                 items(spool.list(param("route"), state, limit).await?)
             }
             (&Method::GET, ["deliveries", id]) => match spool.get(id).await? {
@@ -187,19 +186,21 @@ impl Admin {
                 ),
                 None => json_error(StatusCode::NOT_FOUND, "not_found"),
             },
-            (&Method::GET, ["dead-letters"]) => {
-                items(spool.list(param("route"), Some(DEAD.into()), limit).await?)
-            }
+            (&Method::GET, ["dead-letters"]) => items(
+                spool
+                    .list(param("route"), Some(DeliveryState::Dead), limit)
+                    .await?,
+            ),
             (&Method::POST, ["dead-letters", "replay"]) => match param("route") {
                 None => json_error(StatusCode::BAD_REQUEST, "route_required"),
                 Some(route) => {
-                    let moved = spool.replay(None, Some(route)).await?;
+                    let moved = spool.replay(Replay::Route(route)).await?;
                     let n: i64 = moved.iter().map(|(_, n)| n).sum();
                     json_value(StatusCode::OK, serde_json::json!({ "replayed": n }))
                 }
             },
             (&Method::POST, ["dead-letters", id, "replay"]) => {
-                let moved = spool.replay(Some(id.to_string()), None).await?;
+                let moved = spool.replay(Replay::One(id.to_string())).await?;
                 if moved.is_empty() {
                     json_error(StatusCode::NOT_FOUND, "not_found")
                 } else {

@@ -71,7 +71,7 @@ impl Claim {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The embedded store (SQLite) failed.
-    #[error("dedup store unavailable: {}", .0 .0)]
+    #[error("dedup store unavailable: {}", .0.detail())]
     Local(#[source] crate::store::StoreError),
     /// `redis.url` is not a Redis URL.
     #[error("dedup store unavailable: redis url: {0}")]
@@ -203,7 +203,11 @@ mod tests {
     /// reachable through `source()`.
     #[test]
     fn store_errors_keep_their_cause_and_their_message() {
-        let local = StoreError::Local(crate::store::StoreError("sqlite: disk I/O error".into()));
+        let io = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some("disk I/O error".into()),
+        );
+        let local = StoreError::Local(crate::store::StoreError::from(io));
         assert_eq!(
             local.to_string(),
             "dedup store unavailable: sqlite: disk I/O error"

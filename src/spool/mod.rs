@@ -1,24 +1,56 @@
 //! The async spool: events acknowledged to their sender and not yet
-//! delivered, in the `deliveries` and `attempts` tables of the embedded
-//! store (schema in `crate::store`).
+//! delivered, kept by a [`SpoolStore`] (the SQLite file, [`sqlite`]; the
+//! schema is in `crate::store`), and the [`Spool`] handle the ingress, the
+//! delivery workers and the admin API use, whatever the store.
 //!
-//! Invariants:
-//! - an event is acknowledged only after the transaction that inserted it
-//!   committed (the store's group commit answers after the commit);
-//! - with the `local` dedup backend, the dedup claim and the insert are one
-//!   transaction: an event is never "seen" without being spooled;
-//! - nothing is deleted silently: events leave `pending` only to become
-//!   `delivered` (pruned after the retention period) or `dead` (kept until
-//!   replayed or dropped through the admin API);
-//! - every attempt is recorded in `attempts`, with its time, duration, and
-//!   the upstream's status or the error.
+//! # What every store must keep
+//!
+//! `tests/spool_conformance.rs` checks these against each implementation.
+//! - **Nothing is acknowledged unless committed.** [`SpoolStore::append`]
+//!   resolves `Ok` only after the transaction holding the event committed
+//!   (with the configured durability); on any error nothing of it is
+//!   visible, now or after a restart.
+//! - **The dedup claim and the event are one transaction.** With a
+//!   [`LocalClaim`], the claim and the insert commit together or not at
+//!   all: an event is never "seen" without being spooled, and a failed
+//!   append leaves no claim behind. Of concurrent appends with one key,
+//!   exactly one is [`Appended::Spooled`].
+//! - **A delivery is handed to one holder at a time.** [`SpoolStore::claim_due`]
+//!   returns pending deliveries due now, earliest `next_attempt_at` first,
+//!   each under a [`Lease`]; a leased delivery is not returned again until
+//!   its attempt is recorded or the lease expires. **A lease expiry makes a
+//!   delivery due again** (its holder died or hung), with the same attempt
+//!   number; its holder keeps it by [`SpoolStore::renew`]ing.
+//! - **An attempt is recorded at most once.** [`SpoolStore::record`] is
+//!   keyed by delivery id and attempt number: it applies only while the
+//!   delivery is pending with `attempt - 1` attempts recorded, and
+//!   otherwise changes nothing and answers [`Recorded::Stale`]. The attempt
+//!   row and the delivery's next state are one transaction.
+//! - **Nothing is deleted silently.** A delivery leaves `pending` only to
+//!   become `delivered` (deleted by [`SpoolStore::prune_delivered`] once
+//!   finished before the cutoff) or `dead` (kept until replayed or dropped
+//!   by an operator). A delivered delivery is never due again and is not
+//!   replayed; only dead letters are.
+//! - **What a restart finds is what was committed**: events, attempts,
+//!   states and dedup claims; leases held by the stopped process expire.
 //!
 //! Delivery is at-least-once: an attempt interrupted by a crash is made
-//! again after restart. `Hookgate-Delivery-Id` is the idempotency key.
+//! again after its lease ends. `Hookgate-Delivery-Id` is the idempotency key.
+//!
+//! # Why the trait returns boxed futures
+//!
+//! The store is chosen by the configuration at start-up, and the spool is
+//! shared by the ingress, the admin API, the reloader and the workers: a
+//! trait object keeps all of them free of a type parameter (and of a
+//! hand-written dispatch enum). The price is one boxed future per store
+//! call, next to a transaction commit.
 
+pub mod sqlite;
 pub mod worker;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +58,60 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::dedup::local::claim_in;
-use crate::dedup::{Claim, ClaimToken, EventKey};
-use crate::store::{now_ms, Db, Durability, StoreError};
+use crate::dedup::EventKey;
+use crate::store::now_ms;
+pub use crate::store::StoreError;
 use crate::telemetry::RouteMetrics;
+pub use sqlite::SqliteSpoolStore;
+
+/// One call to a [`SpoolStore`], in progress.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where acknowledged events wait for delivery. Times are unix ms. See the
+/// module docs for the invariants every implementation keeps.
+pub trait SpoolStore: Send + Sync + 'static {
+    /// Appends `event` as a pending delivery due now, with `claim` (when
+    /// given) in the same transaction; resolves after the commit.
+    fn append(&self, event: NewEvent, claim: Option<LocalClaim>) -> StoreFuture<'_, Appended>;
+    /// Leases up to `limit` pending deliveries of `route` that are due now
+    /// and not leased, earliest `next_attempt_at` first, each for `lease`.
+    fn claim_due(&self, route: &str, limit: usize, lease: Duration) -> StoreFuture<'_, Vec<Due>>;
+    /// Extends `lease` by `lease_for` from now if its holder still holds
+    /// it; false if it was lost (expired and taken, or recorded).
+    fn renew(&self, lease: &Lease, lease_for: Duration) -> StoreFuture<'_, bool>;
+    /// The earliest time [`SpoolStore::claim_due`] may return something for
+    /// `route` (a due time or a lease expiry), if anything is pending.
+    fn next_due_at(&self, route: &str) -> StoreFuture<'_, Option<i64>>;
+    /// Records attempt `lease.attempt` and the delivery's next state in one
+    /// transaction, and ends the lease.
+    fn record(&self, lease: &Lease, outcome: AttemptOutcome) -> StoreFuture<'_, Recorded>;
+    /// Deliveries, newest first, filtered by route and state.
+    fn list(
+        &self,
+        route: Option<String>,
+        state: Option<DeliveryState>,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DeliverySummary>>;
+    /// One delivery with its attempt history.
+    fn get(&self, id: &str) -> StoreFuture<'_, Option<DeliveryDetail>>;
+    /// Moves dead letters back to pending, due now, their attempts reset;
+    /// returns how many per route.
+    fn replay(&self, which: Replay) -> StoreFuture<'_, Vec<(String, i64)>>;
+    /// Deletes one dead letter and its attempts; returns its route if it was one.
+    fn drop_dead(&self, id: &str) -> StoreFuture<'_, Option<String>>;
+    /// Deletes delivered deliveries (and their attempts) finished at or
+    /// before `finished_before`; returns how many.
+    fn prune_delivered(&self, finished_before: i64) -> StoreFuture<'_, usize>;
+    /// How many deliveries of `route` are pending and dead.
+    fn counts(&self, route: &str) -> StoreFuture<'_, SpoolCounts>;
+    /// Per route with anything pending: the oldest pending `received_at`.
+    fn oldest_pending(&self) -> StoreFuture<'_, Vec<(String, i64)>>;
+    /// Cheap health check for readiness: the store answers a read.
+    fn check(&self) -> StoreFuture<'_, ()>;
+}
 
 /// One event to spool.
 pub struct NewEvent {
@@ -44,7 +122,7 @@ pub struct NewEvent {
     pub body: Bytes,
 }
 
-/// A local dedup claim to make in the same transaction as the insert.
+/// A dedup claim to make in the same transaction as the insert.
 pub struct LocalClaim {
     pub key: EventKey,
     pub ttl: Duration,
@@ -58,15 +136,98 @@ pub enum Appended {
     InFlight,
 }
 
-/// A spooled event due for delivery.
+/// Where a delivery is in its life. Stored as the same lowercase text it
+/// serialises to (`pending | delivered | dead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 3] = [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that is not a [`DeliveryState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a delivery state: {0:?} (pending, delivered or dead)")]
+pub struct UnknownState(pub String);
+
+impl std::str::FromStr for DeliveryState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
+    }
+}
+
+/// One holder's right to attempt one delivery, from [`SpoolStore::claim_due`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The delivery id.
+    pub id: String,
+    pub route: String,
+    /// The attempt this lease is for: the attempts recorded so far, plus one.
+    pub attempt: u32,
+    /// Tells this holder from a later one of the same delivery.
+    pub token: u64,
+}
+
+/// A spooled event due for delivery, leased to the caller.
 #[derive(Debug, Clone)]
 pub struct Due {
-    pub id: String,
+    pub lease: Lease,
     pub received_at: i64,
-    pub attempts: u32,
     pub headers: HeaderMap,
     pub query: Option<String>,
     pub body: Bytes,
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    One(String),
+    Route(String),
+}
+
+/// Deliveries of a route by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolCounts {
+    pub pending: i64,
+    pub dead: i64,
+}
+
+/// What [`SpoolStore::record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The attempt and the next state are committed.
+    Written,
+    /// Nothing changed: this attempt was recorded already, or the delivery
+    /// is no longer pending at that attempt.
+    Stale,
 }
 
 /// One row of the admin API's delivery listings.
@@ -74,7 +235,7 @@ pub struct Due {
 pub struct DeliverySummary {
     pub id: String,
     pub route: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub received_at: i64,
     pub attempts: u32,
     pub next_attempt_at: Option<i64>,
@@ -102,9 +263,8 @@ pub struct DeliveryDetail {
 }
 
 /// The outcome of one attempt, as recorded.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AttemptOutcome {
-    pub attempt: u32,
     pub started_at: i64,
     pub duration: Duration,
     pub status: Option<u16>,
@@ -112,11 +272,32 @@ pub struct AttemptOutcome {
     pub next: NextState,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum NextState {
     Delivered,
     RetryAt(i64),
     Dead(&'static str),
+}
+
+impl AttemptOutcome {
+    /// The delivery's state after this attempt.
+    pub fn state(&self) -> DeliveryState {
+        match self.next {
+            NextState::Delivered => DeliveryState::Delivered,
+            NextState::RetryAt(_) => DeliveryState::Pending,
+            NextState::Dead(_) => DeliveryState::Dead,
+        }
+    }
+
+    /// The delivery's `last_error` after this attempt (the same text in
+    /// every store): the attempt's error, with why it was dead-lettered.
+    pub fn last_error(&self) -> Option<String> {
+        match (&self.error, &self.next) {
+            (Some(e), NextState::Dead(why)) => Some(format!("{e} (dead letter: {why})")),
+            (None, NextState::Dead(why)) => Some(format!("dead letter: {why}")),
+            (e, _) => e.clone(),
+        }
+    }
 }
 
 /// Per-route counters behind the gauges and `max_pending`.
@@ -124,7 +305,6 @@ struct RouteCounts {
     pending: AtomicI64,
     dead: AtomicI64,
     wake: Notify,
-    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     metrics: RouteMetrics,
 }
 
@@ -137,24 +317,26 @@ impl RouteCounts {
     }
 }
 
+/// The spool as this process uses it: a [`SpoolStore`] plus what stays in
+/// memory (the per-route counts behind `max_pending` and the gauges, and
+/// the wake-ups of the delivery workers). Cheap to clone.
 #[derive(Clone)]
 pub struct Spool {
-    db: Db,
+    store: Arc<dyn SpoolStore>,
     /// Grows when a reload adds an async route; never shrinks (a removed
-    /// route's events stay on disk and in the admin API).
+    /// route's events stay in the store and in the admin API).
     routes: Arc<std::sync::RwLock<HashMap<String, Arc<RouteCounts>>>>,
 }
-
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
 
 impl Spool {
     /// Opens the spool for `routes` (name and metrics), counting what the
     /// previous run left pending or dead.
-    pub async fn open(db: Db, routes: Vec<(String, RouteMetrics)>) -> Result<Spool, StoreError> {
+    pub async fn open(
+        store: Arc<dyn SpoolStore>,
+        routes: Vec<(String, RouteMetrics)>,
+    ) -> Result<Spool, StoreError> {
         let spool = Spool {
-            db,
+            store,
             routes: Arc::default(),
         };
         for (name, metrics) in routes {
@@ -169,23 +351,11 @@ impl Spool {
         if self.routes.read().unwrap().contains_key(&route) {
             return Ok(());
         }
-        let name = route.clone();
-        let (pending, dead): (i64, i64) = self
-            .db
-            .read(move |c| {
-                c.query_row(
-                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead')
-                     FROM deliveries WHERE route = ?1",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-            })
-            .await?;
+        let SpoolCounts { pending, dead } = self.store.counts(&route).await?;
         let counts = RouteCounts {
             pending: AtomicI64::new(pending),
             dead: AtomicI64::new(dead),
             wake: Notify::new(),
-            busy: Arc::default(),
             metrics,
         };
         counts.publish();
@@ -198,30 +368,16 @@ impl Spool {
     }
 
     fn counts(&self, route: &str) -> Arc<RouteCounts> {
-        self.routes
-            .read()
-            .unwrap()
-            .get(route)
-            .cloned()
-            .expect("spool knows every async route")
+        self.known(route).expect("spool knows every async route")
     }
 
     fn known(&self, route: &str) -> Option<Arc<RouteCounts>> {
         self.routes.read().unwrap().get(route).cloned()
     }
 
-    /// The ids of `route`'s deliveries being attempted right now, shared by
-    /// every worker of the route (across reloads), so none is sent twice
-    /// at once.
-    pub fn busy(&self, route: &str) -> Arc<std::sync::Mutex<std::collections::HashSet<String>>> {
-        self.counts(route).busy.clone()
-    }
-
     /// Cheap health check for readiness: the store answers a read.
     pub async fn check(&self) -> Result<(), StoreError> {
-        self.db
-            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
-            .await
+        self.store.check().await
     }
 
     /// Undelivered events of `route`.
@@ -234,35 +390,15 @@ impl Spool {
         self.counts(route).wake.notified().await
     }
 
-    /// Appends an event, with its local dedup claim when given, in one
+    /// Appends an event, with its dedup claim when given, in one
     /// transaction. Resolves after the commit.
     pub async fn append(
         &self,
         event: NewEvent,
         claim: Option<LocalClaim>,
     ) -> Result<Appended, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let headers = encode_headers(&event.headers);
         let route = event.route.clone();
-        let appended = self
-            .db
-            .write(move |tx| {
-                if let Some(claim) = claim {
-                    // Lease unused: a spooled claim is committed at once.
-                    match claim_in(tx, &event.route, &claim.key, ClaimToken::random(), claim.ttl, Some(claim.ttl))? {
-                        Claim::New(_) => {}
-                        Claim::Duplicate => return Ok(Appended::Duplicate),
-                        Claim::InFlight => return Ok(Appended::InFlight),
-                    }
-                }
-                let now = now_ms();
-                tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
-                     VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)")?.execute(
-                    params![id, event.route, now, event.query, headers, &event.body[..]],
-                )?;
-                Ok(Appended::Spooled(id))
-            })
-            .await?;
+        let appended = self.store.append(event, claim).await?;
         if let Appended::Spooled(_) = appended {
             let counts = self.counts(&route);
             counts.pending.fetch_add(1, Ordering::Relaxed);
@@ -272,69 +408,31 @@ impl Spool {
         Ok(appended)
     }
 
-    /// Pending events of `route` due now, oldest first, skipping `busy` ones
-    /// (those being attempted right now) in the query itself, so only rows
-    /// handed out are read and decoded.
-    pub async fn due(
+    /// Leases up to `limit` due events of `route` (see [`SpoolStore::claim_due`]).
+    pub async fn claim_due(
         &self,
         route: &str,
         limit: usize,
-        busy: Vec<String>,
+        lease: Duration,
     ) -> Result<Vec<Due>, StoreError> {
-        let route = route.to_string();
-        let now = now_ms();
-        let busy = serde_json::to_string(&busy).unwrap_or_else(|_| "[]".into());
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, received_at, attempts, headers, query, body FROM deliveries
-                     WHERE state = 'pending' AND route = ?1 AND next_attempt_at <= ?2
-                       AND id NOT IN (SELECT value FROM json_each(?4))
-                     ORDER BY next_attempt_at LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![route, now, limit as i64, busy], |r| {
-                    Ok(Due {
-                        id: r.get(0)?,
-                        received_at: r.get(1)?,
-                        attempts: r.get(2)?,
-                        headers: decode_headers(&r.get::<_, String>(3)?),
-                        query: r.get(4)?,
-                        body: Bytes::from(r.get::<_, Vec<u8>>(5)?),
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
+        self.store.claim_due(route, limit, lease).await
     }
 
-    /// When the next pending event of `route` falls due (unix ms), if any.
+    /// Extends a lease its holder still holds.
+    pub async fn renew(&self, lease: &Lease, lease_for: Duration) -> Result<bool, StoreError> {
+        self.store.renew(lease, lease_for).await
+    }
+
+    /// When `route` may next have something to claim (unix ms), if ever.
     pub async fn next_due_at(&self, route: &str) -> Result<Option<i64>, StoreError> {
-        let route = route.to_string();
-        self.db
-            .read(move |c| {
-                c.query_row(
-                    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND route = ?1",
-                    [route],
-                    |r| r.get(0),
-                )
-            })
-            .await
+        self.store.next_due_at(route).await
     }
 
     /// Sets each known route's `hookgate_spool_oldest_pending_age_seconds`
     /// from the store (0 for a route with nothing pending). Called when
     /// metrics are scraped, so the age is current whatever the traffic.
     pub async fn publish_oldest_pending(&self) -> Result<(), StoreError> {
-        let oldest: HashMap<String, i64> = self
-            .db
-            .read(|c| {
-                c.prepare_cached(
-                    "SELECT route, min(received_at) FROM deliveries WHERE state = 'pending' GROUP BY route",
-                )?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
-            })
-            .await?;
+        let oldest: HashMap<String, i64> = self.store.oldest_pending().await?.into_iter().collect();
         let now = now_ms();
         for (route, counts) in self.routes.read().unwrap().iter() {
             let age = oldest.get(route).map_or(0, |at| (now - at).max(0));
@@ -346,135 +444,41 @@ impl Spool {
     /// Records an attempt and the event's next state, in one transaction.
     pub async fn record(
         &self,
-        route: &str,
-        id: &str,
+        lease: &Lease,
         outcome: AttemptOutcome,
-    ) -> Result<(), StoreError> {
-        let id = id.to_string();
-        let now = now_ms();
-        let (state, next_at, finished) = match outcome.next {
-            NextState::Delivered => (DELIVERED, None, Some(now)),
-            NextState::RetryAt(t) => (PENDING, Some(t), None),
-            NextState::Dead(_) => (DEAD, None, Some(now)),
-        };
-        let error = match (&outcome.error, &outcome.next) {
-            (Some(e), NextState::Dead(why)) => Some(format!("{e} (dead letter: {why})")),
-            (None, NextState::Dead(why)) => Some(format!("dead letter: {why}")),
-            (e, _) => e.clone(),
-        };
-        self.db
-            // Relaxed: an outcome lost with the machine means the event is
-            // attempted again (at-least-once), never lost.
-            .write_with(Durability::Relaxed, move |tx| {
-                tx.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
-                    params![id, outcome.attempt, outcome.started_at, outcome.duration.as_millis() as i64, outcome.status, outcome.error],
-                )?;
-                tx.prepare_cached("UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = coalesce(?4, next_attempt_at),
-                       last_status = ?5, last_error = ?6, finished_at = ?7 WHERE id = ?1")?.execute(
-                    params![id, state, outcome.attempt, next_at, outcome.status, error, finished],
-                )?;
-                Ok(())
-            })
-            .await?;
-        if state != PENDING {
-            let counts = self.counts(route);
-            counts.pending.fetch_sub(1, Ordering::Relaxed);
-            if state == DEAD {
-                counts.dead.fetch_add(1, Ordering::Relaxed);
+    ) -> Result<Recorded, StoreError> {
+        let state = outcome.state();
+        let recorded = self.store.record(lease, outcome).await?;
+        if recorded == Recorded::Written && state != DeliveryState::Pending {
+            if let Some(counts) = self.known(&lease.route) {
+                counts.pending.fetch_sub(1, Ordering::Relaxed);
+                if state == DeliveryState::Dead {
+                    counts.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                counts.publish();
             }
-            counts.publish();
         }
-        Ok(())
+        Ok(recorded)
     }
 
     /// Deliveries, newest first, filtered by route and state.
     pub async fn list(
         &self,
         route: Option<String>,
-        state: Option<String>,
+        state: Option<DeliveryState>,
         limit: usize,
     ) -> Result<Vec<DeliverySummary>, StoreError> {
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error
-                     FROM deliveries WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2)
-                     ORDER BY received_at DESC, id DESC LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![route, state, limit as i64], summary)?;
-                rows.collect()
-            })
-            .await
+        self.store.list(route, state, limit).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<DeliveryDetail>, StoreError> {
-        let id = id.to_string();
-        self.db
-            .read(move |c| {
-                let Some((summary, headers, body_bytes)) = c
-                    .query_row(
-                        "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, headers, length(body)
-                         FROM deliveries WHERE id = ?1",
-                        [&id],
-                        |r| Ok((summary(r)?, r.get::<_, String>(8)?, r.get::<_, i64>(9)?)),
-                    )
-                    .optional()?
-                else {
-                    return Ok(None);
-                };
-                let mut stmt = c.prepare(
-                    "SELECT attempt, started_at, duration_ms, status, error FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
-                )?;
-                let attempt_history = stmt
-                    .query_map([&id], |r| {
-                        Ok(AttemptRecord {
-                            attempt: r.get(0)?,
-                            started_at: r.get(1)?,
-                            duration_ms: r.get(2)?,
-                            status: r.get(3)?,
-                            error: r.get(4)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let headers = decode_headers(&headers)
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                Ok(Some(DeliveryDetail {
-                    summary,
-                    attempt_history,
-                    headers,
-                    body_bytes: body_bytes as usize,
-                }))
-            })
-            .await
+        self.store.get(id).await
     }
 
     /// Moves dead letters back to pending with their attempts reset: one by
-    /// id, or every one of a route. Returns how many.
-    pub async fn replay(
-        &self,
-        id: Option<String>,
-        route: Option<String>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let now = now_ms();
-        let moved: Vec<(String, i64)> = self
-            .db
-            .write(move |tx| {
-                let mut stmt = tx.prepare(
-                    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, finished_at = NULL
-                     WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR route = ?2)
-                     RETURNING route",
-                )?;
-                let routes = stmt.query_map(params![id, route, now], |r| r.get::<_, String>(0))?;
-                let mut per_route: HashMap<String, i64> = HashMap::new();
-                for r in routes {
-                    *per_route.entry(r?).or_default() += 1;
-                }
-                Ok(per_route.into_iter().collect())
-            })
-            .await?;
+    /// id, or every one of a route. Returns how many, per route.
+    pub async fn replay(&self, which: Replay) -> Result<Vec<(String, i64)>, StoreError> {
+        let moved = self.store.replay(which).await?;
         for (route, n) in &moved {
             if let Some(counts) = self.known(route) {
                 counts.dead.fetch_sub(*n, Ordering::Relaxed);
@@ -488,24 +492,7 @@ impl Spool {
 
     /// Deletes one dead letter (an operator's decision). Returns whether it existed.
     pub async fn drop_dead(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        let route: Option<String> = self
-            .db
-            .write(move |tx| {
-                let route = tx
-                    .query_row(
-                        "DELETE FROM deliveries WHERE id = ?1 AND state = 'dead' RETURNING route",
-                        [&id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if route.is_some() {
-                    tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?
-                        .execute([&id])?;
-                }
-                Ok(route)
-            })
-            .await?;
+        let route = self.store.drop_dead(id).await?;
         if let Some(counts) = route.as_deref().and_then(|r| self.known(r)) {
             counts.dead.fetch_sub(1, Ordering::Relaxed);
             counts.publish();
@@ -513,49 +500,16 @@ impl Spool {
         Ok(route.is_some())
     }
 
-    /// Deletes delivered events older than `retention`, in batches.
+    /// Deletes delivered events older than `retention`.
     pub async fn prune_delivered(&self, retention: Duration) -> Result<usize, StoreError> {
-        let mut total = 0;
-        loop {
-            let cutoff = now_ms() - retention.as_millis() as i64;
-            let deleted = self
-                .db
-                .write(move |tx| {
-                    tx.prepare_cached("DELETE FROM attempts WHERE delivery_id IN
-                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)")?.execute(
-                        [cutoff],
-                    )?;
-                    tx.prepare_cached("DELETE FROM deliveries WHERE id IN
-                           (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT 1000)")?.execute(
-                        [cutoff],
-                    )
-                })
-                .await?;
-            total += deleted;
-            if deleted < 1000 {
-                return Ok(total);
-            }
-        }
+        let cutoff = now_ms() - retention.as_millis() as i64;
+        self.store.prune_delivered(cutoff).await
     }
-}
-
-fn summary(r: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
-    let state: String = r.get(2)?;
-    Ok(DeliverySummary {
-        id: r.get(0)?,
-        route: r.get(1)?,
-        next_attempt_at: if state == PENDING { r.get(5)? } else { None },
-        state,
-        received_at: r.get(3)?,
-        attempts: r.get(4)?,
-        last_status: r.get(6)?,
-        last_error: r.get(7)?,
-    })
 }
 
 /// Headers as JSON `[[name, value]]`, readable in the `sqlite3` shell; a
 /// value that is not visible ASCII is stored as `[name, base64, "base64"]`.
-fn encode_headers(headers: &HeaderMap) -> String {
+pub(crate) fn encode_headers(headers: &HeaderMap) -> String {
     let pairs: Vec<serde_json::Value> = headers
         .iter()
         .map(|(name, value)| match value.to_str() {
@@ -570,7 +524,7 @@ fn encode_headers(headers: &HeaderMap) -> String {
     serde_json::Value::Array(pairs).to_string()
 }
 
-fn decode_headers(text: &str) -> HeaderMap {
+pub(crate) fn decode_headers(text: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let Ok(serde_json::Value::Array(pairs)) = serde_json::from_str(text) else {
         return headers;
@@ -599,11 +553,15 @@ fn decode_headers(text: &str) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Db;
+
+    const LEASE: Duration = Duration::from_secs(60);
 
     async fn spool(dir: &std::path::Path) -> Spool {
         let db = Db::open(dir, false, Box::new(|_, _, _| {})).unwrap();
         let metrics = crate::telemetry::Metrics::new();
-        Spool::open(db, vec![("r".into(), metrics.route("r", 0))])
+        let store = Arc::new(SqliteSpoolStore::new(db));
+        Spool::open(store, vec![("r".into(), metrics.route("r", 0))])
             .await
             .unwrap()
     }
@@ -619,7 +577,6 @@ mod tests {
 
     fn outcome(next: NextState) -> AttemptOutcome {
         AttemptOutcome {
-            attempt: 1,
             started_at: now_ms(),
             duration: Duration::from_millis(3),
             status: Some(200),
@@ -632,20 +589,22 @@ mod tests {
     async fn delivered_events_are_pruned_after_retention_and_dead_letters_never() {
         let dir = tempfile::tempdir().unwrap();
         let spool = spool(dir.path()).await;
-        let mut ids = Vec::new();
         for body in ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"] {
             match spool.append(event(body), None).await.unwrap() {
-                Appended::Spooled(id) => ids.push(id),
+                Appended::Spooled(_) => {}
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(spool.pending("r"), 3);
+        let due = spool.claim_due("r", 10, LEASE).await.unwrap();
+        let ids: Vec<String> = due.iter().map(|d| d.lease.id.clone()).collect();
+        assert_eq!(ids.len(), 3);
         spool
-            .record("r", &ids[0], outcome(NextState::Delivered))
+            .record(&due[0].lease, outcome(NextState::Delivered))
             .await
             .unwrap();
         spool
-            .record("r", &ids[1], outcome(NextState::Dead("max_attempts")))
+            .record(&due[1].lease, outcome(NextState::Dead("max_attempts")))
             .await
             .unwrap();
         assert_eq!(spool.pending("r"), 1);
@@ -668,7 +627,7 @@ mod tests {
         );
         assert!(spool.get(&ids[0]).await.unwrap().is_none());
         let dead = spool.get(&ids[1]).await.unwrap().unwrap();
-        assert_eq!(dead.summary.state, DEAD);
+        assert_eq!(dead.summary.state, DeliveryState::Dead);
         assert_eq!(dead.attempt_history.len(), 1);
         assert!(
             spool.get(&ids[2]).await.unwrap().is_some(),
@@ -684,20 +643,34 @@ mod tests {
             for body in ["1", "2"] {
                 spool.append(event(body), None).await.unwrap();
             }
-            let due = spool.due("r", 10, Vec::new()).await.unwrap();
+            let due = spool.claim_due("r", 10, LEASE).await.unwrap();
             spool
-                .record("r", &due[0].id, outcome(NextState::Dead("max_age")))
+                .record(&due[0].lease, outcome(NextState::Dead("max_age")))
                 .await
                 .unwrap();
         }
         let spool = spool(dir.path()).await;
         assert_eq!(spool.pending("r"), 1);
         let dead = spool
-            .list(Some("r".into()), Some(DEAD.into()), 10)
+            .list(Some("r".into()), Some(DeliveryState::Dead), 10)
             .await
             .unwrap();
         assert_eq!(dead.len(), 1);
         assert!(dead[0].last_error.as_deref().unwrap().contains("max_age"));
+    }
+
+    #[test]
+    fn states_keep_their_stored_text() {
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse::<DeliveryState>(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        let texts: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(texts, ["pending", "delivered", "dead"]);
+        assert!("Dead".parse::<DeliveryState>().is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Delivery workers: one per async route, delivering spooled events to the
 //! upstream with at most `upstream.concurrency` attempts in flight.
 //!
-//! The worker polls the spool for due events (woken at once when one is
+//! The worker leases due events from the spool (woken at once when one is
 //! appended or replayed, otherwise at the next due time), sends each with
 //! `Hookgate-Delivery-Id` and `Hookgate-Attempt`, and records every attempt
 //! and its decision (delivered, retry at, dead letter) through the retry
 //! policy. An attempt whose outcome the store cannot take (disk full) is
-//! not repeated: recording it is retried until the store recovers. On
+//! not repeated: recording it is retried, the lease renewed meanwhile,
+//! until the store recovers. On
 //! shutdown it starts no new attempt, lets running ones finish up to a
 //! bound, and leaves the rest pending on disk.
 
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue};
 use tokio::sync::{watch, Semaphore};
 
-use super::{AttemptOutcome, Due, NextState, Spool};
+use super::{AttemptOutcome, Due, Lease, NextState, Recorded, Spool};
 use crate::config::Route;
 use crate::forward::retry::{Decision, RetryPolicy};
 use crate::forward::{delivery_headers, ForwardError, Outgoing, UpstreamClient};
@@ -31,6 +32,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses between tries to record an attempt while the store fails.
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+/// A lease outlasts the upstream's timeout by this much: time to record the
+/// outcome. Its holder renews it while the store refuses the record.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 pub struct DeliveryWorker {
     pub route: Route,
@@ -47,7 +51,7 @@ impl DeliveryWorker {
         let name = worker.route.name.clone();
         let concurrency = worker.route.upstream.concurrency as usize;
         let permits = Arc::new(Semaphore::new(concurrency));
-        let busy = worker.spool.busy(&name);
+        let lease = worker.route.upstream.timeout + LEASE_MARGIN;
         let policy = RetryPolicy::new(worker.route.upstream.retry);
 
         loop {
@@ -62,8 +66,7 @@ impl DeliveryWorker {
                 },
             };
             let free = 1 + permits.available_permits();
-            let skip: Vec<String> = busy.lock().unwrap().iter().cloned().collect();
-            let due = match worker.spool.due(&name, free, skip).await {
+            let due = match worker.spool.claim_due(&name, free, lease).await {
                 Ok(due) => due,
                 Err(error) => {
                     tracing::warn!(route = %name, %error, "reading the spool failed");
@@ -87,20 +90,18 @@ impl DeliveryWorker {
             }
             let mut first = Some(first);
             for event in due {
+                // Only this loop takes permits, so `free` of them are
+                // there; the event is leased, so it must not be left behind.
                 let permit = match first.take() {
                     Some(permit) => permit,
-                    None => match permits.clone().try_acquire_owned() {
+                    None => match permits.clone().acquire_owned().await {
                         Ok(permit) => permit,
-                        // Taken meanwhile: the event is picked up next round.
                         Err(_) => break,
                     },
                 };
-                busy.lock().unwrap().insert(event.id.clone());
-                let (worker, busy) = (worker.clone(), busy.clone());
+                let worker = worker.clone();
                 tokio::spawn(async move {
-                    let id = event.id.clone();
-                    worker.deliver(event, &policy).await;
-                    busy.lock().unwrap().remove(&id);
+                    worker.deliver(event, &policy, lease).await;
                     drop(permit);
                 });
             }
@@ -116,9 +117,9 @@ impl DeliveryWorker {
         }
     }
 
-    async fn deliver(&self, event: Due, policy: &RetryPolicy) {
+    async fn deliver(&self, event: Due, policy: &RetryPolicy, lease_for: Duration) {
         let route = &self.route;
-        let attempt = event.attempts + 1;
+        let attempt = event.lease.attempt;
         // Configured upstream headers are applied now (not stored with the
         // event: they may be credentials, and the config may have changed),
         // and so are the sender-header rules (see `delivery_headers`).
@@ -129,7 +130,7 @@ impl DeliveryWorker {
             &label,
             &route.upstream.headers,
         );
-        if let Ok(id) = HeaderValue::from_str(&event.id) {
+        if let Ok(id) = HeaderValue::from_str(&event.lease.id) {
             headers.insert(DELIVERY_ID, id);
         }
         headers.insert(ATTEMPT, HeaderValue::from(attempt));
@@ -165,41 +166,45 @@ impl DeliveryWorker {
         }
         match &next {
             NextState::Dead(why) => {
-                tracing::warn!(route = %route.name, id = %event.id, attempt, reason = why, ?status, ?error, "delivery dead-lettered")
+                tracing::warn!(route = %route.name, id = %event.lease.id, attempt, reason = why, ?status, ?error, "delivery dead-lettered")
             }
             NextState::RetryAt(_) => {
-                tracing::debug!(route = %route.name, id = %event.id, attempt, ?status, ?error, "delivery failed; will retry")
+                tracing::debug!(route = %route.name, id = %event.lease.id, attempt, ?status, ?error, "delivery failed; will retry")
             }
             NextState::Delivered => {
-                tracing::debug!(route = %route.name, id = %event.id, attempt, "delivered")
+                tracing::debug!(route = %route.name, id = %event.lease.id, attempt, "delivered")
             }
         }
         let outcome = AttemptOutcome {
-            attempt,
             started_at,
             duration,
             status,
             error,
             next,
         };
-        self.record(&event.id, outcome).await;
+        self.record(&event.lease, outcome, lease_for).await;
     }
 
     /// Records an attempt, trying again (with growing pauses) until the
-    /// store takes it. Until then the event stays pending and busy: were
-    /// it released, its unchanged row would make it due at once and it
-    /// would be sent again and again for as long as the store fails (a
-    /// full disk). The caller holds a delivery slot meanwhile, so while the
-    /// store is down no more than `concurrency` attempts wait like this.
-    /// If the process stops first, the event is attempted again after
-    /// restart: at-least-once, never lost.
-    async fn record(&self, id: &str, outcome: AttemptOutcome) {
-        let route = &self.route.name;
+    /// store takes it. Until then the event stays pending and leased (the
+    /// lease renewed before each try): were it released, its unchanged row
+    /// would make it due at once and it would be sent again and again for
+    /// as long as the store fails (a full disk). The caller holds a
+    /// delivery slot meanwhile, so while the store is down no more than
+    /// `concurrency` attempts wait like this. If the process stops first,
+    /// the event is attempted again once its lease is gone: at-least-once,
+    /// never lost.
+    async fn record(&self, lease: &Lease, outcome: AttemptOutcome, lease_for: Duration) {
+        let (route, id) = (&self.route.name, &lease.id);
         let mut pause = RECORD_RETRY_FIRST;
         let mut failures = 0u32;
         loop {
-            match self.spool.record(route, id, outcome.clone()).await {
-                Ok(()) => {
+            match self.spool.record(lease, outcome.clone()).await {
+                Ok(Recorded::Stale) => {
+                    tracing::warn!(%route, %id, attempt = lease.attempt, "delivery attempt recorded already; this one is not");
+                    return;
+                }
+                Ok(Recorded::Written) => {
                     if failures > 0 {
                         tracing::info!(%route, %id, failures, "delivery attempt recorded after the store recovered");
                     }
@@ -211,6 +216,9 @@ impl DeliveryWorker {
                     }
                     failures += 1;
                     tokio::time::sleep(pause).await;
+                    if let Err(error) = self.spool.renew(lease, lease_for).await {
+                        tracing::debug!(%route, %id, %error, "renewing a delivery lease failed");
+                    }
                     pause = (pause * 2).min(RECORD_RETRY_MAX);
                 }
             }

@@ -57,13 +57,84 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 /// The store could not do what was asked (I/O error, disk full, closed).
+///
+/// Each message names what failed and, for the variants with a cause, ends
+/// with the cause's own message (logs print the message alone); the cause
+/// is also kept as the [`std::error::Error::source`], so a caller can tell
+/// a full disk from a closed store without parsing text. Causes are behind
+/// an `Arc` because one group commit's outcome goes to every job in it.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// A statement or the commit failed in SQLite.
+    #[error("store: sqlite: {source}")]
+    Sqlite {
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The store file could not be opened.
+    #[error("store: cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The data directory could not be created.
+    #[error("store: cannot create data_dir {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The store file could not be created.
+    #[error("store: cannot create {}: {source}", path.display())]
+    CreateFile {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The writer thread could not be started.
+    #[error("store: cannot start the store writer: {source}")]
+    StartWriter {
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A read on the blocking pool did not finish (panicked or cancelled).
+    #[error("store: store read failed: {source}")]
+    ReadTask {
+        #[source]
+        source: Arc<tokio::task::JoinError>,
+    },
+    /// SQLite rolled the group's transaction back by itself (disk full, I/O
+    /// error): nothing of the group was written.
+    #[error("store: the transaction was rolled back by SQLite (disk full or I/O error)")]
+    RolledBack,
+    /// An earlier job's error rolled the group's transaction back, so this
+    /// job did not run.
+    #[error("store: the group's transaction was rolled back by an earlier error")]
+    GroupRolledBack,
+    /// The write was dropped unrun (the writer stopped, or failed its group
+    /// before running it): nothing was written.
+    #[error("store: the write could not be committed")]
+    NotCommitted,
+}
+
+impl StoreError {
+    /// The message without its `store: ` prefix, for an error type that
+    /// says "store" in its own words (the dedup store's, start-up's).
+    pub fn detail(&self) -> String {
+        let message = self.to_string();
+        match message.strip_prefix("store: ") {
+            Some(rest) => rest.to_string(),
+            None => message,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(format!("sqlite: {e}"))
+        StoreError::Sqlite {
+            source: Arc::new(e),
+        }
     }
 }
 
@@ -155,8 +226,10 @@ impl Readers {
 
 /// One connection to the store file, WAL mode, statements cached.
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)
-        .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+    let conn = Connection::open(path).map_err(|e| StoreError::Open {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
+    })?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // Every hot statement is prepared once and reused.
     conn.set_prepared_statement_cache_capacity(64);
@@ -183,11 +256,9 @@ fn owner_only(data_dir: &Path, db: &Path) -> Result<(), StoreError> {
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|e| {
-            StoreError(format!(
-                "cannot create data_dir {}: {e}",
-                data_dir.display()
-            ))
+        .map_err(|e| StoreError::CreateDir {
+            path: data_dir.to_path_buf(),
+            source: Arc::new(e),
         })?;
     if existed {
         let mode = std::fs::metadata(data_dir).map(|m| m.permissions().mode());
@@ -195,7 +266,10 @@ fn owner_only(data_dir: &Path, db: &Path) -> Result<(), StoreError> {
             tracing::warn!(data_dir = %data_dir.display(), "data_dir is readable by other users; the store files in it are not (0600), but consider `chmod 700` on it");
         }
     }
-    let cannot = |e: std::io::Error| StoreError(format!("cannot create {}: {e}", db.display()));
+    let cannot = |e: std::io::Error| StoreError::CreateFile {
+        path: db.to_path_buf(),
+        source: Arc::new(e),
+    };
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -220,11 +294,9 @@ fn owner_only(data_dir: &Path, db: &Path) -> Result<(), StoreError> {
 
 #[cfg(not(unix))]
 fn owner_only(data_dir: &Path, _db: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        StoreError(format!(
-            "cannot create data_dir {}: {e}",
-            data_dir.display()
-        ))
+    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::CreateDir {
+        path: data_dir.to_path_buf(),
+        source: Arc::new(e),
     })
 }
 
@@ -256,7 +328,9 @@ impl Db {
         std::thread::Builder::new()
             .name("hookgate-store".into())
             .spawn(move || run_writer(writer, queue, observe, fsync))
-            .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
+            .map_err(|e| StoreError::StartWriter {
+                source: Arc::new(e),
+            })?;
         Ok(Db {
             jobs,
             readers: Arc::new(readers),
@@ -290,11 +364,7 @@ impl Db {
         self.write_then(durability, f, move |outcome| {
             let _ = reply.send(outcome);
         });
-        async move {
-            answer
-                .await
-                .map_err(|_| StoreError("the write could not be committed".into()))?
-        }
+        async move { answer.await.map_err(|_| StoreError::NotCommitted)? }
     }
 
     /// Queues `f` for the next group transaction and calls `then` with the
@@ -346,7 +416,9 @@ impl Db {
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.read_now(f))
             .await
-            .map_err(|e| StoreError(format!("store read failed: {e}")))?
+            .map_err(|e| StoreError::ReadTask {
+                source: Arc::new(e),
+            })?
     }
 
     /// Runs a read on a reader connection on the calling thread. For point
@@ -372,9 +444,7 @@ fn in_savepoint<T>(
     // full, I/O error). Running a job outside the group's transaction would
     // commit it on its own, so such a group runs no further job.
     if tx.is_autocommit() {
-        return Err(StoreError(
-            "the group's transaction was rolled back by an earlier error".into(),
-        ));
+        return Err(StoreError::GroupRolledBack);
     }
     // Prepared once per connection: these run for every job.
     tx.prepare_cached("SAVEPOINT job")?.execute([])?;
@@ -454,12 +524,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) -> (Result<(), StoreErro
     let callbacks: Callbacks = group.into_iter().map(|job| (job.run)(&tx)).collect();
     if tx.is_autocommit() {
         // SQLite already rolled the transaction back: nothing was written.
-        return (
-            Err(StoreError(
-                "the transaction was rolled back by SQLite (disk full or I/O error)".into(),
-            )),
-            callbacks,
-        );
+        return (Err(StoreError::RolledBack), callbacks);
     }
     (tx.commit().map_err(StoreError::from), callbacks)
 }
@@ -480,7 +545,7 @@ impl<T, F: FnOnce(Result<T, StoreError>)> Once<T, F> {
 impl<T, F: FnOnce(Result<T, StoreError>)> Drop for Once<T, F> {
     fn drop(&mut self) {
         if let Some(then) = self.0.take() {
-            then(Err(StoreError("the write could not be committed".into())));
+            then(Err(StoreError::NotCommitted));
         }
     }
 }
@@ -614,7 +679,11 @@ mod tests {
             .write(move |tx| tx.execute("INSERT INTO t VALUES (?1)", [big]))
             .await;
         let error = full.unwrap_err();
-        assert!(error.0.contains("full"), "{error}");
+        assert!(error.to_string().contains("full"), "{error}");
+        assert!(
+            matches!(&error, StoreError::Sqlite { source } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)),
+            "the cause is kept: {error:?}"
+        );
         let count: i64 = db
             .read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
             .await
