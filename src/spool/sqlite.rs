@@ -42,6 +42,11 @@ impl SqliteSpoolStore {
             leases: Leases::default(),
         }
     }
+
+    /// The store underneath (for tests that inject faults into it).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
 }
 
 /// The leases this process holds.

@@ -1,0 +1,625 @@
+//! One conformance suite for every spool store: the invariants documented
+//! in `src/spool/mod.rs`, checked by [`conformance`] against each backend
+//! (today the SQLite store, on a real file in a temporary directory). A new
+//! backend implements [`Backend`] and gets one `#[tokio::test]` below.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookgate::dedup::EventKey;
+use hookgate::spool::{
+    Appended, AttemptOutcome, DeliveryState, Due, Lease, LocalClaim, NewEvent, NextState, Recorded,
+    Replay, SpoolCounts, SpoolStore, SqliteSpoolStore,
+};
+use hookgate::store::{now_ms, Db};
+use http::{HeaderMap, HeaderValue};
+
+/// Long enough never to expire during a test.
+const LONG: Duration = Duration::from_secs(600);
+/// Short enough to wait out.
+const SHORT: Duration = Duration::from_millis(200);
+const HOUR_MS: i64 = 3_600_000;
+
+/// What the suite needs from a backend beyond the trait.
+trait Backend {
+    type Store: SpoolStore;
+    /// A store on a database of its own, empty.
+    async fn open(&self) -> Arc<Self::Store>;
+    /// The process holding `store` dies without closing anything; a new
+    /// store opens the same database.
+    async fn crash_and_reopen(&self, store: Arc<Self::Store>) -> Arc<Self::Store>;
+    /// From now on (or no longer), inserting a delivery fails inside its
+    /// transaction, after the dedup claim was made.
+    async fn fail_inserts(&self, store: &Self::Store, fail: bool);
+}
+
+async fn conformance<B: Backend>(backend: &B) {
+    let store = backend.open().await;
+    store.check().await.unwrap();
+    append_and_claim(backend, &store).await;
+    due_order_and_next_attempt_times(&*store).await;
+    attempts_are_recorded_once(&*store).await;
+    leases_expire_and_renew(&*store).await;
+    dead_letters(&*store).await;
+    counts_and_oldest_pending(&*store).await;
+    // Pruning is store-wide: on a store of its own.
+    retention_prunes_only_delivered(&*backend.open().await).await;
+    committed_state_survives_a_crash(backend).await;
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn key(n: u8) -> EventKey {
+    let mut k = [0u8; 32];
+    k[0] = n;
+    k[1..9].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    EventKey(k)
+}
+
+fn claim(key: EventKey) -> Option<LocalClaim> {
+    Some(LocalClaim {
+        key,
+        ttl: Duration::from_secs(3600),
+    })
+}
+
+fn event(route: &str, body: &str) -> NewEvent {
+    let mut headers = HeaderMap::new();
+    headers.append("x-event", HeaderValue::from_static("order.paid"));
+    headers.append("x-event", HeaderValue::from_static("second"));
+    NewEvent {
+        route: route.to_string(),
+        headers,
+        query: Some("a=1".into()),
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+async fn append<S: SpoolStore>(s: &S, route: &str, body: &str) -> String {
+    match s.append(event(route, body), None).await.unwrap() {
+        Appended::Spooled(id) => id,
+        other => panic!("expected a spooled event, got {other:?}"),
+    }
+}
+
+fn outcome(next: NextState) -> AttemptOutcome {
+    AttemptOutcome {
+        started_at: now_ms(),
+        duration: Duration::from_millis(7),
+        status: Some(503),
+        error: None,
+        next,
+    }
+}
+
+fn ids(due: &[Due]) -> Vec<String> {
+    due.iter().map(|d| d.lease.id.clone()).collect()
+}
+
+async fn state<S: SpoolStore>(s: &S, id: &str) -> DeliveryState {
+    s.get(id)
+        .await
+        .unwrap()
+        .expect("delivery exists")
+        .summary
+        .state
+}
+
+async fn record<S: SpoolStore>(s: &S, lease: &Lease, next: NextState) {
+    assert_eq!(
+        s.record(lease, outcome(next)).await.unwrap(),
+        Recorded::Written
+    );
+}
+
+/// Claims until `want` is handed out (a lease expired), for at most 10 s.
+async fn claim_when_due<S: SpoolStore>(s: &S, route: &str, want: &str) -> Due {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let due = s.claim_due(route, 10, LONG).await.unwrap();
+        if let Some(d) = due.into_iter().find(|d| d.lease.id == want) {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "{want} never became due again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The invariants
+
+/// The event and its dedup claim are one transaction.
+async fn append_and_claim<B: Backend>(backend: &B, s: &Arc<B::Store>) {
+    let route = "append";
+    let k = key(1);
+    let Appended::Spooled(id) = s.append(event(route, "{\"n\":1}"), claim(k)).await.unwrap() else {
+        panic!("the first copy is spooled");
+    };
+    let detail = s.get(&id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.route, route);
+    assert_eq!(detail.summary.state, DeliveryState::Pending);
+    assert_eq!(detail.summary.attempts, 0);
+    assert_eq!(detail.body_bytes, 7);
+    assert_eq!(
+        detail.headers,
+        [("x-event", "order.paid"), ("x-event", "second")].map(|(k, v)| (k.into(), v.into()))
+    );
+    assert!(detail.attempt_history.is_empty());
+    // A copy is a duplicate, and nothing is spooled for it.
+    assert_eq!(
+        s.append(event(route, "{\"n\":1}"), claim(k)).await.unwrap(),
+        Appended::Duplicate
+    );
+    assert_eq!(s.counts(route).await.unwrap().pending, 1);
+
+    // Of concurrent copies, exactly one is spooled.
+    let k = key(2);
+    let copies: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append(event(route, "{}"), claim(k)).await.unwrap() })
+        })
+        .collect();
+    let mut spooled = 0;
+    for copy in copies {
+        match copy.await.unwrap() {
+            Appended::Spooled(_) => spooled += 1,
+            Appended::Duplicate => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(spooled, 1);
+    assert_eq!(s.counts(route).await.unwrap().pending, 2);
+
+    // A failed append leaves no claim: the sender's retry is spooled.
+    let k = key(3);
+    backend.fail_inserts(s, true).await;
+    assert!(s.append(event(route, "{}"), claim(k)).await.is_err());
+    backend.fail_inserts(s, false).await;
+    assert!(matches!(
+        s.append(event(route, "{}"), claim(k)).await.unwrap(),
+        Appended::Spooled(_)
+    ));
+    let listed = s.list(Some(route.into()), None, 100).await.unwrap();
+    assert_eq!(listed.len(), 3, "the failed append left no event");
+}
+
+/// Due deliveries come earliest `next_attempt_at` first, each leased once,
+/// and become due again at the time their record says.
+async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
+    let route = "due";
+    assert_eq!(s.next_due_at(route).await.unwrap(), None);
+    let (a, b, c) = (
+        append(s, route, "a").await,
+        append(s, route, "b").await,
+        append(s, route, "c").await,
+    );
+    assert!(s.next_due_at(route).await.unwrap().unwrap() <= now_ms());
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let mut got = ids(&due);
+    got.sort();
+    let mut want = vec![a.clone(), b.clone(), c.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(due
+        .iter()
+        .all(|d| d.lease.attempt == 1 && d.lease.route == route));
+    assert!(due.iter().all(|d| d.query.as_deref() == Some("a=1")));
+    assert!(due
+        .iter()
+        .all(|d| d.headers.get_all("x-event").iter().count() == 2));
+    // Leased: not handed out again.
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+
+    // Retries due in the past, in the order b, c, a.
+    let now = now_ms();
+    let by_id = |id: &str| due.iter().find(|d| d.lease.id == id).unwrap().lease.clone();
+    record(s, &by_id(&a), NextState::RetryAt(now - 1000)).await;
+    record(s, &by_id(&b), NextState::RetryAt(now - 3000)).await;
+    record(s, &by_id(&c), NextState::RetryAt(now - 2000)).await;
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    assert_eq!(ids(&due), [b.clone(), c.clone(), a.clone()]);
+    assert!(due.iter().all(|d| d.lease.attempt == 2));
+
+    // One retries later, one is delivered, one is dead: nothing is due, and
+    // the next due time is the retry's.
+    let later = now + HOUR_MS;
+    record(s, &due[0].lease, NextState::RetryAt(later)).await;
+    record(s, &due[1].lease, NextState::Delivered).await;
+    record(s, &due[2].lease, NextState::Dead("max_attempts")).await;
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert_eq!(s.next_due_at(route).await.unwrap(), Some(later));
+    let retried = s.get(&b).await.unwrap().unwrap().summary;
+    assert_eq!(retried.next_attempt_at, Some(later));
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(retried.last_status, Some(503));
+    assert_eq!(
+        s.get(&c).await.unwrap().unwrap().summary.next_attempt_at,
+        None
+    );
+    assert_eq!(
+        s.counts(route).await.unwrap(),
+        SpoolCounts {
+            pending: 1,
+            dead: 1
+        }
+    );
+
+    // `limit` bounds a claim; the rest wait for the next one.
+    let route = "limit";
+    for n in 0..3 {
+        append(s, route, &n.to_string()).await;
+    }
+    let first = s.claim_due(route, 2, LONG).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = s.claim_due(route, 5, LONG).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!ids(&first).contains(&rest[0].lease.id));
+    // Other routes are not handed out.
+    assert!(s.claim_due("nobody", 10, LONG).await.unwrap().is_empty());
+}
+
+/// Recording is keyed by delivery id and attempt: at most once.
+async fn attempts_are_recorded_once<S: SpoolStore>(s: &S) {
+    let route = "once";
+    let id = append(s, route, "x").await;
+    let first = s.claim_due(route, 10, LONG).await.unwrap().remove(0).lease;
+    let retry = outcome(NextState::RetryAt(now_ms() - 1));
+    assert_eq!(
+        s.record(&first, retry.clone()).await.unwrap(),
+        Recorded::Written
+    );
+    assert_eq!(s.record(&first, retry).await.unwrap(), Recorded::Stale);
+    let detail = s.get(&id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.attempts, 1);
+    assert_eq!(detail.attempt_history.len(), 1);
+    assert_eq!(detail.attempt_history[0].attempt, 1);
+    assert_eq!(detail.attempt_history[0].duration_ms, 7);
+
+    let second = s.claim_due(route, 10, LONG).await.unwrap().remove(0).lease;
+    assert_eq!(second.attempt, 2);
+    // The first attempt's lease cannot record over the second.
+    assert_eq!(
+        s.record(&first, outcome(NextState::Delivered))
+            .await
+            .unwrap(),
+        Recorded::Stale
+    );
+    assert_eq!(state(s, &id).await, DeliveryState::Pending);
+    record(s, &second, NextState::Delivered).await;
+    assert_eq!(
+        s.record(&second, outcome(NextState::Dead("max_age")))
+            .await
+            .unwrap(),
+        Recorded::Stale
+    );
+    let detail = s.get(&id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, DeliveryState::Delivered);
+    assert_eq!(detail.summary.attempts, 2);
+    assert_eq!(detail.attempt_history.len(), 2);
+    // Delivered: never due again.
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert_eq!(s.next_due_at(route).await.unwrap(), None);
+    assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());
+}
+
+/// A lease expiry makes a delivery due again, for the same attempt; of two
+/// holders of one attempt only the first record counts; renewing keeps it.
+async fn leases_expire_and_renew<S: SpoolStore>(s: &S) {
+    let route = "lease";
+    let id = append(s, route, "y").await;
+    let old = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    let new = claim_when_due(s, route, &id).await.lease;
+    assert_eq!(
+        new.attempt, old.attempt,
+        "an expired lease is the same attempt"
+    );
+    assert_ne!(new.token, old.token);
+    assert!(
+        !s.renew(&old, LONG).await.unwrap(),
+        "the old holder lost it"
+    );
+    assert!(s.renew(&new, LONG).await.unwrap());
+    record(s, &new, NextState::Delivered).await;
+    assert_eq!(
+        s.record(&old, outcome(NextState::RetryAt(now_ms())))
+            .await
+            .unwrap(),
+        Recorded::Stale
+    );
+    let detail = s.get(&id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.state, DeliveryState::Delivered);
+    assert_eq!(detail.attempt_history.len(), 1);
+    // A recorded lease is over.
+    assert!(!s.renew(&new, LONG).await.unwrap());
+
+    // A renewed lease outlives its first term.
+    let id = append(s, route, "z").await;
+    let lease = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    assert!(s.renew(&lease, LONG).await.unwrap());
+    tokio::time::sleep(SHORT * 3).await;
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    let next = s.next_due_at(route).await.unwrap().unwrap();
+    assert!(next > now_ms(), "the renewed lease ends in the future");
+    record(s, &lease, NextState::Delivered).await;
+    assert_eq!(state(s, &id).await, DeliveryState::Delivered);
+}
+
+/// Dead letters are listed, replayed (only they) and dropped.
+async fn dead_letters<S: SpoolStore>(s: &S) {
+    let route = "dead";
+    for body in ["1", "2", "3"] {
+        append(s, route, body).await;
+    }
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    for d in &due {
+        let mut failed = outcome(NextState::Dead("max_attempts"));
+        failed.status = Some(500);
+        failed.error = Some("HTTP 500".into());
+        assert_eq!(s.record(&d.lease, failed).await.unwrap(), Recorded::Written);
+    }
+    let dead = s
+        .list(Some(route.into()), Some(DeliveryState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 3);
+    for d in &dead {
+        assert_eq!(d.state, DeliveryState::Dead);
+        assert_eq!(d.next_attempt_at, None);
+        assert_eq!(d.last_status, Some(500));
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("HTTP 500 (dead letter: max_attempts)")
+        );
+    }
+    let pending = s.list(Some(route.into()), Some(DeliveryState::Pending), 10);
+    assert!(pending.await.unwrap().is_empty());
+    assert_eq!(
+        s.counts(route).await.unwrap(),
+        SpoolCounts {
+            pending: 0,
+            dead: 3
+        }
+    );
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+
+    // One replayed: pending, due now, its attempts counted afresh.
+    let one = dead[0].id.clone();
+    let moved = s.replay(Replay::One(one.clone())).await.unwrap();
+    assert_eq!(moved, [(route.to_string(), 1)]);
+    let replayed = s.get(&one).await.unwrap().unwrap().summary;
+    assert_eq!(replayed.state, DeliveryState::Pending);
+    assert_eq!(replayed.attempts, 0);
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    assert_eq!(ids(&due), std::slice::from_ref(&one));
+    assert_eq!(due[0].lease.attempt, 1);
+    record(s, &due[0].lease, NextState::Delivered).await;
+    let delivered = s.get(&one).await.unwrap().unwrap().summary;
+    assert_eq!(
+        (delivered.state, delivered.attempts),
+        (DeliveryState::Delivered, 1)
+    );
+
+    // A delivered event is not a dead letter: not replayed, not dropped.
+    assert!(s.replay(Replay::One(one.clone())).await.unwrap().is_empty());
+    assert_eq!(s.drop_dead(&one).await.unwrap(), None);
+    assert_eq!(state(s, &one).await, DeliveryState::Delivered);
+    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .replay(Replay::One("no-such-id".into()))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The rest of the route replayed together.
+    let moved = s.replay(Replay::Route(route.into())).await.unwrap();
+    assert_eq!(moved, [(route.to_string(), 2)]);
+    assert_eq!(
+        s.counts(route).await.unwrap(),
+        SpoolCounts {
+            pending: 2,
+            dead: 0
+        }
+    );
+    assert!(s
+        .replay(Replay::Route(route.into()))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Dropped: gone with its attempts; only once.
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    assert_eq!(due.len(), 2);
+    record(s, &due[0].lease, NextState::Dead("max_age")).await;
+    let gone = &due[0].lease.id;
+    assert_eq!(s.drop_dead(gone).await.unwrap().as_deref(), Some(route));
+    assert!(s.get(gone).await.unwrap().is_none());
+    assert_eq!(s.drop_dead(gone).await.unwrap(), None);
+    // A pending delivery is not dropped either.
+    assert_eq!(s.drop_dead(&due[1].lease.id).await.unwrap(), None);
+    assert_eq!(
+        s.counts(route).await.unwrap(),
+        SpoolCounts {
+            pending: 1,
+            dead: 0
+        }
+    );
+}
+
+/// Counts by state, and the oldest pending event per route.
+async fn counts_and_oldest_pending<S: SpoolStore>(s: &S) {
+    let route = "count";
+    assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());
+    let oldest = |all: Vec<(String, i64)>| all.into_iter().find(|(r, _)| r == route);
+    assert_eq!(oldest(s.oldest_pending().await.unwrap()), None);
+    let first = append(s, route, "1").await;
+    append(s, route, "2").await;
+    let received = s.get(&first).await.unwrap().unwrap().summary.received_at;
+    assert!(received <= now_ms());
+    let (_, at) = oldest(s.oldest_pending().await.unwrap()).unwrap();
+    assert!(at <= received, "the oldest is no younger than the first");
+    assert_eq!(s.counts(route).await.unwrap().pending, 2);
+    for d in s.claim_due(route, 10, LONG).await.unwrap() {
+        record(s, &d.lease, NextState::Delivered).await;
+    }
+    assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());
+    assert_eq!(oldest(s.oldest_pending().await.unwrap()), None);
+}
+
+/// Retention deletes delivered deliveries finished before the cutoff, with
+/// their attempts; dead letters and pending deliveries stay.
+async fn retention_prunes_only_delivered<S: SpoolStore>(s: &S) {
+    let route = "prune";
+    for body in ["delivered", "dead", "retrying", "new"] {
+        append(s, route, body).await;
+    }
+    let due = s.claim_due(route, 3, LONG).await.unwrap();
+    record(s, &due[0].lease, NextState::Delivered).await;
+    record(s, &due[1].lease, NextState::Dead("max_attempts")).await;
+    record(s, &due[2].lease, NextState::RetryAt(now_ms() + HOUR_MS)).await;
+    let all = s.list(Some(route.into()), None, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+
+    // Finished after the cutoff: kept.
+    assert_eq!(s.prune_delivered(now_ms() - HOUR_MS).await.unwrap(), 0);
+    assert!(s.get(&due[0].lease.id).await.unwrap().is_some());
+    // Before it: only the delivered one goes.
+    assert_eq!(s.prune_delivered(now_ms() + HOUR_MS).await.unwrap(), 1);
+    assert!(s.get(&due[0].lease.id).await.unwrap().is_none());
+    let kept = s.list(Some(route.into()), None, 10).await.unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|d| d.state != DeliveryState::Delivered));
+    let dead = s.get(&due[1].lease.id).await.unwrap().unwrap();
+    assert_eq!(
+        dead.attempt_history.len(),
+        1,
+        "a dead letter keeps its attempts"
+    );
+    assert_eq!(s.prune_delivered(now_ms() + HOUR_MS).await.unwrap(), 0);
+}
+
+/// Everything committed survives a crash; leases do not outlive it.
+async fn committed_state_survives_a_crash<B: Backend>(backend: &B) {
+    let route = "crash";
+    let s = backend.open().await;
+    let k = key(9);
+    let Appended::Spooled(delivered) = s.append(event(route, "d"), claim(k)).await.unwrap() else {
+        panic!("spooled");
+    };
+    let dead = append(&*s, route, "x").await;
+    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let by_id = |id: &str| due.iter().find(|d| d.lease.id == id).unwrap().lease.clone();
+    record(&*s, &by_id(&delivered), NextState::Delivered).await;
+    record(&*s, &by_id(&dead), NextState::Dead("max_attempts")).await;
+    // In flight at the crash, and not yet attempted.
+    let in_flight = append(&*s, route, "f").await;
+    let lease = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    assert_eq!(lease.id, in_flight);
+    let waiting = append(&*s, route, "w").await;
+
+    let s = backend.crash_and_reopen(s).await;
+    assert_eq!(state(&*s, &delivered).await, DeliveryState::Delivered);
+    assert_eq!(
+        s.get(&delivered)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempt_history
+            .len(),
+        1
+    );
+    assert_eq!(state(&*s, &dead).await, DeliveryState::Dead);
+    assert_eq!(state(&*s, &in_flight).await, DeliveryState::Pending);
+    assert_eq!(
+        s.counts(route).await.unwrap(),
+        SpoolCounts {
+            pending: 2,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        s.append(event(route, "d"), claim(k)).await.unwrap(),
+        Appended::Duplicate,
+        "the dedup claim survived"
+    );
+    // Both pending deliveries are handed out again (the interrupted one
+    // once its lease is gone), each for its first attempt.
+    let mut handed_out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handed_out.len() < 2 {
+        assert!(Instant::now() < deadline, "handed out only {handed_out:?}");
+        handed_out.extend(s.claim_due(route, 10, LONG).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut got = ids(&handed_out);
+    got.sort();
+    let mut want = vec![in_flight, waiting];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(handed_out.iter().all(|d| d.lease.attempt == 1));
+}
+
+// ---------------------------------------------------------------------------
+// Backends
+
+/// The SQLite store on a file in a temporary directory.
+struct Sqlite {
+    dirs: Mutex<Vec<tempfile::TempDir>>,
+}
+
+impl Sqlite {
+    fn new() -> Sqlite {
+        Sqlite {
+            dirs: Mutex::default(),
+        }
+    }
+
+    fn open_in(dir: &std::path::Path) -> Arc<SqliteSpoolStore> {
+        let db = Db::open(dir, true, Box::new(|_, _, _| {})).unwrap();
+        Arc::new(SqliteSpoolStore::new(db))
+    }
+}
+
+impl Backend for Sqlite {
+    type Store = SqliteSpoolStore;
+
+    async fn open(&self) -> Arc<SqliteSpoolStore> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open_in(dir.path());
+        self.dirs.lock().unwrap().push(dir);
+        store
+    }
+
+    async fn crash_and_reopen(&self, store: Arc<SqliteSpoolStore>) -> Arc<SqliteSpoolStore> {
+        let dir = store.db().path().parent().unwrap().to_path_buf();
+        // Leaked, not closed: its connections stay open and nothing is
+        // checkpointed, as when the process is killed. What was committed
+        // is in the write-ahead log, which the new store must read.
+        std::mem::forget(store);
+        assert!(dir.join("hookgate.db-wal").exists());
+        Sqlite::open_in(&dir)
+    }
+
+    async fn fail_inserts(&self, store: &SqliteSpoolStore, fail: bool) {
+        // A trigger on the writer's connection: the claim is made, then the
+        // insert fails in the same transaction.
+        let sql = if fail {
+            "CREATE TEMP TRIGGER fail_inserts BEFORE INSERT ON deliveries
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        } else {
+            "DROP TRIGGER temp.fail_inserts"
+        };
+        store
+            .db()
+            .write(move |tx| tx.execute_batch(sql))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_conforms() {
+    conformance(&Sqlite::new()).await;
+}
