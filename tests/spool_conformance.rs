@@ -353,8 +353,8 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
     for body in ["1", "2", "3"] {
         append(s, route, body).await;
     }
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
-    for d in &due {
+    let first_leases = s.claim_due(route, 10, LONG).await.unwrap();
+    for d in &first_leases {
         let mut failed = outcome(NextState::Dead("max_attempts"));
         failed.status = Some(500);
         failed.error = Some("HTTP 500".into());
@@ -392,6 +392,11 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
     let replayed = s.get(&one).await.unwrap().unwrap().summary;
     assert_eq!(replayed.state, DeliveryState::Pending);
     assert_eq!(replayed.attempts, 0);
+    // The lease of the attempt that made it dead cannot record over it.
+    let old = first_leases.iter().find(|d| d.lease.id == one).unwrap();
+    let late = s.record(&old.lease, outcome(NextState::Delivered));
+    assert_eq!(late.await.unwrap(), Recorded::Stale);
+    assert_eq!(state(s, &one).await, DeliveryState::Pending);
     let due = s.claim_due(route, 10, LONG).await.unwrap();
     assert_eq!(ids(&due), std::slice::from_ref(&one));
     assert_eq!(due[0].lease.attempt, 1);
@@ -562,6 +567,240 @@ async fn committed_state_survives_a_crash<B: Backend>(backend: &B) {
 }
 
 // ---------------------------------------------------------------------------
+// A model: random operations, each checked against a few lines of plain
+// bookkeeping. Seeded by `fastrand` (no new dependency); a failure prints
+// its seed, and `SPOOL_MODEL_SEED=<seed>` replays it.
+
+/// What the store should hold for one delivery.
+#[derive(Debug, Clone)]
+struct Modelled {
+    state: DeliveryState,
+    attempts: u32,
+    /// Due now (false: retrying in an hour).
+    due: bool,
+    lease: Option<Lease>,
+}
+
+#[derive(Default)]
+struct Model {
+    deliveries: std::collections::BTreeMap<String, Modelled>,
+    claimed_keys: Vec<EventKey>,
+    /// Leases that were recorded already: recording them again is stale.
+    spent: Vec<Lease>,
+}
+
+impl Model {
+    fn ids(&self, f: impl Fn(&Modelled) -> bool) -> Vec<String> {
+        let all = self.deliveries.iter();
+        all.filter(|(_, d)| f(d))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn counts(&self) -> SpoolCounts {
+        let n = |state| self.ids(|d| d.state == state).len() as i64;
+        SpoolCounts {
+            pending: n(DeliveryState::Pending),
+            dead: n(DeliveryState::Dead),
+        }
+    }
+}
+
+fn pick<T: Clone>(rng: &mut fastrand::Rng, items: &[T]) -> Option<T> {
+    (!items.is_empty()).then(|| items[rng.usize(..items.len())].clone())
+}
+
+async fn model_run<S: SpoolStore>(s: &S, seed: u64, steps: usize) {
+    let route = "model";
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut m = Model::default();
+    let keys: Vec<EventKey> = (0..4).map(|n| key(100 + n)).collect();
+    for step in 0..steps {
+        let op = rng.u8(..100);
+        let what = match op {
+            0..=29 => model_append(s, &mut m, &mut rng, &keys).await,
+            30..=49 => model_claim(s, &mut m, &mut rng).await,
+            50..=74 => model_record(s, &mut m, &mut rng).await,
+            75..=84 => model_replay(s, &mut m, &mut rng).await,
+            85..=94 => model_drop(s, &mut m, &mut rng).await,
+            _ => model_prune(s, &mut m).await,
+        };
+        let ctx = format!("seed {seed}, step {step} ({what})");
+        assert_eq!(s.counts(route).await.unwrap(), m.counts(), "{ctx}");
+        let listed = s.list(Some(route.into()), None, 1000).await.unwrap();
+        assert_eq!(listed.len(), m.deliveries.len(), "{ctx}");
+        for d in listed {
+            let want = &m.deliveries[&d.id];
+            assert_eq!(
+                (d.state, d.attempts),
+                (want.state, want.attempts),
+                "{ctx}: {}",
+                d.id
+            );
+        }
+    }
+}
+
+async fn model_append<S: SpoolStore>(
+    s: &S,
+    m: &mut Model,
+    rng: &mut fastrand::Rng,
+    keys: &[EventKey],
+) -> &'static str {
+    let k = if rng.bool() { pick(rng, keys) } else { None };
+    let appended = s
+        .append(event("model", "m"), k.and_then(claim))
+        .await
+        .unwrap();
+    match (k, appended) {
+        (Some(k), Appended::Duplicate) if m.claimed_keys.contains(&k) => {}
+        (k, Appended::Spooled(id)) if !k.is_some_and(|k| m.claimed_keys.contains(&k)) => {
+            m.claimed_keys.extend(k);
+            let fresh = Modelled {
+                state: DeliveryState::Pending,
+                attempts: 0,
+                due: true,
+                lease: None,
+            };
+            m.deliveries.insert(id, fresh);
+        }
+        (k, other) => panic!("append with {k:?} answered {other:?}"),
+    }
+    "append"
+}
+
+async fn model_claim<S: SpoolStore>(s: &S, m: &mut Model, rng: &mut fastrand::Rng) -> &'static str {
+    let limit = rng.usize(1..5);
+    let due = m.ids(|d| d.state == DeliveryState::Pending && d.due && d.lease.is_none());
+    let got = s.claim_due("model", limit, LONG).await.unwrap();
+    assert_eq!(
+        got.len(),
+        limit.min(due.len()),
+        "claim of {limit} with {due:?} due"
+    );
+    for d in got {
+        assert!(due.contains(&d.lease.id), "{} was not due", d.lease.id);
+        let modelled = m.deliveries.get_mut(&d.lease.id).unwrap();
+        assert_eq!(d.lease.attempt, modelled.attempts + 1);
+        modelled.lease = Some(d.lease);
+    }
+    "claim"
+}
+
+async fn model_record<S: SpoolStore>(
+    s: &S,
+    m: &mut Model,
+    rng: &mut fastrand::Rng,
+) -> &'static str {
+    if rng.u8(..5) == 0 {
+        if let Some(spent) = pick(rng, &m.spent) {
+            let again = s.record(&spent, outcome(NextState::Delivered)).await;
+            assert_eq!(again.unwrap(), Recorded::Stale, "{spent:?} recorded twice");
+            return "record a spent lease";
+        }
+    }
+    let leased = m.ids(|d| d.lease.is_some());
+    let Some(id) = pick(rng, &leased) else {
+        return "record (nothing leased)";
+    };
+    let (next, state, due) = match rng.u8(..4) {
+        0 => (NextState::Delivered, DeliveryState::Delivered, false),
+        1 => (NextState::Dead("max_attempts"), DeliveryState::Dead, false),
+        2 => (
+            NextState::RetryAt(now_ms() - 1),
+            DeliveryState::Pending,
+            true,
+        ),
+        _ => (
+            NextState::RetryAt(now_ms() + HOUR_MS),
+            DeliveryState::Pending,
+            false,
+        ),
+    };
+    let d = m.deliveries.get_mut(&id).unwrap();
+    let lease = d.lease.take().unwrap();
+    assert_eq!(
+        s.record(&lease, outcome(next)).await.unwrap(),
+        Recorded::Written
+    );
+    (d.state, d.attempts, d.due) = (state, lease.attempt, due);
+    m.spent.push(lease);
+    "record"
+}
+
+async fn model_replay<S: SpoolStore>(
+    s: &S,
+    m: &mut Model,
+    rng: &mut fastrand::Rng,
+) -> &'static str {
+    let dead = m.ids(|d| d.state == DeliveryState::Dead);
+    let which = match pick(rng, &m.ids(|_| true)) {
+        Some(id) if rng.bool() => Replay::One(id),
+        _ => Replay::Route("model".into()),
+    };
+    let replayed = match &which {
+        Replay::One(id) => dead.iter().filter(|d| *d == id).cloned().collect(),
+        Replay::Route(_) => dead,
+    };
+    let moved = s.replay(which).await.unwrap();
+    let n: i64 = moved.iter().map(|(_, n)| n).sum();
+    assert_eq!(n, replayed.len() as i64);
+    for id in replayed {
+        let d = m.deliveries.get_mut(&id).unwrap();
+        (d.state, d.attempts, d.due) = (DeliveryState::Pending, 0, true);
+    }
+    "replay"
+}
+
+async fn model_drop<S: SpoolStore>(s: &S, m: &mut Model, rng: &mut fastrand::Rng) -> &'static str {
+    let Some(id) = pick(rng, &m.ids(|_| true)) else {
+        return "drop (nothing spooled)";
+    };
+    let dropped = s.drop_dead(&id).await.unwrap();
+    if m.deliveries[&id].state == DeliveryState::Dead {
+        assert_eq!(dropped.as_deref(), Some("model"));
+        m.deliveries.remove(&id);
+    } else {
+        assert_eq!(dropped, None, "{id} is not a dead letter");
+    }
+    "drop"
+}
+
+async fn model_prune<S: SpoolStore>(s: &S, m: &mut Model) -> &'static str {
+    let delivered = m.ids(|d| d.state == DeliveryState::Delivered);
+    let pruned = s.prune_delivered(now_ms() + HOUR_MS).await.unwrap();
+    assert_eq!(pruned, delivered.len());
+    for id in delivered {
+        m.deliveries.remove(&id);
+    }
+    "prune"
+}
+
+/// Seeds that once failed, run every time.
+const REGRESSIONS: &[u64] = &[
+    // A lease spent on the attempt that dead-lettered an event recorded
+    // over the event once it was replayed (fixed: only the latest lease of
+    // a delivery records).
+    17953412979494054481,
+];
+
+async fn model<B: Backend>(backend: &B) {
+    let seeds: Vec<u64> = match std::env::var("SPOOL_MODEL_SEED") {
+        Ok(seed) => vec![seed.parse().expect("SPOOL_MODEL_SEED is a number")],
+        Err(_) => REGRESSIONS
+            .iter()
+            .copied()
+            .chain((0..4).map(|_| fastrand::u64(..)))
+            .collect(),
+    };
+    for seed in seeds {
+        // Shown with a failure: SPOOL_MODEL_SEED=<seed> replays it.
+        eprintln!("model seed {seed}");
+        model_run(&*backend.open().await, seed, 150).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Backends
 
 /// The SQLite store on a file in a temporary directory.
@@ -622,4 +861,9 @@ impl Backend for Sqlite {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store_conforms() {
     conformance(&Sqlite::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_follows_the_model() {
+    model(&Sqlite::new()).await;
 }

@@ -21,11 +21,15 @@
 //!   its attempt is recorded or the lease expires. **A lease expiry makes a
 //!   delivery due again** (its holder died or hung), with the same attempt
 //!   number; its holder keeps it by [`SpoolStore::renew`]ing.
-//! - **An attempt is recorded at most once.** [`SpoolStore::record`] is
-//!   keyed by delivery id and attempt number: it applies only while the
-//!   delivery is pending with `attempt - 1` attempts recorded, and
-//!   otherwise changes nothing and answers [`Recorded::Stale`]. The attempt
-//!   row and the delivery's next state are one transaction.
+//! - **An attempt is recorded at most once, by its holder.**
+//!   [`SpoolStore::record`] is keyed by delivery id and attempt number: it
+//!   applies only while the lease is the delivery's latest (not taken over
+//!   by a later claim, not ended by a record) and the delivery is pending
+//!   with `attempt - 1` attempts recorded; otherwise it changes nothing and
+//!   answers [`Recorded::Stale`]. So a holder whose lease expired may still
+//!   record if nobody took over, and an old lease never records over a
+//!   replayed dead letter. The attempt row and the delivery's next state
+//!   are one transaction.
 //! - **Nothing is deleted silently.** A delivery leaves `pending` only to
 //!   become `delivered` (deleted by [`SpoolStore::prune_delivered`] once
 //!   finished before the cutoff) or `dead` (kept until replayed or dropped

@@ -7,7 +7,10 @@
 //! delivery that was in flight is due again after the restart). Claims are
 //! serialised, so a delivery read as due cannot be leased by another claim
 //! between the read and the lease; a lease ends only after its attempt's
-//! record committed, so the next claim reads the recorded state.
+//! record committed, so the next claim reads the recorded state. An expired
+//! lease is remembered until another claim takes the delivery over, so a
+//! slow holder nobody replaced may still record, and a holder that was
+//! replaced (or whose delivery was recorded since) may not.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,12 +72,13 @@ impl Leases {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets expired leases; returns the ids of `route`'s live ones and
-    /// the earliest of their expiries.
+    /// The ids of `route`'s unexpired leases and the earliest of their
+    /// expiries. Expired ones stay until taken over or recorded.
     fn live(&self, route: &str, now: i64) -> (Vec<String>, Option<i64>) {
-        let mut held = self.held();
-        held.retain(|_, h| h.until > now);
-        let mine = held.iter().filter(|(_, h)| h.route == route);
+        let held = self.held();
+        let mine = held
+            .iter()
+            .filter(|(_, h)| h.route == route && h.until > now);
         let expiry = mine.clone().map(|(_, h)| h.until).min();
         (mine.map(|(id, _)| id.clone()).collect(), expiry)
     }
@@ -91,6 +95,13 @@ impl Leases {
             };
             held.insert(event.lease.id.clone(), lease);
         }
+    }
+
+    /// Whether `lease` is the latest one of its delivery and not ended.
+    fn holds(&self, lease: &Lease) -> bool {
+        self.held()
+            .get(&lease.id)
+            .is_some_and(|h| h.token == lease.token)
     }
 
     fn renew(&self, lease: &Lease, until: i64) -> bool {
@@ -225,6 +236,10 @@ impl SpoolStore for SqliteSpoolStore {
     fn record(&self, lease: &Lease, outcome: AttemptOutcome) -> StoreFuture<'_, Recorded> {
         let lease = lease.clone();
         Box::pin(async move {
+            if !self.leases.holds(&lease) {
+                // Taken over by a later claim, or recorded already.
+                return Ok(Recorded::Stale);
+            }
             let (id, attempt) = (lease.id.clone(), lease.attempt);
             let now = now_ms();
             let state = outcome.state();
@@ -239,7 +254,8 @@ impl SpoolStore for SqliteSpoolStore {
                 // Relaxed: an outcome lost with the machine means the event is
                 // attempted again (at-least-once), never lost.
                 .write_with(Durability::Relaxed, move |tx| {
-                    // Only from the state the lease was taken in: at most once.
+                    // Only from the state the lease was taken in: at most
+                    // once, even if the lease was taken over meanwhile.
                     let changed = tx.prepare_cached("UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = coalesce(?4, next_attempt_at),
                            last_status = ?5, last_error = ?6, finished_at = ?7
                          WHERE id = ?1 AND state = 'pending' AND attempts = ?3 - 1")?.execute(
