@@ -25,7 +25,7 @@
 //!   token INTEGER NOT NULL,          -- the holder's claim token
 //!   expires_at INTEGER NOT NULL      -- unix ms
 //! ) WITHOUT ROWID;
-//! -- the async spool (see crate::spool)
+//! -- the async spool (see crate::spool; its statements are in crate::spool::sqlite)
 //! CREATE TABLE deliveries (
 //!   id TEXT PRIMARY KEY,             -- UUIDv7, sent as Hookgate-Delivery-Id
 //!   route TEXT NOT NULL,
