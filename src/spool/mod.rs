@@ -28,8 +28,9 @@
 //!   with `attempt - 1` attempts recorded; otherwise it changes nothing and
 //!   answers [`Recorded::Stale`]. So a holder whose lease expired may still
 //!   record if nobody took over, and an old lease never records over a
-//!   replayed dead letter. The attempt row and the delivery's next state
-//!   are one transaction.
+//!   replayed dead letter. The attempt row (its start, duration, and the
+//!   upstream's status or the error) and the delivery's next state are one
+//!   transaction.
 //! - **Nothing is deleted silently.** A delivery leaves `pending` only to
 //!   become `delivered` (deleted by [`SpoolStore::prune_delivered`] once
 //!   finished before the cutoff) or `dead` (kept until replayed or dropped
@@ -324,6 +325,12 @@ impl RouteCounts {
 /// The spool as this process uses it: a [`SpoolStore`] plus what stays in
 /// memory (the per-route counts behind `max_pending` and the gauges, and
 /// the wake-ups of the delivery workers). Cheap to clone.
+///
+/// The counts start from [`SpoolStore::counts`] and follow this process's
+/// own appends, records, replays and drops: exact while one process owns
+/// the store. A store shared by several processes needs them refreshed
+/// from the store, and workers woken by a poll rather than only by
+/// [`Spool::wait_for_work`].
 #[derive(Clone)]
 pub struct Spool {
     store: Arc<dyn SpoolStore>,
