@@ -58,9 +58,12 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// The ingress stack for one connection, outermost layer first. Each
-/// request runs on the routes current when it started (see `reload`).
-pub fn ingress_stack(
-    live: Arc<crate::reload::Live>,
+/// request runs on the gateway `current()` returns when it starts (the
+/// routes in force, see `reload`); `sensitive` are the headers marked
+/// sensitive on every request.
+pub fn ingress_stack<G>(
+    current: G,
+    sensitive: Arc<[HeaderName]>,
     peer: SocketAddr,
 ) -> impl tower::Service<
     Request<Incoming>,
@@ -69,8 +72,10 @@ pub fn ingress_stack(
     Future: Send + 'static,
 > + Clone
        + Send
-       + 'static {
-    let sensitive: Arc<[HeaderName]> = live.sensitive.load().as_slice().into();
+       + 'static
+where
+    G: Fn() -> Arc<Gateway> + Clone + Send + 'static,
+{
     ServiceBuilder::new()
         // Last line of defence: a bug that panics answers this one request
         // with a JSON 500 and keeps the connection's other requests and the
@@ -85,7 +90,7 @@ pub fn ingress_stack(
         // layer or handler could log the request.
         .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
         .service_fn(move |request: Request<Incoming>| {
-            let gateway = live.gateway.load_full();
+            let gateway = current();
             async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
         })
 }
