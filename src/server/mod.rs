@@ -153,34 +153,42 @@ where
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let result =
-                match tls {
-                    None => connection::serve(stream, &builder, service, drain, idle_timeout).await,
-                    Some((config, handshake_timeout)) => {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
-                        // The handshake shares the header timeout: a client that
-                        // never finishes it is cut off like a slow sender.
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        connection::serve(stream, &builder, service, drain, idle_timeout).await
-                    }
-                };
+            let result = match tls {
+                None => connection::serve(stream, &builder, service, drain, idle_timeout).await,
+                Some((config, handshake_timeout)) => {
+                    let Some(stream) = handshake(stream, peer, &config, handshake_timeout).await
+                    else {
+                        return;
+                    };
+                    connection::serve(stream, &builder, service, drain, idle_timeout).await
+                }
+            };
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
     connections
+}
+
+/// The TLS handshake of one connection. It shares the header timeout: a
+/// client that never finishes it is cut off like a slow sender.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    config: &tls::SharedTls,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
