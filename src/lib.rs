@@ -27,10 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use config::Config;
 
@@ -68,72 +71,20 @@ impl Server {
     /// Opens the stores the routes use and binds the ingress and admin
     /// listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let uses = |backend| {
-            config
-                .routes
-                .iter()
-                .any(|r| matches!(&r.dedup, DedupMode::On(d) if d.backend == backend))
-        };
         let metrics = Metrics::new();
-        let mut stores = Stores::default();
-        let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
-        if any_async || uses(DedupBackend::Local) {
-            let observer = metrics.clone();
-            let db = store::Db::open(
-                &config.data_dir,
-                config.store.fsync,
-                Box::new(move |took, _jobs, committed| {
-                    observer.store_commit(took.as_secs_f64(), committed)
-                }),
-            )
-            .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?;
-            if uses(DedupBackend::Local) {
-                stores.local = Some(dedup::LocalStore::new(db.clone()).await?);
-            }
-            if any_async {
-                let routes = config
-                    .routes
-                    .iter()
-                    .filter(|r| r.ack == AckMode::Async)
-                    .map(|r| {
-                        (
-                            r.name.clone(),
-                            metrics.route(&r.name, r.verify.secret_count()),
-                        )
-                    })
-                    .collect();
-                stores.spool = Some(
-                    spool::Spool::open(Arc::new(spool::SqliteSpoolStore::new(db)), routes)
-                        .await
-                        .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?,
-                );
-            }
-        }
-        if uses(DedupBackend::Redis) {
-            let redis = config
-                .redis
-                .as_ref()
-                .expect("validated: routes using redis have a redis block");
-            stores.redis = Some(dedup::RedisStore::new(
-                redis.url.expose_secret(),
-                &redis.key_prefix,
-                redis.timeout,
-            )?);
-        }
-        let bind = |what, addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { what, addr, source })
-        };
+        let stores = open_stores(&config, &metrics).await?;
         let tls = match &config.tls {
             None => None,
             Some(tls) => Some(Arc::new(arc_swap::ArcSwap::new(
                 server::tls::load(tls).map_err(StartError::Tls)?,
             ))),
         };
-        let ingress = bind("ingress", config.listen).await?;
-        let admin = bind("admin", config.admin_listen).await?;
-        let live = reload::Live::new(config.clone(), metrics, stores.clone(), tls);
+        let ingress = bind_listener("ingress", config.listen).await?;
+        let admin = bind_listener("admin", config.admin_listen).await?;
+        // The process's one upstream connection pool: every generation of
+        // routes and delivery workers sends through it (see `reload::Live`).
+        let client = forward::UpstreamClient::new(config.limits.max_upstream_response_bytes);
+        let live = reload::Live::new(config.clone(), metrics, stores.clone(), tls, client);
         Ok(Server {
             config,
             ingress,
@@ -177,144 +128,158 @@ impl Server {
     pub async fn serve_with_reloads(
         self,
         shutdown: impl Future<Output = ()>,
-        mut reloads: tokio::sync::mpsc::Receiver<()>,
+        reloads: tokio::sync::mpsc::Receiver<()>,
     ) {
+        let running = Running::start(self, reloads).await;
+        shutdown.await;
+        running.stop().await;
+    }
+}
+
+/// Opens the stores the routes need: the local database (for local dedup
+/// and the spool of async routes) and Redis.
+async fn open_stores(config: &Config, metrics: &Metrics) -> Result<Stores, StartError> {
+    let uses = |backend| {
+        config
+            .routes
+            .iter()
+            .any(|r| matches!(&r.dedup, DedupMode::On(d) if d.backend == backend))
+    };
+    let mut stores = Stores::default();
+    let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
+    if any_async || uses(DedupBackend::Local) {
+        let observer = metrics.clone();
+        let db = store::Db::open(
+            &config.data_dir,
+            config.store.fsync,
+            Box::new(move |took, _jobs, committed| {
+                observer.store_commit(took.as_secs_f64(), committed)
+            }),
+        )
+        .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?;
+        if uses(DedupBackend::Local) {
+            stores.local = Some(dedup::LocalStore::new(db.clone()).await?);
+        }
+        if any_async {
+            let routes = config
+                .routes
+                .iter()
+                .filter(|r| r.ack == AckMode::Async)
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        metrics.route(&r.name, r.verify.secret_count()),
+                    )
+                })
+                .collect();
+            stores.spool = Some(
+                spool::Spool::open(Arc::new(spool::SqliteSpoolStore::new(db)), routes)
+                    .await
+                    .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?,
+            );
+        }
+    }
+    if uses(DedupBackend::Redis) {
+        let redis = config
+            .redis
+            .as_ref()
+            .expect("validated: routes using redis have a redis block");
+        stores.redis = Some(dedup::RedisStore::new(
+            redis.url.expose_secret(),
+            &redis.key_prefix,
+            redis.timeout,
+        )?);
+    }
+    Ok(stores)
+}
+
+async fn bind_listener(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// A listener's accept loop and the signal that stops it.
+struct Listening {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<server::Connections>,
+}
+
+impl Listening {
+    /// Stops accepting and hands back the open connections, to drain.
+    async fn stop(self) -> server::Connections {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The reload tasks (on request, and the file watcher) and their stop signal.
+struct Reloading {
+    stop: watch::Sender<bool>,
+    reloader: JoinHandle<()>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+/// A serving gateway: every task it started, and the one place
+/// ([`Running::stop`]) that stops them, in order.
+struct Running {
+    config: Config,
+    live: Arc<reload::Live>,
+    stores: Stores,
+    ready: Arc<AtomicBool>,
+    ingress: Listening,
+    admin: Listening,
+    upkeep: JoinHandle<()>,
+    pruner: JoinHandle<()>,
+    reloading: Reloading,
+}
+
+impl Running {
+    /// The start-up sequence: the listeners accept, the background upkeep
+    /// and pruning run, delivery workers start, reloads are taken, and
+    /// only then does the gateway report ready.
+    async fn start(server: Server, reloads: tokio::sync::mpsc::Receiver<()>) -> Running {
         let Server {
             config,
             ingress,
             admin,
             live,
             stores,
-        } = self;
+        } = server;
         let live = Arc::new(live);
-        let metrics = live.metrics().clone();
         let ready = Arc::new(AtomicBool::new(false));
-        // Readiness depends on the local store always (it is on this
-        // machine), and on Redis only when a route refuses to work without
-        // it: with `on_store_error: accept` a Redis outage degrades dedup,
-        // and pulling every replica out of the load balancer would turn it
-        // into an outage.
-        let redis_required = config.routes.iter().any(|r| {
-            matches!(&r.dedup, DedupMode::On(d)
-                if d.backend == DedupBackend::Redis && d.on_store_error == StoreErrorPolicy::Reject)
-        });
-        let admin_state = Admin {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-            local: stores.local.clone(),
-            redis: stores.redis.clone().filter(|_| redis_required),
-            spool: stores.spool.clone(),
-            live: live.clone(),
-            loopback: config.admin_listen.ip().is_loopback(),
-        };
-
-        let (stop_ingress, stop_ingress_rx) = watch::channel(false);
-        let (stop_admin, stop_admin_rx) = watch::channel(false);
-
         let builder = server::connection_builder(&config.limits);
-        let tls = live
-            .tls
-            .clone()
-            .map(|shared| (shared, config.limits.header_read_timeout));
-        let ingress_live = live.clone();
-        let ingress_task = tokio::spawn(server::accept_loop(
-            ingress,
-            builder.clone(),
-            move |peer| server::ingress_stack(ingress_live.clone(), peer),
-            stop_ingress_rx,
-            tls,
-            config.limits.max_connections,
-            config.limits.idle_timeout,
-        ));
-        let admin_task = tokio::spawn(server::accept_loop(
-            admin,
-            builder,
-            move |_peer| {
-                let admin = admin_state.clone();
-                tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
-                })
-            },
-            stop_admin_rx,
-            None,
-            // The admin port serves probes and scrapes: a small fixed cap.
-            64,
-            config.limits.idle_timeout,
-        ));
-        let upkeep = {
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    tick.tick().await;
-                    metrics.run_upkeep();
-                }
-            })
-        };
-
-        let pruner = {
-            let (local, spool, retention) = (
-                stores.local.clone(),
-                stores.spool.clone(),
-                config.store.retention,
-            );
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(PRUNE_INTERVAL);
-                loop {
-                    tick.tick().await;
-                    if let Some(local) = &local {
-                        match local.prune_expired().await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
-                            Err(error) => {
-                                tracing::warn!(%error, "pruning expired dedup keys failed")
-                            }
-                        }
-                    }
-                    if let Some(spool) = &spool {
-                        match spool.prune_delivered(retention).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::debug!(
-                                deleted = n,
-                                "pruned delivered events past retention"
-                            ),
-                            Err(error) => tracing::warn!(%error, "pruning delivered events failed"),
-                        }
-                    }
-                }
-            })
-        };
-
+        let ingress = serve_ingress(&config, &live, ingress, builder.clone());
+        let admin_state = admin_state(&config, &live, &stores, &ready);
+        let admin = serve_admin(&config, admin_state, admin, builder);
+        let upkeep = spawn_upkeep(live.metrics().clone());
+        let pruner = spawn_pruner(&config, &stores);
         // Delivery workers, one per async route.
         live.start_workers().await;
-        // Reloads: on request, and by polling the files when asked to.
-        let (stop_reloads, stop_reloads_rx) = watch::channel(false);
-        let reloader = {
-            let live = live.clone();
-            let mut stop = stop_reloads_rx.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        request = reloads.recv() => match request {
-                            Some(()) => { let _ = live.reload().await; }
-                            None => return,
-                        },
-                    }
-                }
-            })
+        let reloading = take_reloads(&config, &live, reloads);
+        let running = Running {
+            config,
+            live,
+            stores,
+            ready,
+            ingress,
+            admin,
+            upkeep,
+            pruner,
+            reloading,
         };
-        let watcher = config
-            .reload
-            .watch
-            .then(|| tokio::spawn(live.clone().watch(config.reload.interval, stop_reloads_rx)));
+        running.report_ready();
+        running
+    }
 
+    /// Logs the config's warnings, reports ready, and says where it serves.
+    fn report_ready(&self) {
+        let config = &self.config;
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
-        ready.store(true, Ordering::Release);
-        metrics.set_ready(true);
+        self.ready.store(true, Ordering::Release);
+        self.live.metrics().set_ready(true);
         tracing::info!(
             ingress = %config.listen,
             admin = %config.admin_listen,
@@ -322,44 +287,220 @@ impl Server {
             routes = config.routes.len(),
             "hookgate is serving"
         );
+    }
 
-        shutdown.await;
-
+    /// Stops everything, in this order (the one place it is decided):
+    ///
+    /// 1. report not ready (`/readyz` and the ready gauge), so load
+    ///    balancers stop sending;
+    /// 2. stop taking reloads (the reload task and the file watcher end);
+    /// 3. stop accepting ingress connections, then drain in-flight requests
+    ///    for up to `shutdown_timeout`, closing what is left;
+    /// 4. stop the delivery workers: no new attempts, running ones finish
+    ///    (bounded inside each worker), the rest stays pending on disk;
+    /// 5. flush the local dedup store (keys of the last sync requests are
+    ///    written in the background, see `LocalStore::commit_detached`);
+    /// 6. stop the admin listener (it answered probes until now) and drain
+    ///    its connections for up to a second;
+    /// 7. end the metrics upkeep and the pruner.
+    async fn stop(self) {
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        ready.store(false, Ordering::Release);
-        metrics.set_ready(false);
-        let _ = stop_reloads.send(true);
-        let _ = reloader.await;
-        if let Some(watcher) = watcher {
-            let _ = watcher.await;
-        }
-        let _ = stop_ingress.send(true);
-        let ingress_conns = ingress_task.await.unwrap_or_default();
-        if tokio::time::timeout(config.shutdown_timeout, ingress_conns.shutdown())
+        self.ready.store(false, Ordering::Release);
+        self.live.metrics().set_ready(false);
+        self.reloading.stop().await;
+        let timeout = self.config.shutdown_timeout;
+        let ingress_conns = self.ingress.stop().await;
+        if tokio::time::timeout(timeout, ingress_conns.shutdown())
             .await
             .is_err()
         {
             tracing::warn!(
-                timeout = ?config.shutdown_timeout,
+                ?timeout,
                 "in-flight requests did not finish in time; closing them"
             );
         }
-        // Then deliveries: no new attempts, running ones finish (bounded
-        // inside each worker); the rest stays pending on disk.
-        live.stop_workers().await;
-        // Dedup keys of the last sync requests are written in the background
-        // (see `LocalStore::commit_detached`): write them before exiting.
-        if let Some(local) = &stores.local {
+        self.live.stop_workers().await;
+        if let Some(local) = &self.stores.local {
             if let Err(error) = local.flush().await {
                 tracing::warn!(%error, "could not write the last dedup keys");
             }
         }
-        let _ = stop_admin.send(true);
-        let admin_conns = admin_task.await.unwrap_or_default();
+        let admin_conns = self.admin.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
-        upkeep.abort();
-        pruner.abort();
+        self.upkeep.abort();
+        self.pruner.abort();
         tracing::info!("hookgate stopped");
+    }
+}
+
+impl Reloading {
+    /// Ends the reload task and the watcher (a reload under way finishes).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.reloader.await;
+        if let Some(watcher) = self.watcher {
+            let _ = watcher.await;
+        }
+    }
+}
+
+/// What the admin endpoints report on. Readiness depends on the local
+/// store always (it is on this machine), and on Redis only when a route
+/// refuses to work without it: with `on_store_error: accept` a Redis outage
+/// degrades dedup, and pulling every replica out of the load balancer
+/// would turn it into an outage.
+fn admin_state(
+    config: &Config,
+    live: &Arc<reload::Live>,
+    stores: &Stores,
+    ready: &Arc<AtomicBool>,
+) -> Admin {
+    let redis_required = config.routes.iter().any(|r| {
+        matches!(&r.dedup, DedupMode::On(d)
+            if d.backend == DedupBackend::Redis && d.on_store_error == StoreErrorPolicy::Reject)
+    });
+    Admin {
+        metrics: live.metrics().clone(),
+        ready: ready.clone(),
+        local: stores.local.clone(),
+        redis: stores.redis.clone().filter(|_| redis_required),
+        spool: stores.spool.clone(),
+        live: live.clone(),
+        loopback: config.admin_listen.ip().is_loopback(),
+    }
+}
+
+/// Accepts ingress connections (with TLS when configured); each request
+/// runs on the routes in force when it starts.
+fn serve_ingress(
+    config: &Config,
+    live: &Arc<reload::Live>,
+    listener: TcpListener,
+    builder: auto::Builder<TokioExecutor>,
+) -> Listening {
+    let (stop, stop_rx) = watch::channel(false);
+    let tls = live
+        .tls
+        .clone()
+        .map(|shared| (shared, config.limits.header_read_timeout));
+    let live = live.clone();
+    let task = tokio::spawn(server::accept_loop(
+        listener,
+        builder,
+        move |peer| {
+            let live = live.clone();
+            let sensitive = live.sensitive.load().as_slice().into();
+            server::ingress_stack(move || live.gateway.load_full(), sensitive, peer)
+        },
+        stop_rx,
+        tls,
+        config.limits.max_connections,
+        config.limits.idle_timeout,
+    ));
+    Listening { stop, task }
+}
+
+/// Accepts admin connections (probes, scrapes, the admin API).
+fn serve_admin(
+    config: &Config,
+    admin: Admin,
+    listener: TcpListener,
+    builder: auto::Builder<TokioExecutor>,
+) -> Listening {
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(server::accept_loop(
+        listener,
+        builder,
+        move |_peer| {
+            let admin = admin.clone();
+            tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let admin = admin.clone();
+                async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
+            })
+        },
+        stop_rx,
+        None,
+        // The admin port serves probes and scrapes: a small fixed cap.
+        64,
+        config.limits.idle_timeout,
+    ));
+    Listening { stop, task }
+}
+
+/// Metrics upkeep every five seconds.
+fn spawn_upkeep(metrics: Metrics) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    })
+}
+
+/// Deletes expired dedup keys and delivered events past retention, every
+/// [`PRUNE_INTERVAL`].
+fn spawn_pruner(config: &Config, stores: &Stores) -> JoinHandle<()> {
+    let (local, spool, retention) = (
+        stores.local.clone(),
+        stores.spool.clone(),
+        config.store.retention,
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Some(local) = &local {
+                match local.prune_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
+                    Err(error) => {
+                        tracing::warn!(%error, "pruning expired dedup keys failed")
+                    }
+                }
+            }
+            if let Some(spool) = &spool {
+                match spool.prune_delivered(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned delivered events past retention"),
+                    Err(error) => tracing::warn!(%error, "pruning delivered events failed"),
+                }
+            }
+        }
+    })
+}
+
+/// Reloads: on request (each message on `reloads`), and by polling the
+/// files when `reload.watch` asks to.
+fn take_reloads(
+    config: &Config,
+    live: &Arc<reload::Live>,
+    mut reloads: tokio::sync::mpsc::Receiver<()>,
+) -> Reloading {
+    let (stop, stop_rx) = watch::channel(false);
+    let reloader = {
+        let live = live.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    request = reloads.recv() => match request {
+                        Some(()) => { let _ = live.reload().await; }
+                        None => return,
+                    },
+                }
+            }
+        })
+    };
+    let watcher = config
+        .reload
+        .watch
+        .then(|| tokio::spawn(live.clone().watch(config.reload.interval, stop_rx)));
+    Reloading {
+        stop,
+        reloader,
+        watcher,
     }
 }
 

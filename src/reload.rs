@@ -89,15 +89,24 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(config: Config, metrics: Metrics, stores: Stores, tls: Option<SharedTls>) -> Live {
-        let gateway = Gateway::new(&config, &metrics, &stores);
+    /// The first generation. `client` is the process's one upstream pool:
+    /// every generation of routes and workers sends through it, so reloads
+    /// keep its connections.
+    pub fn new(
+        config: Config,
+        metrics: Metrics,
+        stores: Stores,
+        tls: Option<SharedTls>,
+        client: UpstreamClient,
+    ) -> Live {
+        let gateway = Gateway::new(&config, &metrics, &stores, &client);
         Live {
             gateway: ArcSwap::from_pointee(gateway),
             sensitive: ArcSwap::from_pointee(sensitive_headers(&config)),
             admin_token: ArcSwap::from_pointee(config.admin_token.clone()),
             tls,
             source: None,
-            client: UpstreamClient::new(config.limits.max_upstream_response_bytes),
+            client,
             config: Mutex::new(config),
             metrics,
             stores,
@@ -212,8 +221,12 @@ impl Live {
                     .map_err(|e| ReloadError::Spool(e.into()))?;
             }
         }
-        self.gateway
-            .store(Arc::new(Gateway::new(&new, &self.metrics, &self.stores)));
+        self.gateway.store(Arc::new(Gateway::new(
+            &new,
+            &self.metrics,
+            &self.stores,
+            &self.client,
+        )));
         self.sensitive.store(Arc::new(sensitive_headers(&new)));
         self.admin_token.store(Arc::new(new.admin_token.clone()));
 

@@ -316,6 +316,33 @@ async fn reload_under_traffic_fails_no_request_and_refuses_bad_configs() {
     );
 }
 
+#[tokio::test]
+async fn a_reload_keeps_the_upstream_connection_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start().await;
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(&file, reload_config(dir.path(), &upstream, 1, &secret)).unwrap();
+    let gateway = Gateway::start_file(&file, &[]).await;
+    let url = gateway.url("/r");
+    let forward = || post(&url, &[("X-Secret", "s3cret")], "{}");
+
+    assert_eq!(forward().await.status, StatusCode::OK);
+    assert_eq!(upstream.connections(), 1);
+    std::fs::write(&file, reload_config(dir.path(), &upstream, 2, &secret)).unwrap();
+    let r = post(&gateway.admin_url("/admin/reload"), &[], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(forward().await.status, StatusCode::OK);
+    assert_eq!(
+        upstream.received().last().unwrap().headers["x-generation"],
+        "2"
+    );
+    // The new routes send through the pool built at start-up: the
+    // keep-alive connection opened before the reload carries them.
+    assert_eq!(upstream.connections(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watched_secret_files_reload_by_themselves() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,6 +80,16 @@ impl UpstreamClient {
         }
     }
 
+    /// The same connection pool with another response-size limit: each
+    /// configuration generation takes the pool built at start-up and sets
+    /// the limit it was configured with.
+    pub fn with_max_response_bytes(&self, max_response_bytes: u64) -> UpstreamClient {
+        UpstreamClient {
+            client: self.client.clone(),
+            max_response_bytes,
+        }
+    }
+
     /// Sends `out` and reads the whole answer, for relaying it (sync
     /// routes): a body over the limit, or cut off, is an error.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<UpstreamResponse, ForwardError> {

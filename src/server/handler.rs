@@ -133,8 +133,15 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the routes. `stores` must hold every backend a route uses
-    /// (see [`Stores`]); a missing one is a bug in start-up.
-    pub fn new(config: &Config, metrics: &Metrics, stores: &Stores) -> Gateway {
+    /// (see [`Stores`]); a missing one is a bug in start-up. Requests go
+    /// upstream through `client`, the process's one pool (built at start-up
+    /// and kept across reloads), with this config's response-size limit.
+    pub fn new(
+        config: &Config,
+        metrics: &Metrics,
+        stores: &Stores,
+        client: &UpstreamClient,
+    ) -> Gateway {
         let routes = config
             .routes
             .iter()
@@ -183,7 +190,7 @@ impl Gateway {
         Gateway {
             routes,
             unmatched: metrics.route(UNMATCHED_ROUTE, 0),
-            client: UpstreamClient::new(config.limits.max_upstream_response_bytes),
+            client: client.with_max_response_bytes(config.limits.max_upstream_response_bytes),
             limits: config.limits.clone(),
             spool: stores.spool.clone(),
             trusted_proxies: config.trusted_proxies.clone(),

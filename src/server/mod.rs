@@ -58,9 +58,12 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// The ingress stack for one connection, outermost layer first. Each
-/// request runs on the routes current when it started (see `reload`).
-pub fn ingress_stack(
-    live: Arc<crate::reload::Live>,
+/// request runs on the gateway `current()` returns when it starts (the
+/// routes in force, see `reload`); `sensitive` are the headers marked
+/// sensitive on every request.
+pub fn ingress_stack<G>(
+    current: G,
+    sensitive: Arc<[HeaderName]>,
     peer: SocketAddr,
 ) -> impl tower::Service<
     Request<Incoming>,
@@ -69,8 +72,10 @@ pub fn ingress_stack(
     Future: Send + 'static,
 > + Clone
        + Send
-       + 'static {
-    let sensitive: Arc<[HeaderName]> = live.sensitive.load().as_slice().into();
+       + 'static
+where
+    G: Fn() -> Arc<Gateway> + Clone + Send + 'static,
+{
     ServiceBuilder::new()
         // Last line of defence: a bug that panics answers this one request
         // with a JSON 500 and keeps the connection's other requests and the
@@ -85,7 +90,7 @@ pub fn ingress_stack(
         // layer or handler could log the request.
         .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
         .service_fn(move |request: Request<Incoming>| {
-            let gateway = live.gateway.load_full();
+            let gateway = current();
             async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
         })
 }
@@ -148,34 +153,42 @@ where
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let result =
-                match tls {
-                    None => connection::serve(stream, &builder, service, drain, idle_timeout).await,
-                    Some((config, handshake_timeout)) => {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
-                        // The handshake shares the header timeout: a client that
-                        // never finishes it is cut off like a slow sender.
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        connection::serve(stream, &builder, service, drain, idle_timeout).await
-                    }
-                };
+            let result = match tls {
+                None => connection::serve(stream, &builder, service, drain, idle_timeout).await,
+                Some((config, handshake_timeout)) => {
+                    let Some(stream) = handshake(stream, peer, &config, handshake_timeout).await
+                    else {
+                        return;
+                    };
+                    connection::serve(stream, &builder, service, drain, idle_timeout).await
+                }
+            };
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
     connections
+}
+
+/// The TLS handshake of one connection. It shares the header timeout: a
+/// client that never finishes it is cut off like a slow sender.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    config: &tls::SharedTls,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
