@@ -550,4 +550,6 @@ mod derived_tests;
 #[cfg(test)]
 mod public_key_tests;
 #[cfg(test)]
+mod source_tests;
+#[cfg(test)]
 mod tests;
