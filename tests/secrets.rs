@@ -176,7 +176,15 @@ routes:
     .await;
     let listing_text = String::from_utf8_lossy(&listing.body).to_string();
     assert!(listing_text.contains("partner"), "{listing_text}");
-    if let Some(id) = listing.json()["items"][0]["id"].as_str() {
+    // The accepted `/partner` request is listed: the detail below is
+    // always fetched and searched.
+    let items = listing.json()["items"].clone();
+    assert!(
+        items.as_array().is_some_and(|items| !items.is_empty()),
+        "no delivery listed: {listing_text}"
+    );
+    {
+        let id = items[0]["id"].as_str().expect("a delivery id");
         let detail = send(
             http::Request::get(format!("{admin}/admin/deliveries/{id}"))
                 .header("Authorization", format!("Bearer {}", SECRETS[3]))
@@ -191,7 +199,15 @@ routes:
     }
     outputs.push(("deliveries".into(), listing_text));
 
-    // A reload that fails (an unset variable) reports without values.
+    // A reload that fails reports without values: the new file names a
+    // variable that is not set, in a value right after a secret.
+    let config_text = std::fs::read_to_string(&file).unwrap();
+    let broken = config_text.replace(
+        "X-Upstream-Key: \"${UPSTREAM_TOKEN}\"",
+        "X-Upstream-Key: \"${UPSTREAM_TOKEN}${HOOKGATE_TEST_UNSET_VARIABLE}\"",
+    );
+    assert_ne!(broken, config_text);
+    std::fs::write(&file, broken).unwrap();
     let reload = send(
         http::Request::post(format!("{admin}/admin/reload"))
             .header("Authorization", format!("Bearer {}", SECRETS[3]))
@@ -199,6 +215,20 @@ routes:
             .unwrap(),
     )
     .await;
+    assert_eq!(
+        reload.status,
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        reload.body
+    );
+    let refused = reload.json();
+    assert_eq!(refused["error"], "reload_refused", "{refused}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("HOOKGATE_TEST_UNSET_VARIABLE")),
+        "{refused}"
+    );
     outputs.push((
         "reload".into(),
         String::from_utf8_lossy(&reload.body).into(),

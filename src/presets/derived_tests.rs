@@ -149,3 +149,31 @@ fn event_sources_parse_and_handshakes_are_where_they_were() {
         ]
     );
 }
+
+#[test]
+fn header_names_hold_every_signature_timestamp_and_id_header() {
+    let names: Vec<String> = header_names().iter().map(|h| h.to_string()).collect();
+    for name in [
+        "x-hub-signature-256",
+        "x-hub-signature",
+        "shopify-hmac-sha256",
+        "svix-signature",
+        "svix-id",
+        "svix-timestamp",
+        "webhook-id",
+        "x-docusign-signature-100",
+        "x-twilio-webhooks-signature-settings",
+        "x-gitlab-token",
+        "authorization",
+        "x-signature-ed25519",
+        "x-twilio-email-event-webhook-timestamp",
+        "twitch-eventsub-message-id",
+        "x-hubspot-request-timestamp",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len());
+}

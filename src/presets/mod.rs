@@ -430,6 +430,51 @@ const fn names() -> [&'static str; TABLE.len()] {
     out
 }
 
+/// Every request header any preset reads to verify a request, each once,
+/// in table order: signature headers (every DocuSign
+/// `X-DocuSign-Signature-N`), timestamp and ID headers, Twilio's algorithm
+/// header, shared-secret headers, and those of the public-key forms. The
+/// fuzz target `signature_headers` sends these.
+pub fn header_names() -> Vec<HeaderName> {
+    fn timestamp_header(ts: &Option<TimestampSpec>) -> Option<HeaderName> {
+        match ts.as_ref().map(|t| &t.source) {
+            Some(TimestampSource::Header(h)) => Some(h.clone()),
+            _ => None,
+        }
+    }
+    fn public_key(spec: PublicKeySpec, names: &mut Vec<HeaderName>) {
+        names.push(spec.header.clone());
+        names.extend(timestamp_header(&spec.timestamp));
+        names.extend(spec.payload.headers().cloned());
+    }
+    let mut out: Vec<HeaderName> = Vec::new();
+    for row in TABLE {
+        let mut names = Vec::new();
+        match (row.verify)() {
+            PresetKind::Hmac(spec) => {
+                for s in spec.sources {
+                    names.push(s.header.clone());
+                    names.extend(s.more_headers.iter().cloned());
+                    names.extend(timestamp_header(&s.timestamp));
+                    names.extend(s.payload.headers().cloned());
+                    names.extend(s.algorithm_header.clone());
+                }
+            }
+            PresetKind::Header(h) => names.push(h),
+            PresetKind::PublicKey(spec) => public_key(spec, &mut names),
+        }
+        if let Some(spec) = row.public_key {
+            public_key(spec(), &mut names);
+        }
+        for name in names {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 /// The row of preset `name`.
 pub fn row(name: &str) -> Option<&'static Row> {
     TABLE.iter().find(|row| row.name == name)
@@ -548,6 +593,10 @@ fn standard_webhooks(prefix: &str) -> SignatureSource {
 #[cfg(test)]
 mod derived_tests;
 #[cfg(test)]
+mod fuzz_seeds;
+#[cfg(test)]
 mod public_key_tests;
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;
