@@ -10,7 +10,7 @@
 //! name from `presets::header_names()` (every header any preset reads,
 //! taken from the preset table) and the rest its value; the last chunk is
 //! the body. `fuzz/corpus/signature_headers/` is written by
-//! `cargo test --lib -- --ignored write_fuzz_corpus`.
+//! `HOOKGATE_WRITE_FUZZ_CORPUS=1 cargo test --lib fuzz_corpus`.
 #![no_main]
 
 use std::collections::HashMap;

@@ -2,10 +2,12 @@
 //! (`fuzz/corpus/signature_headers/`): for every signature source of every
 //! preset, a valid request, the same with its body changed, and one with a
 //! well-formed forged signature, in the target's input layout, signed with
-//! the credentials the target configures. Run it after changing the table
-//! (the files are named `seed-*`; fuzz/.gitignore keeps the rest out):
+//! the credentials the target configures. The test fails when the committed
+//! seeds differ from what the table gives now; rewrite them after changing
+//! the table (the files are named `seed-*`; fuzz/.gitignore keeps the
+//! fuzzer's own finds out):
 //!
-//!     cargo test --lib -- --ignored write_fuzz_corpus
+//!     HOOKGATE_WRITE_FUZZ_CORPUS=1 cargo test --lib fuzz_corpus
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -151,8 +153,7 @@ fn ed25519_seeds(out: &mut Vec<(String, Vec<u8>)>) {
 }
 
 #[test]
-#[ignore = "writes fuzz/corpus/signature_headers/; run by hand"]
-fn write_fuzz_corpus() {
+fn fuzz_corpus_matches_the_preset_table() {
     let mut seeds = Vec::new();
     for row in TABLE {
         match row.preset().kind {
@@ -173,10 +174,26 @@ fn write_fuzz_corpus() {
     ed25519_seeds(&mut seeds);
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/signature_headers");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in seeds {
-        // `seed-`: the committed files; the fuzzer's own finds are ignored
-        // (fuzz/.gitignore).
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    if std::env::var_os("HOOKGATE_WRITE_FUZZ_CORPUS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in &seeds {
+            // `seed-`: the committed files; the fuzzer's own finds are
+            // ignored (fuzz/.gitignore).
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
     }
+    let mut stale = Vec::new();
+    for (name, bytes) in &seeds {
+        if std::fs::read(dir.join(format!("seed-{name}")))
+            .ok()
+            .as_ref()
+            != Some(bytes)
+        {
+            stale.push(name.clone());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "fuzz seeds missing or out of date (rewrite them: HOOKGATE_WRITE_FUZZ_CORPUS=1 cargo test --lib fuzz_corpus): {stale:?}"
+    );
 }
