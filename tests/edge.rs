@@ -187,14 +187,26 @@ fn reload_config(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_under_traffic_fails_no_request_and_refuses_bad_configs() {
+/// A temp dir with a secret file and a generation-1 reload config beside
+/// an upstream: what the reload tests start from.
+async fn reload_fixture() -> (
+    tempfile::TempDir,
+    Upstream,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::start().await;
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "s3cret\n").unwrap();
     let file = dir.path().join("hookgate.yaml");
     std::fs::write(&file, reload_config(dir.path(), &upstream, 1, &secret)).unwrap();
+    (dir, upstream, secret, file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_traffic_fails_no_request_and_refuses_bad_configs() {
+    let (dir, upstream, secret, file) = reload_fixture().await;
     let gateway = Arc::new(Gateway::start_file(&file, &[]).await);
 
     // Traffic: four senders, bounded, until told to stop.
@@ -318,12 +330,7 @@ async fn reload_under_traffic_fails_no_request_and_refuses_bad_configs() {
 
 #[tokio::test]
 async fn a_reload_keeps_the_upstream_connection_pool() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = Upstream::start().await;
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s3cret\n").unwrap();
-    let file = dir.path().join("hookgate.yaml");
-    std::fs::write(&file, reload_config(dir.path(), &upstream, 1, &secret)).unwrap();
+    let (dir, upstream, secret, file) = reload_fixture().await;
     let gateway = Gateway::start_file(&file, &[]).await;
     let url = gateway.url("/r");
     let forward = || post(&url, &[("X-Secret", "s3cret")], "{}");
