@@ -275,7 +275,7 @@ impl Dedup {
     pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DedupBackend {
     /// SQLite in `data_dir`.
     #[default]
