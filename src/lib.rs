@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod config;
 pub mod dedup;
+pub mod destination;
 pub mod events;
 pub mod forward;
 pub mod health;
