@@ -60,7 +60,7 @@ impl Fixture {
 
     /// Sends `request` as if from `peer`, through a `tower::Service` around
     /// [`Gateway::handle`], and reads the answer to the end.
-    pub(super) async fn send_from<B>(&self, peer: &str, request: Request<B>) -> Answer
+    pub(super) async fn send_from<B>(&self, peer: &str, request: Request<B>) -> Reply
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
@@ -71,10 +71,10 @@ impl Fixture {
             async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
         });
         let response = service.oneshot(request).await.unwrap();
-        Answer::read(response).await
+        Reply::read(response).await
     }
 
-    pub(super) async fn send<B>(&self, request: Request<B>) -> Answer
+    pub(super) async fn send<B>(&self, request: Request<B>) -> Reply
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
@@ -124,16 +124,16 @@ async fn stores(config: &Config, metrics: &Metrics, dir: &std::path::Path) -> St
 
 /// A response read to the end.
 #[derive(Debug)]
-pub(super) struct Answer {
+pub(super) struct Reply {
     pub(super) status: StatusCode,
     pub(super) headers: http::HeaderMap,
     pub(super) body: Bytes,
 }
 
-impl Answer {
-    pub(super) async fn read(response: Response<Full<Bytes>>) -> Answer {
+impl Reply {
+    pub(super) async fn read(response: Response<Full<Bytes>>) -> Reply {
         let (parts, body) = response.into_parts();
-        Answer {
+        Reply {
             status: parts.status,
             headers: parts.headers,
             body: body.collect().await.unwrap().to_bytes(),

@@ -3,8 +3,8 @@
 //! owning its dedup protocol:
 //!
 //! - `sync.rs`, [`Forwarding`] (`ack: sync`): claim the event key, forward
-//!   now, relay the upstream's answer, then commit the claim (2xx) or
-//!   release it (anything else) — the claim guard is in `claim.rs`;
+//!   now, commit the claim (2xx) or release it (anything else), then relay
+//!   the upstream's answer; the claim and its guard are in `claim.rs`;
 //! - `spool.rs`, [`Spooling`] (`ack: async`): spool the event with its
 //!   claim (in the spool's own transaction for the local store) and
 //!   acknowledge once it is committed; a delivery worker forwards it later.
