@@ -13,6 +13,8 @@
 //!    spool and acknowledge (async), each with its own dedup protocol;
 //! 6. the access log and the request metric (`access_log.rs`).
 //!
+//! What the phases need of a route (its verifier, rate limiter, event
+//! policy, deliver step) is built once per configuration (`route.rs`).
 //! Each phase returns a typed error; `../error.rs` turns it into the
 //! response.
 //!
@@ -206,5 +208,46 @@ fn deliver_step(route: &Route, stores: &Stores, client: &UpstreamClient) -> Deli
             };
             Deliver::Async(Box::new(Spooling::new(spool, dedup)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::testing::{trutac_post, Fixture, Upstream, SECRET};
+
+    #[tokio::test]
+    async fn answered_events_never_reach_the_deliver_step() {
+        let upstream = Upstream::start(StatusCode::OK).await;
+        let fixture = Fixture::new(&format!(
+            "routes:\n  - {{ name: r, path: /r, ack: sync, verify: {{ scheme: trutac, secrets: [\"{SECRET}\"] }}, events: {{ from: \"json:/type\", allow: [\"order.*\"], ack_only: [\"ping\"] }}, dedup: {{ key: \"{{json:/id}}\" }}, upstream: {{ url: \"{}\" }} }}\n",
+            upstream.url()
+        ))
+        .await;
+        for (body, outcome) in [
+            (r#"{"id":"1","type":"ping"}"#, "ack_only"),
+            (r#"{"id":"2","type":"user.deleted"}"#, "filtered"),
+        ] {
+            let answer = fixture.send(trutac_post("/r", SECRET, body)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{body}");
+            let series = format!(r#"hookgate_requests_total{{route="r",outcome="{outcome}"}}"#);
+            assert_eq!(fixture.metric(&series), 1.0, "{series}");
+        }
+        assert_eq!(upstream.received(), 0);
+        let forwarded = fixture
+            .send(trutac_post(
+                "/r",
+                SECRET,
+                r#"{"id":"3","type":"order.paid"}"#,
+            ))
+            .await;
+        assert_eq!(forwarded.status, StatusCode::OK);
+        assert_eq!(upstream.received(), 1);
+        // Only the forwarded event was claimed.
+        assert_eq!(
+            fixture.metric(r#"hookgate_dedup_total{route="r",result="new"}"#),
+            1.0
+        );
     }
 }
