@@ -50,9 +50,9 @@ use hyper::body::Body;
 
 use super::error::RequestError;
 use crate::config::{AckMode, Config, DedupBackend, DedupMode, Limits, Route, UNMATCHED_ROUTE};
-use crate::stores::Stores;
 use crate::events::Decision;
 use crate::forward::UpstreamClient;
+use crate::stores::Stores;
 use crate::telemetry::{Metrics, Outcome, RouteMetrics};
 use admission::Admission;
 use deliver::{Accepted, Deliver, Forwarding, RouteDedup, SpoolDedup, Spooling};
@@ -190,7 +190,10 @@ fn deliver_step(route: &Route, stores: &Stores, client: &UpstreamClient) -> Deli
             dedup.map(|d| RouteDedup::open(d, stores, timeout)),
         ))),
         AckMode::Async => {
-            let spool = stores.spool().cloned().expect("spool opened for async routes");
+            let spool = stores
+                .spool()
+                .cloned()
+                .expect("spool opened for async routes");
             let dedup = match dedup {
                 None => SpoolDedup::Off,
                 // The local store shares the spool's database: the claim is

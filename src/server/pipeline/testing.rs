@@ -20,11 +20,11 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
 use super::Gateway;
-use crate::stores::Stores;
 use crate::config::{AckMode, Config};
 use crate::dedup::LocalStore;
 use crate::forward::UpstreamClient;
 use crate::spool::{Spool, SqliteSpoolStore};
+use crate::stores::Stores;
 use crate::telemetry::Metrics;
 
 /// The TruTac secret of the fixtures' signed routes.

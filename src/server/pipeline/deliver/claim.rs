@@ -15,8 +15,8 @@ use http::HeaderMap;
 use super::super::route::RouteState;
 use crate::config::{Dedup, StoreErrorPolicy};
 use crate::dedup::{Claim, ClaimToken, EventKey, SharedDedupStore, StoreError};
-use crate::stores::Stores;
 use crate::server::error::RequestError;
+use crate::stores::Stores;
 use crate::telemetry::RouteMetrics;
 
 /// A route's dedup settings with the store its claims go to.
