@@ -51,6 +51,8 @@ pub enum StartError {
     Store(#[from] dedup::StoreError),
     #[error("{0}")]
     Tls(String),
+    #[error(transparent)]
+    Traces(#[from] telemetry::traces::TracesError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -72,7 +74,8 @@ impl Server {
     /// Opens the stores the routes use and binds the ingress and admin
     /// listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let metrics = Metrics::new();
+        let traces = telemetry::traces::Traces::start(config.otlp.as_ref())?;
+        let metrics = Metrics::new().with_traces(traces);
         let stores = Stores::open(&config, &metrics).await?;
         let tls = match &config.tls {
             None => None,
@@ -273,6 +276,7 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
         self.upkeep.abort();
         self.pruner.abort();
+        self.live.metrics().traces().shutdown().await;
         tracing::info!("hookgate stopped");
     }
 }

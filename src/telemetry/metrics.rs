@@ -162,6 +162,9 @@ pub struct Metrics {
     store_commit_failures: Counter,
     reloads: [Counter; 2],
     reload_ok: Gauge,
+    /// The tracer (empty unless `telemetry.otlp` is set), handed to each
+    /// route with its metrics.
+    traces: super::traces::Traces,
 }
 
 impl Default for Metrics {
@@ -223,6 +226,7 @@ impl Metrics {
             store_commit_failures,
             reloads,
             reload_ok,
+            traces: Default::default(),
         }
     }
 
@@ -320,7 +324,18 @@ impl Metrics {
             delivery_lag: histogram(r, names::DELIVERY_LAG_SECONDS, with(None)),
             request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
             upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
+            traces: self.traces.clone(),
         }
+    }
+
+    /// These metrics with `traces` as the process's tracer.
+    pub fn with_traces(mut self, traces: super::traces::Traces) -> Metrics {
+        self.traces = traces;
+        self
+    }
+
+    pub fn traces(&self) -> &super::traces::Traces {
+        &self.traces
     }
 }
 
@@ -343,9 +358,15 @@ pub struct RouteMetrics {
     dedup_key_fallbacks: Counter,
     request_duration: Histogram,
     upstream_duration: Histogram,
+    traces: super::traces::Traces,
 }
 
 impl RouteMetrics {
+    /// The tracer for this route's requests and deliveries.
+    pub fn traces(&self) -> &super::traces::Traces {
+        &self.traces
+    }
+
     pub fn request(&self, outcome: Outcome, seconds: f64) {
         self.requests[outcome.index()].increment(1);
         self.request_duration.record(seconds);

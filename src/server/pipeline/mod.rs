@@ -118,12 +118,23 @@ impl Gateway {
         };
         // The client's address, for the allowlist and the access log.
         let client = self.admission.client(peer.ip(), request.headers());
-        let (outcome, response) = match self.phases(route, request, peer, client).await {
+        let span = route
+            .metrics
+            .traces()
+            .receive(route.name(), request.headers());
+        let trace = span.context();
+        let (outcome, response) = match self.phases(route, request, peer, client, trace).await {
             Ok(answer) => answer,
             Err(error) => (error.outcome(), error.into_response(http1)),
         };
-        // 6. The access log line and the request metric.
+        // 6. The access log line, the request metric and the span.
         access_log::record(route, outcome, &response, started.elapsed(), client);
+        let delivery_id = response.headers().get(deliver::DELIVERY_ID);
+        span.finish(
+            outcome.as_str(),
+            response.status().as_u16(),
+            delivery_id.and_then(|v| v.to_str().ok()),
+        );
         response
     }
 
@@ -134,6 +145,7 @@ impl Gateway {
         request: Request<B>,
         peer: SocketAddr,
         client: Option<IpAddr>,
+        trace: Option<opentelemetry::trace::SpanContext>,
     ) -> Result<Answer, RequestError>
     where
         B: Body<Data = Bytes>,
@@ -171,6 +183,7 @@ impl Gateway {
             strip: verified.strip_header,
             peer: peer.ip(),
             peer_trusted: self.admission.is_trusted(peer.ip()),
+            trace,
         };
         route.deliver.deliver(route, accepted).await
     }

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri};
 use http_body_util::Full;
+use opentelemetry::trace::SpanContext;
 
 use super::route::RouteState;
 use super::Answer;
@@ -70,6 +71,9 @@ pub(super) struct Accepted {
     /// The TCP peer, and whether it is one of `trusted_proxies`.
     pub(super) peer: IpAddr,
     pub(super) peer_trusted: bool,
+    /// The request's span context when tracing is on: the parent of the
+    /// upstream's spans (sync) or stored with the event (async).
+    pub(super) trace: Option<SpanContext>,
 }
 
 /// What goes upstream, now or from the spool.

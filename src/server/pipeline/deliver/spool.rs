@@ -18,6 +18,7 @@ use crate::server::error::RequestError;
 use crate::server::pipeline::route::RouteState;
 use crate::server::pipeline::Answer;
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool, StoreError};
+use crate::telemetry::traces;
 use crate::telemetry::{DedupResult, Outcome};
 
 /// The deliver step of an async route.
@@ -72,7 +73,9 @@ impl Spooling {
         let claimed_with_the_event = local_claim.is_some();
         // The route's own upstream headers may carry the upstream's
         // credentials: they are added at delivery time, never stored.
-        let outbound = request.outbound(route, &HeaderMap::new());
+        let trace = request.trace.clone();
+        let mut outbound = request.outbound(route, &HeaderMap::new());
+        traces::store(trace.as_ref(), &mut outbound.headers);
         let event = NewEvent {
             route: route.name().to_string(),
             headers: outbound.headers,

@@ -17,6 +17,7 @@ use crate::forward::{self, ForwardError, Outgoing, UpstreamClient, UpstreamRespo
 use crate::server::error::RequestError;
 use crate::server::pipeline::route::RouteState;
 use crate::server::pipeline::Answer;
+use crate::telemetry::traces;
 use crate::telemetry::{Outcome, UpstreamClass};
 
 /// The deliver step of a sync route.
@@ -56,7 +57,9 @@ impl Forwarding {
             }
         };
         let upstream = &route.route.upstream;
-        let outbound = request.outbound(route, &upstream.headers);
+        let trace = request.trace.clone();
+        let mut outbound = request.outbound(route, &upstream.headers);
+        traces::inject(trace.as_ref(), &mut outbound.headers);
         let sent = Instant::now();
         let result = self
             .client
