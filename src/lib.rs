@@ -17,6 +17,7 @@ pub mod presets;
 pub mod reload;
 pub mod reserved_headers;
 pub mod server;
+pub mod sign;
 pub mod spool;
 pub mod store;
 pub mod stores;
