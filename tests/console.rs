@@ -471,6 +471,11 @@ async fn no_page_shows_a_secret_value() {
         overview.contains(&format!("http://{}/in?…", upstream.addr)),
         "{overview}"
     );
+    let test_event = page(&format!("/ui/events/{test_id}"));
+    assert!(
+        test_event.contains("tt-hook-event"),
+        "the test event's type is sent: {test_event}"
+    );
     let event = page(&format!("/ui/events/{id}"));
     assert!(
         event.contains("tt-hook-signature"),

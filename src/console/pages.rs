@@ -181,38 +181,49 @@ const SERIES: [Series; 4] = [
     ("delivered", "#16a34a", |m| m.delivered),
 ];
 
-/// The last hour as an inline SVG line chart, one point per minute.
+/// The last hour as an inline SVG bar chart: per minute, one bar per
+/// series side by side (nothing is drawn for a zero).
 fn chart(minutes: &[Minute]) -> Markup {
-    const W: f64 = 600.0;
     const H: f64 = 120.0;
+    const SLOT: f64 = 10.0;
+    const BAR: f64 = 2.2;
     let max = minutes
         .iter()
         .flat_map(|m| SERIES.iter().map(move |(_, _, f)| f(m)))
         .max()
         .unwrap_or(0)
         .max(1);
-    let step = W / (minutes.len().max(2) - 1) as f64;
-    let points = |f: fn(&Minute) -> u32| {
-        minutes
+    let width = SLOT * minutes.len() as f64;
+    let bars = minutes.iter().enumerate().flat_map(|(i, m)| {
+        SERIES
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let y = H - f64::from(f(m)) / f64::from(max) * (H - 10.0);
-                format!("{:.1},{:.1}", i as f64 * step, y)
+            .filter_map(move |(j, (_, colour, f))| {
+                let v = f(m);
+                (v > 0).then(|| {
+                    let h = f64::from(v) / f64::from(max) * (H - 6.0);
+                    (
+                        format!("{:.1}", i as f64 * SLOT + 0.6 + j as f64 * BAR),
+                        format!("{:.1}", H - h),
+                        format!("{h:.1}"),
+                        *colour,
+                    )
+                })
             })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    });
     html! {
         figure.chart {
-            svg viewBox="0 -4 600 128" preserveAspectRatio="none" role="img" aria-label="Events per minute over the last hour" {
-                line x1="0" y1="120" x2="600" y2="120" stroke="#9ca3af" stroke-width="1" {}
-                @for (_, colour, f) in SERIES {
-                    polyline points=(points(f)) fill="none" stroke=(colour) stroke-width="2" vector-effect="non-scaling-stroke" {}
+            svg viewBox=(format!("0 0 {width} {H}")) preserveAspectRatio="none" role="img" aria-label="Events per minute over the last hour" {
+                @for i in (0..=minutes.len()).step_by(10) {
+                    line x1=(i as f64 * SLOT) y1="0" x2=(i as f64 * SLOT) y2=(H) stroke="#e5e7eb" stroke-width="1" vector-effect="non-scaling-stroke" {}
+                }
+                @for (x, y, h, colour) in bars {
+                    rect x=(x) y=(y) width=(BAR) height=(h) fill=(colour) {}
                 }
             }
+            div.axis { span { "60 min ago" } span { "30 min" } span { "now" } }
             figcaption {
-                "per minute, last 60 min (peak " (max) "): "
+                "per minute (tallest bar: " (max) "): "
                 @for (name, colour, _) in SERIES {
                     span.key { svg.swatch viewBox="0 0 10 10" { rect width="10" height="10" fill=(colour) {} } " " (name) }
                     " "
