@@ -406,5 +406,23 @@ async fn screenshots(
         client.screenshot().await.unwrap(),
     )
     .unwrap();
+    // Not committed: to look at the layout on a phone's width.
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&gateway.admin_url("/ui/")).await.unwrap();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::write(
+        target.join("console-phone.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client
+        .goto(&gateway.admin_url("/ui/dead-letters"))
+        .await
+        .unwrap();
+    std::fs::write(
+        target.join("console-phone-dead.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
     client.set_window_size(1280, 1000).await.unwrap();
 }

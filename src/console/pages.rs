@@ -277,7 +277,12 @@ pub fn route(
             Some(session),
             html! {
                 p { "Scheme " strong { (route.verify.scheme) } ", ack " strong { (route.ack.as_str()) }
-                    ", destination " code { (destination(route)) } }
+                    ", destination " code { (destination(route)) } ", dedup "
+                    @match &route.dedup {
+                        crate::config::DedupMode::Off => "off",
+                        crate::config::DedupMode::On(d) => { "by key " code { (d.key.as_str()) } },
+                    }
+                    "." }
                 h2 { "Recent events" }
                 @if route.ack == AckMode::Sync {
                     p.hint { "A sync route relays each event as it arrives: nothing is stored, so there is no event list. The overview counts its events." }
@@ -298,14 +303,13 @@ pub fn route(
                     }
                     @if events.is_empty() { p { "No events." } } @else {
                         div.scroll { table {
-                            thead { tr { th { "Received" } th { "Event" } th { "Event type" } th { "Dedup key" } th { "State" } th { "Attempts" } th { "Last error" } } }
+                            thead { tr { th { "Received" } th { "Event" } th { "Event type" } th { "State" } th { "Attempts" } th { "Last error" } } }
                             tbody {
                                 @for (e, event_type) in events {
                                     tr {
                                         td { (time(e.received_at)) }
                                         td { a href=(format!("/ui/events/{}", e.id)) { code { (e.id) } } }
                                         td { (event_type.as_deref().unwrap_or("–")) }
-                                        td.hint { "not stored" }
                                         td { span class=(format!("state {}", e.state)) { (e.state) } }
                                         td { (e.attempts) }
                                         td { (e.last_error.as_deref().unwrap_or("")) }
