@@ -27,8 +27,9 @@ const SECRETS: [&str; 5] = [
 ];
 
 /// A gateway with the console on: an async TruTac route (dead-lettering
-/// after one attempt when the upstream fails), a GitLab route (a shared
-/// secret, which the console cannot sign) and a sync route.
+/// after one attempt when the upstream fails), a sync GitLab route (a
+/// shared secret, which the console cannot sign), and an async route whose
+/// upstream is unreachable (its errors are shown).
 fn config(upstream: &str, admin: &str) -> String {
     format!(
         r#"admin: {{ listen: "127.0.0.1:0"{admin} }}
@@ -48,6 +49,14 @@ routes:
     verify: {{ scheme: gitlab, secrets: ["{GITLAB_SECRET}"] }}
     ack: sync
     upstream: {{ url: "{upstream}/gl" }}
+  - name: down
+    path: /hooks/down
+    verify: {{ scheme: trutac, secrets: ["{TRUTAC_SECRET}"] }}
+    ack: async
+    dedup: off
+    upstream:
+      url: "http://127.0.0.1:1/down?key={UPSTREAM_URL_TOKEN}"
+      retry: {{ max_attempts: 1 }}
 "#
     )
 }
@@ -381,6 +390,16 @@ async fn no_page_shows_a_secret_value() {
     // sent from the console.
     let body = r#"{"booking":"b-1"}"#;
     let signature = trutac_signature(TRUTAC_SECRET, body.as_bytes());
+    let unreachable = post(
+        &gateway.url("/hooks/down"),
+        &[("tt-hook-signature", &signature)],
+        body.to_string(),
+    )
+    .await;
+    let down_id = unreachable.headers["hookgate-delivery-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let sent = send_event(&gateway, body).await;
     assert_eq!(sent.status, StatusCode::OK);
     let id = sent.headers["hookgate-delivery-id"]
@@ -404,11 +423,11 @@ async fn no_page_shows_a_secret_value() {
         test_page[at..at + 36].to_string()
     };
     wait_until(
-        "both events are dead letters",
+        "the three events are dead letters",
         Duration::from_secs(20),
         || async {
             let page = text(&operator.get("/ui/dead-letters").await);
-            page.contains(&id) && page.contains(&test_id)
+            page.contains(&id) && page.contains(&test_id) && page.contains(&down_id)
         },
     )
     .await;
@@ -422,6 +441,8 @@ async fn no_page_shows_a_secret_value() {
         "/ui/routes/gitlab".into(),
         format!("/ui/events/{id}"),
         format!("/ui/events/{test_id}"),
+        format!("/ui/events/{down_id}"),
+        "/ui/routes/down".into(),
         "/ui/dead-letters".into(),
         "/ui/dead-letters?route=trutac".into(),
     ] {
@@ -489,6 +510,12 @@ async fn no_page_shows_a_secret_value() {
     );
     assert!(event.contains(">Replay</button>"));
     assert!(event.contains("500"), "the attempt's status");
+    let down = page(&format!("/ui/events/{down_id}"));
+    assert!(
+        down.contains("upstream unreachable"),
+        "the attempt's error: {down}"
+    );
+    assert!(down.contains("http://127.0.0.1:1/down?…"), "{down}");
     let route = page("/ui/routes/trutac");
     assert!(
         route.contains("malformed_signature") && route.contains("x-leak"),
