@@ -620,3 +620,44 @@ async fn a_token_change_on_reload_ends_every_session() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&answer), "/ui/login");
 }
+
+#[tokio::test]
+async fn without_async_routes_the_pages_say_there_is_nothing_spooled() {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&format!(
+        r#"admin: {{ listen: "127.0.0.1:0"{} }}
+routes:
+  - name: gitlab
+    path: /hooks/gitlab
+    verify: {{ scheme: gitlab, secrets: ["{GITLAB_SECRET}"] }}
+    ack: sync
+    upstream: {{ url: "{}" }}
+"#,
+        with_token(),
+        upstream.url("/gl")
+    ))
+    .await;
+    let operator = Operator::login(&gateway.admin_url("")).await;
+    for (path, status, says) in [
+        ("/ui/", StatusCode::OK, "gitlab"),
+        ("/ui/routes/gitlab", StatusCode::OK, "nothing is stored"),
+        ("/ui/dead-letters", StatusCode::OK, "No dead letters."),
+        (
+            "/ui/events/anything",
+            StatusCode::NOT_FOUND,
+            "nothing is spooled",
+        ),
+        ("/ui/routes/nope", StatusCode::NOT_FOUND, "No such route"),
+    ] {
+        let answer = operator.get(path).await;
+        assert_eq!(answer.status, status, "{path}");
+        assert!(text(&answer).contains(says), "{path}: {}", text(&answer));
+    }
+    let answer = operator
+        .post(
+            "/ui/dead-letters/replay",
+            &[("action", "all"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
