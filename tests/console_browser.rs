@@ -369,20 +369,24 @@ async fn screenshots(
     failing.store(false, Ordering::SeqCst);
     let before = upstream.received().len();
     let mut delivered = 0;
-    for n in 0..12 {
+    for n in 0..14 {
         let body = format!(r#"{{"n":{n}}}"#);
-        let signature = if n % 4 == 3 {
-            "sha1=00".to_string()
-        } else {
-            delivered += 1;
-            trutac_signature(SECRET, body.as_bytes())
+        // Rejected for three reasons: malformed, wrong, and missing.
+        let signature = match n % 7 {
+            3 => "sha1=00".to_string(),
+            5 => format!("sha1={}", "0".repeat(40)),
+            6 => String::new(),
+            _ => {
+                delivered += 1;
+                trutac_signature(SECRET, body.as_bytes())
+            }
         };
-        post(
-            &gateway.url("/hooks/trutac"),
-            &[("tt-hook-signature", &signature)],
-            body,
-        )
-        .await;
+        let headers: &[(&str, &str)] = if signature.is_empty() {
+            &[]
+        } else {
+            &[("tt-hook-signature", &signature)]
+        };
+        post(&gateway.url("/hooks/trutac"), headers, body).await;
     }
     eventually("the screenshot's events are delivered", || {
         upstream.received().len() == before + delivered

@@ -159,19 +159,11 @@ fn route_card(r: &RouteOverview<'_>) -> Markup {
                 "Last hour: " (verified) " verified, " (rejected) " rejected, "
                 (duplicate) " duplicate, " (delivered) " delivered."
             }
-            @if rejected > 0 {
-                p.totals { "Rejected by reason: "
-                    @for (i, e) in VerifyError::ALL.iter().enumerate() {
-                        @let n = r.minutes.iter().map(|m| m.rejected[i]).sum::<u32>();
-                        @if n > 0 { span.reason { code { (e.code()) } " " (n) } " " }
-                    }
-                }
-            }
         }
     }
 }
 
-/// One line of the chart: name, colour, value per minute.
+/// One bar of the chart: name, colour, value per minute.
 type Series = (&'static str, &'static str, fn(&Minute) -> u32);
 
 const SERIES: [Series; 4] = [
@@ -181,8 +173,13 @@ const SERIES: [Series; 4] = [
     ("delivered", "#16a34a", |m| m.delivered),
 ];
 
+/// The rejected bar is stacked by reason, in [`VerifyError::ALL`] order.
+const REASON_COLOURS: [&str; VerifyError::ALL.len()] =
+    ["#fb923c", "#f87171", "#dc2626", "#7f1d1d", "#facc15"];
+
 /// The last hour as an inline SVG bar chart: per minute, one bar per
-/// series side by side (nothing is drawn for a zero).
+/// series side by side, the rejected one stacked by reason (nothing is
+/// drawn for a zero).
 fn chart(minutes: &[Minute]) -> Markup {
     const H: f64 = 120.0;
     const SLOT: f64 = 10.0;
@@ -193,44 +190,62 @@ fn chart(minutes: &[Minute]) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
+    let height = |v: u32| f64::from(v) / f64::from(max) * (H - 6.0);
+    // (x, y, height, colour) of every rectangle.
+    let mut rects: Vec<(f64, f64, f64, &str)> = Vec::new();
+    for (i, m) in minutes.iter().enumerate() {
+        for (j, (name, colour, f)) in SERIES.iter().enumerate() {
+            let x = i as f64 * SLOT + 0.6 + j as f64 * BAR;
+            if *name == "rejected" {
+                let mut top = H;
+                for (n, colour) in m.rejected.iter().zip(REASON_COLOURS) {
+                    if *n > 0 {
+                        top -= height(*n);
+                        rects.push((x, top, height(*n), colour));
+                    }
+                }
+            } else if f(m) > 0 {
+                rects.push((x, H - height(f(m)), height(f(m)), colour));
+            }
+        }
+    }
+    let reasons: Vec<(usize, u32)> = (0..VerifyError::ALL.len())
+        .map(|i| (i, minutes.iter().map(|m| m.rejected[i]).sum::<u32>()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
     let width = SLOT * minutes.len() as f64;
-    let bars = minutes.iter().enumerate().flat_map(|(i, m)| {
-        SERIES
-            .iter()
-            .enumerate()
-            .filter_map(move |(j, (_, colour, f))| {
-                let v = f(m);
-                (v > 0).then(|| {
-                    let h = f64::from(v) / f64::from(max) * (H - 6.0);
-                    (
-                        format!("{:.1}", i as f64 * SLOT + 0.6 + j as f64 * BAR),
-                        format!("{:.1}", H - h),
-                        format!("{h:.1}"),
-                        *colour,
-                    )
-                })
-            })
-    });
     html! {
         figure.chart {
             svg viewBox=(format!("0 0 {width} {H}")) preserveAspectRatio="none" role="img" aria-label="Events per minute over the last hour" {
                 @for i in (0..=minutes.len()).step_by(10) {
                     line x1=(i as f64 * SLOT) y1="0" x2=(i as f64 * SLOT) y2=(H) stroke="#e5e7eb" stroke-width="1" vector-effect="non-scaling-stroke" {}
                 }
-                @for (x, y, h, colour) in bars {
-                    rect x=(x) y=(y) width=(BAR) height=(h) fill=(colour) {}
+                @for (x, y, h, colour) in &rects {
+                    rect x=(format!("{x:.1}")) y=(format!("{y:.1}")) width=(BAR) height=(format!("{h:.1}")) fill=(colour) {}
                 }
             }
             div.axis { span { "60 min ago" } span { "30 min" } span { "now" } }
             figcaption {
                 "per minute (tallest bar: " (max) "): "
                 @for (name, colour, _) in SERIES {
-                    span.key { svg.swatch viewBox="0 0 10 10" { rect width="10" height="10" fill=(colour) {} } " " (name) }
-                    " "
+                    @if name != "rejected" {
+                        span.key { (swatch(colour)) " " (name) } " "
+                    } @else if reasons.is_empty() {
+                        span.key { (swatch(colour)) " rejected" } " "
+                    } @else {
+                        span.key { "rejected:" } " "
+                        @for (i, n) in &reasons {
+                            span.key { (swatch(REASON_COLOURS[*i])) " " code { (VerifyError::ALL[*i].code()) } " " (n) } " "
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+fn swatch(colour: &str) -> Markup {
+    html! { svg.swatch viewBox="0 0 10 10" { rect width="10" height="10" fill=(colour) {} } }
 }
 
 /// A time (unix ms) as UTC and how long ago.
