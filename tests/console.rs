@@ -487,6 +487,10 @@ async fn no_page_shows_a_secret_value() {
         "{overview}"
     );
     assert!(overview.contains("<svg"), "the chart");
+    assert!(
+        overview.contains("malformed_signature</code> 1"),
+        "the rejection, by reason: {overview}"
+    );
     assert!(overview.contains("Dead letters"));
     assert!(
         overview.contains(&format!("http://{}/in?…", upstream.addr)),

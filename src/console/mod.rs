@@ -48,6 +48,9 @@ use session::{Session, Sessions};
 const MAX_FORM_BYTES: usize = 256 * 1024;
 /// Rows on a list page.
 const LIST_LIMIT: usize = 100;
+/// Rows on a route page: each is read whole (with its body) when the route
+/// has an event type to show.
+const ROUTE_EVENTS: usize = 50;
 /// How long a test event may take through the ingress.
 const TEST_EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -153,6 +156,7 @@ impl Console {
                     tracing::info!("console: login refused (wrong token)");
                     return pages::login(Some("That is not the admin token."));
                 }
+                tracing::info!("console: logged in");
                 let id = self.inner.sessions.open(token);
                 let mut page = redirect("/ui/");
                 set_cookie(&mut page, &self.session_cookie(id, false));
@@ -301,7 +305,7 @@ impl Console {
         let mut events = Vec::new();
         if let (Some(spool), AckMode::Async) = (&self.inner.spool, route.ack) {
             let list = spool
-                .list(Some(route.name.clone()), state, LIST_LIMIT)
+                .list(Some(route.name.clone()), state, ROUTE_EVENTS)
                 .await?;
             for summary in list {
                 // The event type is read from each event as stored.
