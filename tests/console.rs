@@ -636,9 +636,15 @@ routes:
     verify: {{ scheme: gitlab, secrets: ["{GITLAB_SECRET}"] }}
     ack: sync
     upstream: {{ url: "{}" }}
+  - name: open
+    path: /hooks/open
+    verify: {{ scheme: none }}
+    ack: sync
+    upstream: {{ url: "{}" }}
 "#,
         with_token(),
-        upstream.url("/gl")
+        upstream.url("/gl"),
+        upstream.url("/open"),
     ))
     .await;
     let operator = Operator::login(&gateway.admin_url("")).await;
@@ -664,4 +670,20 @@ routes:
         )
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+    // A route that verifies nothing gets its test event unsigned.
+    let sent = operator
+        .post("/ui/routes/open/test", &[("body", r#"{"plain":1}"#)])
+        .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let page = text(&sent);
+    assert!(page.contains("sent unsigned"), "{page}");
+    assert!(
+        page.contains(r#"<strong id="status">200</strong>"#),
+        "{page}"
+    );
+    let received = upstream.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(&received[0].body[..], br#"{"plain":1}"#);
+    assert_eq!(received[0].uri.path(), "/open");
 }

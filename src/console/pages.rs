@@ -392,7 +392,8 @@ pub fn test_result(
             Some(session),
             html! {
                 p { "Sent to route " a href=(format!("/ui/routes/{}", route.name)) { (route.name) }
-                    " with the headers " (header_names.join(", ")) " (values not shown)." }
+                    @if header_names.is_empty() { " without extra headers." } @else {
+                        " with the headers " (header_names.join(", ")) " (values not shown)." } }
                 @if let Some(note) = note { p.hint { (note) } }
                 h2 { "Body sent" }
                 pre { (body) }
