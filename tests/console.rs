@@ -539,7 +539,7 @@ async fn no_page_shows_a_secret_value() {
 }
 
 #[tokio::test]
-async fn replay_all_matching_asks_first_then_replays_every_dead_letter_of_the_route() {
+async fn replay_selected_and_replay_all_matching_after_a_confirmation() {
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let failing = fail.clone();
     let upstream = Upstream::with(Duration::ZERO, move |_| {
@@ -552,7 +552,7 @@ async fn replay_all_matching_asks_first_then_replays_every_dead_letter_of_the_ro
     .await;
     let gateway = Gateway::start(&config(&upstream.url(""), &with_token())).await;
     let operator = Operator::login(&gateway.admin_url("")).await;
-    for n in 0..3 {
+    for n in 0..4 {
         assert_eq!(
             send_event(&gateway, &format!(r#"{{"n":{n}}}"#))
                 .await
@@ -560,18 +560,47 @@ async fn replay_all_matching_asks_first_then_replays_every_dead_letter_of_the_ro
             StatusCode::OK
         );
     }
-    wait_until("three dead letters", Duration::from_secs(20), || async {
-        text(&operator.get("/ui/dead-letters").await).contains("Replay all matching (3)")
+    wait_until("four dead letters", Duration::from_secs(20), || async {
+        text(&operator.get("/ui/dead-letters?route=trutac").await)
+            .contains("Replay all matching (4)")
     })
     .await;
+    let dead = upstream.delivery_ids();
+    assert_eq!(dead.len(), 4);
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // Two ticked.
+    let selected = operator
+        .post(
+            "/ui/dead-letters/replay",
+            &[
+                ("action", "selected"),
+                ("route", "trutac"),
+                ("id", &dead[0]),
+                ("id", &dead[2]),
+            ],
+        )
+        .await;
+    assert_eq!(selected.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&selected),
+        "/ui/dead-letters?route=trutac&replayed=2"
+    );
+    eventually("the two are delivered", || upstream.received().len() == 6).await;
+    let page = text(&operator.get(location(&selected)).await);
+    assert!(page.contains("Replayed 2 dead letter(s)"), "{page}");
+    assert!(
+        !page.contains(&dead[0]) && page.contains(&dead[1]),
+        "{page}"
+    );
+
+    // All the others, after a confirmation that replays nothing.
     let confirm = operator
         .post("/ui/dead-letters/replay", &[("action", "all")])
         .await;
     assert_eq!(confirm.status, StatusCode::OK);
-    assert!(text(&confirm).contains(r#"<strong id="count">3</strong>"#));
-    assert_eq!(upstream.received().len(), 3, "asking replays nothing");
-
-    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(text(&confirm).contains(r#"<strong id="count">2</strong>"#));
+    assert_eq!(upstream.received().len(), 6, "asking replays nothing");
     let done = operator
         .post(
             "/ui/dead-letters/replay",
@@ -579,13 +608,20 @@ async fn replay_all_matching_asks_first_then_replays_every_dead_letter_of_the_ro
         )
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
-    assert_eq!(location(&done), "/ui/dead-letters?replayed=3");
-    eventually("the three are delivered", || upstream.received().len() == 6).await;
+    assert_eq!(location(&done), "/ui/dead-letters?replayed=2");
+    eventually("all are delivered", || upstream.received().len() == 8).await;
 
     let none = operator
         .post("/ui/dead-letters/replay", &[("action", "selected")])
         .await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    let unknown = operator
+        .post(
+            "/ui/dead-letters/replay",
+            &[("action", "all"), ("route", "nope")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     let bad = operator.get("/ui/routes/trutac?state=lost").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(text(&bad).contains("not a delivery state"));
