@@ -179,6 +179,16 @@ routes:
     assert_eq!(rejected.status, StatusCode::UNAUTHORIZED);
 
     let client = browser(&driver).await;
+    // The scenario runs in its own task so that, pass or fail, the browser
+    // session is closed (and Chromium exits) before the test ends.
+    let outcome = tokio::spawn(scenario(client.clone(), gateway, upstream, failing)).await;
+    let _ = client.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn scenario(client: Client, gateway: Gateway, upstream: Upstream, failing: Arc<AtomicBool>) {
     let ui = |path: &str| gateway.admin_url(path);
 
     // Any page without a session leads to the login form.
@@ -354,7 +364,6 @@ routes:
         .unwrap();
     client.goto(&ui("/ui/")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/ui/login");
-    client.close().await.unwrap();
 }
 
 /// The README's screenshots: the overview with some traffic (delivered,
