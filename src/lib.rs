@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod dedup;
 pub mod destination;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod presets;
 pub mod reload;
 pub mod reserved_headers;
 pub mod server;
+pub mod sign;
 pub mod spool;
 pub mod store;
 pub mod stores;
@@ -195,9 +197,10 @@ impl Running {
         } = server;
         let live = Arc::new(live);
         let ready = Arc::new(AtomicBool::new(false));
+        let ingress_addr = ingress.local_addr().unwrap_or(config.listen);
         let builder = server::connection_builder(&config.limits);
         let ingress = serve_ingress(&config, &live, ingress, builder.clone());
-        let admin_state = admin_state(&config, &live, &stores, &ready);
+        let admin_state = admin_state(&config, &live, &stores, &ready, ingress_addr);
         let admin = serve_admin(&config, admin_state, admin, builder);
         let upkeep = spawn_upkeep(live.metrics().clone());
         let pruner = spawn_pruner(&config, &stores);
@@ -299,8 +302,11 @@ fn admin_state(
     live: &Arc<reload::Live>,
     stores: &Stores,
     ready: &Arc<AtomicBool>,
+    ingress: SocketAddr,
 ) -> Admin {
+    let spool = stores.spool().cloned();
     Admin {
+        console: console::Console::new(live.clone(), spool, ingress, config.tls.is_some()),
         metrics: live.metrics().clone(),
         ready: ready.clone(),
         healthchecks: stores.healthchecks().to_vec(),
@@ -355,7 +361,7 @@ fn serve_admin(
             let admin = admin.clone();
             tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let admin = admin.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
+                async move { Ok::<_, std::convert::Infallible>(admin.handle(request).await) }
             })
         },
         stop_rx,

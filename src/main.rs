@@ -156,15 +156,12 @@ fn sign(
     body: &std::path::Path,
     event: Option<&str>,
 ) -> anyhow::Result<String> {
-    use anyhow::bail;
-    use hookgate::events::EventSource;
-    use hookgate::verify::{HmacVerifier, SpecKind};
     use std::io::Read;
 
     let config = Config::load(path, env)?;
     let Some(route) = config.route(route) else {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-        bail!("no route {route:?}; routes: {}", names.join(", "));
+        anyhow::bail!("no route {route:?}; routes: {}", names.join(", "));
     };
     let body = if body.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -175,40 +172,12 @@ fn sign(
     } else {
         std::fs::read(body).with_context(|| format!("reading {}", body.display()))?
     };
-    let mut given = http::HeaderMap::new();
-    let mut out = String::new();
-    if let Some(event) = event {
-        match &route.events.from {
-            Some(EventSource::Header(h)) => {
-                given.insert(h.clone(), event.parse().context("the event is not a valid header value")?);
-                out.push_str(&format!("{h}: {event}\n"));
-            }
-            Some(EventSource::Json(p)) => eprintln!(
-                "note: route {} reads the event type from the body (json:{p}); --event adds no header",
-                route.name
-            ),
-            None => eprintln!("note: route {} does not read an event type", route.name),
-        }
+    let signed = hookgate::sign::sign(route, &body, event, std::time::SystemTime::now())?;
+    if let Some(note) = &signed.note {
+        eprintln!("note: {note}");
     }
-    let (spec, secrets) = match &route.verify.kind {
-        SpecKind::Hmac { spec, secrets } => (spec.clone(), secrets),
-        SpecKind::None => bail!("route {} does not verify requests: there is nothing to sign", route.name),
-        SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => bail!(
-            "route {} checks a shared secret in {header}, not a signature: the sender sends the secret itself, which hookgate sign does not print",
-            route.name
-        ),
-        SpecKind::PublicKey { spec, .. } => bail!(
-            "route {} verifies {} signatures with the sender's public keys: hookgate is verify-only for this scheme and has no private key to sign with; send a real request from the sender (or sign with its private key) to test the route",
-            route.name,
-            spec.algorithm.as_str()
-        ),
-    };
-    let signer = HmacVerifier::try_new(spec, secrets)
-        .map_err(|e| anyhow::anyhow!("secret {} does not decode", e.0))?;
-    let headers = signer
-        .sign(0, "POST", None, &given, &body, std::time::SystemTime::now())
-        .map_err(|e| anyhow::anyhow!("cannot sign for route {}: {e}", route.name))?;
-    for (name, value) in headers {
+    let mut out = String::new();
+    for (name, value) in signed.headers {
         out.push_str(&format!("{name}: {value}\n"));
     }
     Ok(out)

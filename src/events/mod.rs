@@ -60,6 +60,11 @@ impl EventSource {
         }
     }
 
+    /// The event type of a stored event (its headers and body), if it has one.
+    pub fn event_type(&self, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        self.event(headers, &Json::new(body))
+    }
+
     /// The event type of a request, if it has one.
     fn event(&self, headers: &HeaderMap, json: &Json<'_>) -> Option<String> {
         match self {

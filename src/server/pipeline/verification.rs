@@ -47,7 +47,7 @@ impl RouteState {
         peer: SocketAddr,
     ) -> Result<Verified, RequestError> {
         let verified = self.verifier.verify_request(request).map_err(|e| {
-            self.metrics.verify_failure(e);
+            self.metrics.verify_failure_from(e, peer, request.headers);
             tracing::info!(route = %self.name(), reason = e.code(), %peer, "verification failed");
             RequestError::Unauthorized(e)
         })?;
