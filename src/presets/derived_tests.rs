@@ -56,7 +56,22 @@ fn derived_from_each_description() {
     // body: a reordered body verifies too.
     let twilio = hmac("twilio");
     assert!(twilio.url && twilio.form && !twilio.body);
-    assert!(hmac("hubspot").url && hmac("hubspot").body);
+    // HubSpot's v3 signs the URL, its v1 only the body: a replay picks the
+    // form, so only the body counts.
+    let hubspot = hmac("hubspot");
+    assert!(hubspot.body && !hubspot.url && hubspot.headers.is_empty());
+    // Box signs the body and its delivery timestamp header.
+    assert_eq!(names(&hmac("box")), ["box-delivery-timestamp"]);
+    // Trello signs the body and the callback URL; Mandrill the URL and the
+    // sorted form parameters.
+    let trello = hmac("trello");
+    assert!(trello.body && trello.url);
+    let mandrill = hmac("mandrill");
+    assert!(mandrill.url && mandrill.form && !mandrill.body);
+    // Shared secrets and basic authentication sign nothing.
+    for name in ["telegram", "postmark", "chargebee", "okta", "gitlab"] {
+        assert!(preset(name).unwrap().coverage().is_none(), "{name}");
+    }
     let discord = Coverage::of(
         &public_key_preset("discord").unwrap().payload,
         public_key_preset("discord").unwrap().timestamp.as_ref(),

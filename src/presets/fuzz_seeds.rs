@@ -27,7 +27,10 @@ const NOW: u64 = 1_600_000_000;
 const ED25519_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
 fn whsec(scheme: &str) -> bool {
-    matches!(scheme, "standard_webhooks" | "svix" | "clerk" | "resend")
+    matches!(
+        scheme,
+        "standard_webhooks" | "svix" | "clerk" | "resend" | "openai"
+    )
 }
 
 /// One input: time byte 0, then `[name index] value` chunks, then the body.
@@ -51,6 +54,8 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
     let scheme = row.name;
     let secret = if whsec(scheme) {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    } else if scheme == "airtable" {
+        "aw==" // `k`, in base64
     } else {
         "k"
     };
@@ -137,6 +142,21 @@ fn ed25519_seeds(out: &mut Vec<(String, Vec<u8>)>) {
             body,
         ),
     ));
+    let telnyx_body = br#"{"data":{"event_type":"call.initiated"}}"#;
+    let telnyx = key.sign(&[ts.as_bytes(), b"|", &telnyx_body[..]].concat());
+    out.push((
+        "telnyx-valid".into(),
+        input(
+            &[
+                (
+                    h("telnyx-signature-ed25519"),
+                    base64::engine::general_purpose::STANDARD.encode(telnyx.to_bytes()),
+                ),
+                (h("telnyx-timestamp"), ts.clone()),
+            ],
+            telnyx_body,
+        ),
+    ));
     let v1a = key.sign(&[b"msg_1.", ts.as_bytes(), b".", &body[..]].concat());
     let b64 = base64::engine::general_purpose::STANDARD.encode(v1a.to_bytes());
     out.push((
@@ -166,6 +186,18 @@ fn fuzz_corpus_matches_the_preset_table() {
                 seeds.push((
                     format!("{}-wrong", row.name),
                     input(&[(name, "j".into())], b"{}"),
+                ));
+            }
+            PresetKind::BasicAuth => {
+                let h = http::header::AUTHORIZATION;
+                // `u:k` and `u:j`.
+                seeds.push((
+                    format!("{}-valid", row.name),
+                    input(&[(h.clone(), "Basic dTpr".into())], b"{}"),
+                ));
+                seeds.push((
+                    format!("{}-wrong", row.name),
+                    input(&[(h, "Basic dTpq".into())], b"{}"),
                 ));
             }
             PresetKind::PublicKey(_) => {}

@@ -47,6 +47,9 @@ pub enum PresetKind {
     Header(HeaderName),
     /// A signature checked with the sender's `public_keys` (verify only).
     PublicKey(PublicKeySpec),
+    /// HTTP basic authentication: `Authorization: Basic …` carries one of
+    /// the secrets, each written `user:password` (Postmark, Chargebee).
+    BasicAuth,
 }
 
 impl Preset {
@@ -62,7 +65,7 @@ impl Preset {
         match &self.kind {
             PresetKind::Hmac(spec) => Some(Coverage::of_hmac(spec)),
             PresetKind::PublicKey(spec) => Some(Coverage::of_public_key(spec)),
-            PresetKind::Header(_) => None,
+            PresetKind::Header(_) | PresetKind::BasicAuth => None,
         }
     }
 }
@@ -328,18 +331,35 @@ pub const TABLE: &[Row] = {
             hmac([source])
         })
         .events("json:/event"),
-        // HubSpot v3: base64 HMAC-SHA256 of `method + URL + body +
-        // timestamp(ms)`; five minutes.
+        // HubSpot, by the signature version it sends. v3: base64
+        // HMAC-SHA256 of `method + URL + body + timestamp(ms)` in
+        // `X-HubSpot-Signature-v3`, five minutes. v1 and v2 (older apps and
+        // workflow webhooks): `X-HubSpot-Signature` is the hex SHA-256 (not
+        // an HMAC) of the client secret followed by the body (v1) or by
+        // `method + URL + body` (v2), chosen by
+        // `X-HubSpot-Signature-Version`; they carry no timestamp.
         Row::new("hubspot", || {
-            hmac([SignatureSource {
-                payload: template("{method}{url}{body}{timestamp}"),
-                timestamp: timestamp(
-                    "header:X-HubSpot-Request-Timestamp",
-                    TimeUnit::Milliseconds,
-                    300,
-                ),
-                ..body("x-hubspot-signature-v3", Sha256, Base64, "")
-            }])
+            let version = |v: &str| Some((header("x-hubspot-signature-version"), v.to_string()));
+            hmac([
+                SignatureSource {
+                    payload: template("{method}{url}{body}{timestamp}"),
+                    timestamp: timestamp(
+                        "header:X-HubSpot-Request-Timestamp",
+                        TimeUnit::Milliseconds,
+                        300,
+                    ),
+                    ..body("x-hubspot-signature-v3", Sha256, Base64, "")
+                },
+                SignatureSource {
+                    payload: template("{method}{url}{body}"),
+                    only_when: version("v2"),
+                    ..body("x-hubspot-signature", SecretPrefixedSha256, Hex, "")
+                },
+                SignatureSource {
+                    only_when: version("v1"),
+                    ..body("x-hubspot-signature", SecretPrefixedSha256, Hex, "")
+                },
+            ])
         }),
         // Twitch EventSub: `sha256=<hex>` over `id + timestamp + body`,
         // the timestamp RFC 3339; Twitch says ten minutes.
@@ -414,6 +434,226 @@ pub const TABLE: &[Row] = {
                 ),
             })
         }),
+        // Meta (Facebook, WhatsApp Business, Instagram) Graph API webhooks:
+        // `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` under
+        // the app secret. (The `hub.mode=subscribe` GET is not answered by
+        // hookgate yet.)
+        Row::new("meta", meta).events("json:/object"),
+        Row::new("whatsapp", meta).events("json:/object"),
+        Row::new("instagram", meta).events("json:/object"),
+        // LINE Messaging API: `x-line-signature: <base64 HMAC-SHA256 of the
+        // body>` under the channel secret.
+        Row::new("line", || {
+            hmac([body("x-line-signature", Sha256, Base64, "")])
+        }),
+        // Razorpay: `X-Razorpay-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("razorpay", || {
+            hmac([body("x-razorpay-signature", Sha256, Hex, "")])
+        })
+        .events("json:/event"),
+        // GoCardless: `Webhook-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("gocardless", || {
+            hmac([body("webhook-signature", Sha256, Hex, "")])
+        }),
+        // Coinbase Commerce: `X-CC-Webhook-Signature: <hex HMAC-SHA256>`.
+        Row::new("coinbase_commerce", || {
+            hmac([body("x-cc-webhook-signature", Sha256, Hex, "")])
+        })
+        .events("json:/event/type"),
+        // Pusher Channels: `X-Pusher-Signature: <hex HMAC-SHA256 of the
+        // body>` under the app secret (`X-Pusher-Key` names the app key).
+        Row::new("pusher", || {
+            hmac([body("x-pusher-signature", Sha256, Hex, "")])
+        }),
+        // Onfido: `X-SHA2-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("onfido", || {
+            hmac([body("x-sha2-signature", Sha256, Hex, "")])
+        })
+        .events("json:/payload/action"),
+        // Lemon Squeezy: `X-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("lemonsqueezy", || {
+            hmac([body("x-signature", Sha256, Hex, "")])
+        })
+        .events("json:/meta/event_name"),
+        // Sentry integration platform: `Sentry-Hook-Signature: <hex
+        // HMAC-SHA256 of the body>` under the client secret.
+        Row::new("sentry", || {
+            hmac([body("sentry-hook-signature", Sha256, Hex, "")])
+        })
+        .events("header:Sentry-Hook-Resource"),
+        // Cal.com: `X-Cal-Signature-256: <hex HMAC-SHA256 of the body>`.
+        Row::new("cal_com", || {
+            hmac([body("x-cal-signature-256", Sha256, Hex, "")])
+        })
+        .events("json:/triggerEvent"),
+        // Gitea, Forgejo and Gogs: `X-…-Signature: <hex HMAC-SHA256 of the
+        // body>`.
+        Row::new("gitea", || {
+            hmac([body("x-gitea-signature", Sha256, Hex, "")])
+        })
+        .events("header:X-Gitea-Event"),
+        Row::new("forgejo", || {
+            hmac([body("x-forgejo-signature", Sha256, Hex, "")])
+        })
+        .events("header:X-Forgejo-Event"),
+        Row::new("gogs", || hmac([body("x-gogs-signature", Sha256, Hex, "")]))
+            .events("header:X-Gogs-Event"),
+        // CircleCI: `circleci-signature: v1=<hex HMAC-SHA256 of the body>`,
+        // a comma-separated list so that other versions can be added.
+        Row::new("circleci", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                ..body("circleci-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/type"),
+        // Dropbox: `X-Dropbox-Signature: <hex HMAC-SHA256 of the body>`
+        // under the app secret. (The `challenge` GET is not answered by
+        // hookgate yet.)
+        Row::new("dropbox", || {
+            hmac([body("x-dropbox-signature", Sha256, Hex, "")])
+        }),
+        // Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body,
+        // the key being the webhook's `macSecretBase64`, base64-decoded.
+        Row::new("airtable", || {
+            hmac([SignatureSource {
+                secret_encoding: SecretEncoding::Base64,
+                ..body("x-airtable-content-mac", Sha256, Hex, "hmac-sha256=")
+            }])
+        }),
+        // Heroku app webhooks: `Heroku-Webhook-Hmac-SHA256: <base64>`.
+        Row::new("heroku", || {
+            hmac([body("heroku-webhook-hmac-sha256", Sha256, Base64, "")])
+        }),
+        // WooCommerce: `X-WC-Webhook-Signature: <base64 HMAC-SHA256>`.
+        Row::new("woocommerce", || {
+            hmac([body("x-wc-webhook-signature", Sha256, Base64, "")])
+        })
+        .events("header:X-WC-Webhook-Topic"),
+        // WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `t.body`; the
+        // SDKs allow three minutes.
+        Row::new("workos", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Milliseconds, 180),
+                ..body("workos-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/event"),
+        // Box: base64 HMAC-SHA256 of `body + BOX-DELIVERY-TIMESTAMP` under
+        // the primary key in `BOX-SIGNATURE-PRIMARY` and under the
+        // secondary key in `BOX-SIGNATURE-SECONDARY` (either may match
+        // either configured key, so keys rotate); the SDKs allow ten
+        // minutes.
+        Row::new("box", || {
+            hmac([SignatureSource {
+                more_headers: vec![header("box-signature-secondary")],
+                payload: template("{body}{timestamp}"),
+                timestamp: timestamp("header:BOX-DELIVERY-TIMESTAMP", TimeUnit::Rfc3339, 600),
+                ..body("box-signature-primary", Sha256, Base64, "")
+            }])
+        })
+        .events("json:/trigger"),
+        // Mux: `Mux-Signature: t=<unix>,v1=<hex>` over `t.body`.
+        Row::new("mux", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
+                ..body("mux-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/type"),
+        // Persona: `Persona-Signature: t=<unix>,v1=<hex>` over `t.body`.
+        Row::new("persona", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
+                ..body("persona-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/data/attributes/name"),
+        // Sanity: `sanity-webhook-signature: t=<ms>,v1=<base64url>` over
+        // `t.body`.
+        Row::new("sanity", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Milliseconds, 300),
+                ..body("sanity-webhook-signature", Sha256, Base64Url, "v1=")
+            }])
+        }),
+        // Buildkite with signed webhooks: `X-Buildkite-Signature:
+        // timestamp=<unix>,signature=<hex>` over `timestamp.body`.
+        Row::new("buildkite", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:timestamp", TimeUnit::Seconds, 300),
+                ..body("x-buildkite-signature", Sha256, Hex, "signature=")
+            }])
+        })
+        .events("json:/event"),
+        // Trello: `X-Trello-Webhook: <base64 HMAC-SHA1 of body +
+        // callbackURL>` under the application secret.
+        Row::new("trello", || {
+            hmac([SignatureSource {
+                payload: template("{body}{url}"),
+                ..body("x-trello-webhook", Sha1, Base64, "")
+            }])
+        })
+        .events("json:/action/type"),
+        // Mandrill: `X-Mandrill-Signature: <base64 HMAC-SHA1 of the
+        // webhook URL followed by each form parameter's name and value,
+        // sorted by name>`.
+        Row::new("mandrill", || {
+            hmac([SignatureSource {
+                payload: template("{url}{form_sorted}"),
+                ..body("x-mandrill-signature", Sha1, Base64, "")
+            }])
+        }),
+        // OpenAI: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+        // `webhook-signature`, `whsec_` secrets).
+        Row::new("openai", || hmac([standard_webhooks("webhook")]))
+            .events("json:/type")
+            .dedup_key("{header:webhook-id}"),
+        // ElevenLabs: `ElevenLabs-Signature: t=<unix>,v0=<hex>` over
+        // `t.body`; the SDKs allow thirty minutes.
+        Row::new("elevenlabs", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 1800),
+                ..body("elevenlabs-signature", Sha256, Hex, "v0=")
+            }])
+        })
+        .events("json:/type"),
+        // Telnyx: base64 Ed25519 signature of `timestamp|body`, the key
+        // from the portal in base64; five minutes.
+        Row::new("telnyx", || {
+            PresetKind::PublicKey(PublicKeySpec {
+                header: header("telnyx-signature-ed25519"),
+                algorithm: KeyAlgorithm::Ed25519,
+                key_format: KeyFormat::Base64,
+                encoding: Base64,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}|{body}"),
+                timestamp: timestamp("header:telnyx-timestamp", TimeUnit::Seconds, 300),
+            })
+        })
+        .events("json:/data/event_type"),
+        // Telegram Bot API: `X-Telegram-Bot-Api-Secret-Token` carries the
+        // `secret_token` given to `setWebhook`, verbatim.
+        Row::new("telegram", || {
+            PresetKind::Header(header("x-telegram-bot-api-secret-token"))
+        }),
+        // Postmark and Chargebee: HTTP basic authentication, the secret
+        // written `user:password`.
+        Row::new("postmark", || PresetKind::BasicAuth).events("json:/RecordType"),
+        Row::new("chargebee", || PresetKind::BasicAuth).events("json:/event_type"),
     ]
 };
 
@@ -433,7 +673,7 @@ const fn names() -> [&'static str; TABLE.len()] {
 /// Every request header any preset reads to verify a request, each once,
 /// in table order: signature headers (every DocuSign
 /// `X-DocuSign-Signature-N`), timestamp and ID headers, Twilio's algorithm
-/// header, shared-secret headers, and those of the public-key forms. The
+/// header, HubSpot's version header, shared-secret headers, and those of the public-key forms. The
 /// fuzz target `signature_headers` sends these.
 pub fn header_names() -> Vec<HeaderName> {
     fn timestamp_header(ts: &Option<TimestampSpec>) -> Option<HeaderName> {
@@ -458,9 +698,11 @@ pub fn header_names() -> Vec<HeaderName> {
                     names.extend(timestamp_header(&s.timestamp));
                     names.extend(s.payload.headers().cloned());
                     names.extend(s.algorithm_header.clone());
+                    names.extend(s.only_when.as_ref().map(|(h, _)| h.clone()));
                 }
             }
             PresetKind::Header(h) => names.push(h),
+            PresetKind::BasicAuth => names.push(http::header::AUTHORIZATION),
             PresetKind::PublicKey(spec) => public_key(spec, &mut names),
         }
         if let Some(spec) = row.public_key {
@@ -489,7 +731,7 @@ pub fn preset(name: &str) -> Option<Preset> {
 pub fn hmac_preset(name: &str) -> Option<HmacSpec> {
     match preset(name)?.kind {
         PresetKind::Hmac(spec) => Some(spec),
-        PresetKind::Header(_) | PresetKind::PublicKey(_) => None,
+        PresetKind::Header(_) | PresetKind::PublicKey(_) | PresetKind::BasicAuth => None,
     }
 }
 
@@ -503,7 +745,7 @@ pub fn public_key_preset(name: &str) -> Option<PublicKeySpec> {
     }
     match (row.verify)() {
         PresetKind::PublicKey(spec) => Some(spec),
-        PresetKind::Hmac(_) | PresetKind::Header(_) => None,
+        PresetKind::Hmac(_) | PresetKind::Header(_) | PresetKind::BasicAuth => None,
     }
 }
 
@@ -528,6 +770,16 @@ fn standard_webhooks_v1a() -> PublicKeySpec {
         payload: template("{header:webhook-id}.{timestamp}.{body}"),
         timestamp: timestamp("header:webhook-timestamp", TimeUnit::Seconds, 300),
     }
+}
+
+/// Meta's Graph API webhooks (Facebook, WhatsApp, Instagram).
+fn meta() -> PresetKind {
+    hmac([body(
+        "x-hub-signature-256",
+        Algorithm::Sha256,
+        Encoding::Hex,
+        "sha256=",
+    )])
 }
 
 /// Svix's two header spellings.

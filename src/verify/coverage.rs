@@ -150,6 +150,7 @@ mod tests {
             scheme: "gitlab".into(),
             kind: SpecKind::Header {
                 header: HeaderName::from_static("x-gitlab-token"),
+                presented: crate::verify::Presented::Verbatim,
                 secrets: secrets(&["k"]),
             },
         };

@@ -32,6 +32,10 @@ pub enum Algorithm {
     Sha1,
     Sha256,
     Sha512,
+    /// Not an HMAC: the SHA-256 digest of the secret followed by the
+    /// payload (HubSpot's v1 and v2 signatures). Presets only; a route's
+    /// `algorithm` cannot name it.
+    SecretPrefixedSha256,
 }
 
 impl Algorithm {
@@ -49,13 +53,14 @@ impl Algorithm {
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
+            Algorithm::SecretPrefixedSha256 => "sha256(secret + payload)",
         }
     }
 
     fn output_len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
-            Algorithm::Sha256 => 32,
+            Algorithm::Sha256 | Algorithm::SecretPrefixedSha256 => 32,
             Algorithm::Sha512 => 64,
         }
     }
@@ -197,6 +202,10 @@ pub struct SignatureSource {
     /// `{form_sorted}` signs nothing: the body is covered by its hash in
     /// the signed URL.
     pub body_sha256_param: Option<String>,
+    /// The source applies only when this header has this value (ASCII
+    /// case-insensitive): HubSpot's `X-HubSpot-Signature-Version: v1` or
+    /// `v2` chooses how `X-HubSpot-Signature` was made.
+    pub only_when: Option<(HeaderName, String)>,
 }
 
 impl SignatureSource {
@@ -221,6 +230,7 @@ impl SignatureSource {
             url_port_variants: false,
             algorithm_header: None,
             body_sha256_param: None,
+            only_when: None,
         }
     }
 
@@ -281,6 +291,16 @@ impl SignatureSource {
     }
 
     fn present(&self, headers: &HeaderMap) -> bool {
+        if let Some((name, value)) = &self.only_when {
+            let chosen = headers.get(name).is_some_and(|v| {
+                v.as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(value.as_bytes())
+            });
+            if !chosen {
+                return false;
+            }
+        }
         headers.contains_key(&self.header)
             || self.more_headers.iter().any(|h| headers.contains_key(h))
     }
@@ -405,6 +425,8 @@ pub(crate) enum KeyedMac {
     Sha1(Hmac<sha1::Sha1>),
     Sha256(Hmac<sha2::Sha256>),
     Sha512(Hmac<sha2::Sha512>),
+    /// A SHA-256 state that has already absorbed the secret.
+    SecretPrefixedSha256(sha2::Sha256),
 }
 
 impl KeyedMac {
@@ -415,6 +437,10 @@ impl KeyedMac {
             Algorithm::Sha1 => KeyedMac::Sha1(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
             Algorithm::Sha256 => KeyedMac::Sha256(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
             Algorithm::Sha512 => KeyedMac::Sha512(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
+            Algorithm::SecretPrefixedSha256 => {
+                use sha2::Digest;
+                KeyedMac::SecretPrefixedSha256(sha2::Sha256::new_with_prefix(key))
+            }
         }
     }
 
@@ -436,6 +462,13 @@ impl KeyedMac {
             KeyedMac::Sha1(m) => run(m, parts),
             KeyedMac::Sha256(m) => run(m, parts),
             KeyedMac::Sha512(m) => run(m, parts),
+            KeyedMac::SecretPrefixedSha256(mut d) => {
+                use sha2::Digest;
+                for p in parts {
+                    d.update(p);
+                }
+                d.finalize().to_vec()
+            }
         }
     }
 }
@@ -605,6 +638,9 @@ impl HmacVerifier {
             }
             out.push((name.clone(), value));
         };
+        if let Some((name, value)) = &source.only_when {
+            add(&mut headers, name, value.clone());
+        }
         let mut in_signature = None;
         let timestamp = match &source.timestamp {
             None => None,
