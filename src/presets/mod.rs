@@ -534,7 +534,8 @@ pub const TABLE: &[Row] = {
         // SDKs allow three minutes.
         Row::new("workos", || {
             hmac([SignatureSource {
-                separator: Some(",".into()),
+                // WorkOS's SDKs split on exactly `, `.
+                separator: Some(", ".into()),
                 payload: template("{timestamp}.{body}"),
                 timestamp: timestamp("signature:t", TimeUnit::Milliseconds, 180),
                 ..body("workos-signature", Sha256, Hex, "v1=")
