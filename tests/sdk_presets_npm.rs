@@ -1,0 +1,277 @@
+//! Presets checked against their senders' own JavaScript SDKs, the
+//! versions pinned in [`PACKAGES`]: Sanity's `@sanity/webhook` signs
+//! (`encodeSignatureHeader`) and hookgate must accept; for Sanity, Mux and
+//! ElevenLabs a request signed as the preset describes (`HmacVerifier::sign`,
+//! what `hookgate sign` uses) must pass the SDK's own verification, and
+//! the same request with its body changed, or signed with another secret,
+//! must fail it and hookgate alike.
+//!
+//! The SDKs are installed with npm into a folder under `target/` on first
+//! use; if the registry cannot be reached the tests say SKIPPED and pass,
+//! except under CI (`CI` set), where they fail.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hookgate::verify::{HmacSpec, HmacVerifier, SignedRequest, SpecKind, Verifier, VerifyError};
+use http::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+
+const PACKAGES: &[&str] = &[
+    "@sanity/webhook@4.0.4",
+    "@mux/mux-node@15.3.0",
+    "@elevenlabs/elevenlabs-js@2.73.0",
+];
+
+/// One SDK operation; reads JSON on stdin, prints `{"ok": bool, "value":
+/// …, "error": text}`. Header names arrive lower-cased.
+const SDK: &str = r#"
+const chunks = [];
+process.stdin.on('data', (c) => chunks.push(c));
+process.stdin.on('end', async () => {
+  const req = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  const { op, secret, body, headers } = req;
+  try {
+    let value = null;
+    if (op === 'sanity_sign') {
+      value = await require('@sanity/webhook').encodeSignatureHeader(body, req.timestamp_ms, secret);
+    } else if (op === 'sanity_verify') {
+      const ok = await require('@sanity/webhook').isValidSignature(body, headers['sanity-webhook-signature'], secret);
+      if (!ok) throw new Error('invalid signature');
+    } else if (op === 'mux_verify') {
+      const Mux = require('@mux/mux-node').default;
+      const mux = new Mux({ tokenId: 'x', tokenSecret: 'y' });
+      await mux.webhooks.verifySignature(body, headers, secret);
+    } else if (op === 'elevenlabs_verify') {
+      const { ElevenLabsClient } = require('@elevenlabs/elevenlabs-js');
+      const client = new ElevenLabsClient({ apiKey: 'x' });
+      await client.webhooks.constructEvent(body, headers['elevenlabs-signature'], secret);
+    } else {
+      throw new Error('unknown op ' + op);
+    }
+    console.log(JSON.stringify({ ok: true, value, error: '' }));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, value: null, error: String(e && e.message || e) }));
+  }
+});
+"#;
+
+/// The folder with `node_modules` holding [`PACKAGES`], or `None` (said
+/// loudly) when npm cannot install them.
+fn sdk_dir() -> Option<&'static PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("preset-sdks-npm");
+        let stamp = dir.join("packages.txt");
+        let wanted = PACKAGES.join("\n");
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+            return Some(dir);
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("package.json"), "{\"private\":true}").unwrap();
+        let installed = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund"])
+            .args(PACKAGES)
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if installed {
+            std::fs::write(&stamp, wanted).unwrap();
+            Some(dir)
+        } else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "could not install {PACKAGES:?} with npm into {} (CI is set, so this is not skipped)",
+                dir.display()
+            );
+            eprintln!(
+                "SKIPPED: could not install {PACKAGES:?} with npm into {}; the SDK cross-checks did NOT run",
+                dir.display()
+            );
+            None
+        }
+    })
+    .as_ref()
+}
+
+fn sdk(dir: &PathBuf, request: Value) -> Value {
+    use std::io::Write;
+    let mut child = Command::new("node")
+        .args(["-e", SDK])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the SDK script failed: {request}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn headers_json(h: &HeaderMap) -> HashMap<String, String> {
+    h.iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Whether the SDK's verification `op` accepts the request; its error.
+fn sdk_verifies(
+    dir: &PathBuf,
+    op: &str,
+    secret: &str,
+    h: &HeaderMap,
+    body: &str,
+) -> (bool, String) {
+    let answer = sdk(
+        dir,
+        json!({"op": op, "secret": secret, "body": body, "headers": headers_json(h)}),
+    );
+    (
+        answer["ok"].as_bool().unwrap(),
+        answer["error"].as_str().unwrap().to_string(),
+    )
+}
+
+fn route(scheme: &str, secret: &str) -> hookgate::verify::VerifySpec {
+    let yaml = format!(
+        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: {scheme}, secrets: [\"{secret}\"] }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+    );
+    hookgate::Config::from_yaml(&yaml, &HashMap::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .routes[0]
+        .verify
+        .clone()
+}
+
+/// The headers the preset's (only) signature form gives `body`.
+fn sign(scheme: &str, secret: &str, body: &str) -> HeaderMap {
+    let SpecKind::Hmac { spec, secrets } = route(scheme, secret).kind else {
+        panic!("{scheme} is not HMAC")
+    };
+    assert_eq!(spec.sources.len(), 1, "{scheme}");
+    let mut h = HeaderMap::new();
+    let signed = HmacVerifier::new(
+        HmacSpec {
+            sources: spec.sources,
+        },
+        &secrets,
+    )
+    .sign(
+        0,
+        "POST",
+        None,
+        &HeaderMap::new(),
+        body.as_bytes(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    for (k, v) in signed {
+        h.insert(k, HeaderValue::from_str(&v).unwrap());
+    }
+    h
+}
+
+fn hookgate_says(scheme: &str, secret: &str, h: &HeaderMap, body: &str) -> Result<(), VerifyError> {
+    Verifier::new(&route(scheme, secret))
+        .verify_request(&SignedRequest {
+            method: "POST",
+            query: None,
+            headers: h,
+            body: body.as_bytes(),
+            now: SystemTime::now(),
+        })
+        .map(|_| ())
+}
+
+const SECRET: &str = "sdk-secret-0123456789";
+const BODY: &str = r#"{"_id":"doc_original","type":"video.asset.ready","n":"Zo\u00eb"}"#;
+
+#[test]
+fn preset_signatures_pass_the_senders_sdks_and_tampered_ones_do_not() {
+    let Some(dir) = sdk_dir() else { return };
+    let tampered = BODY.replace("doc_original", "doc_tampered");
+    for (scheme, op) in [
+        ("sanity", "sanity_verify"),
+        ("mux", "mux_verify"),
+        ("elevenlabs", "elevenlabs_verify"),
+    ] {
+        let h = sign(scheme, SECRET, BODY);
+        assert_eq!(hookgate_says(scheme, SECRET, &h, BODY), Ok(()), "{scheme}");
+        let (ok, error) = sdk_verifies(dir, op, SECRET, &h, BODY);
+        assert!(
+            ok,
+            "{scheme}: the SDK refused what the preset signed: {error}"
+        );
+
+        assert_eq!(
+            hookgate_says(scheme, SECRET, &h, &tampered),
+            Err(VerifyError::BadSignature),
+            "{scheme}"
+        );
+        assert!(!sdk_verifies(dir, op, SECRET, &h, &tampered).0, "{scheme}");
+
+        let other = sign(scheme, "another-secret", BODY);
+        assert_eq!(
+            hookgate_says(scheme, SECRET, &other, BODY),
+            Err(VerifyError::BadSignature),
+            "{scheme}"
+        );
+        assert!(!sdk_verifies(dir, op, SECRET, &other, BODY).0, "{scheme}");
+    }
+}
+
+/// A signature made by `@sanity/webhook` itself verifies through the
+/// preset, at its own millisecond timestamp.
+#[test]
+fn sanity_sdk_signatures_verify() {
+    let Some(dir) = sdk_dir() else { return };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let answer = sdk(
+        dir,
+        json!({"op": "sanity_sign", "secret": SECRET, "body": BODY, "timestamp_ms": now_ms}),
+    );
+    assert!(answer["ok"].as_bool().unwrap(), "{answer}");
+    let header = answer["value"].as_str().unwrap();
+    assert!(header.starts_with(&format!("t={now_ms},v1=")), "{header}");
+    let mut h = HeaderMap::new();
+    h.insert(
+        "sanity-webhook-signature",
+        HeaderValue::from_str(header).unwrap(),
+    );
+    assert_eq!(hookgate_says("sanity", SECRET, &h, BODY), Ok(()));
+    assert_eq!(
+        hookgate_says("sanity", "another-secret", &h, BODY),
+        Err(VerifyError::BadSignature)
+    );
+    let tampered = BODY.replace("doc_original", "doc_tampered");
+    assert_eq!(
+        hookgate_says("sanity", SECRET, &h, &tampered),
+        Err(VerifyError::BadSignature)
+    );
+    // An hour old: outside the preset's five minutes.
+    let answer = sdk(
+        dir,
+        json!({"op": "sanity_sign", "secret": SECRET, "body": BODY, "timestamp_ms": now_ms - 3_600_000}),
+    );
+    let mut old = HeaderMap::new();
+    old.insert(
+        "sanity-webhook-signature",
+        HeaderValue::from_str(answer["value"].as_str().unwrap()).unwrap(),
+    );
+    assert_eq!(
+        hookgate_says("sanity", SECRET, &old, BODY),
+        Err(VerifyError::StaleTimestamp)
+    );
+}
