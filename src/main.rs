@@ -1,4 +1,5 @@
-//! The `hookgate` command line: `serve` and `check`.
+//! The `hookgate` command line: `serve`, `check`, `sign`, `presets` and
+//! the admin API clients.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// List every preset: the headers it reads, what it signs, its
+    /// timestamp window, default dedup key and event type source.
+    Presets {
+        /// `text` (one block per preset) or `json` (an array of objects).
+        #[arg(long, value_enum, default_value = "text")]
+        format: PresetsFormat,
+    },
     /// Print the headers a sender would send for a body, signed now with
     /// the route's first secret: one `Name: value` per line.
     Sign {
@@ -75,9 +83,30 @@ struct ConfigArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PresetsFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormatArg {
     Text,
     Json,
+}
+
+/// Writes `text` to standard output; a closed pipe (`| head`) ends the
+/// command quietly instead of a panic.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -86,6 +115,24 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Deliveries { command } => print_or_fail(admin_cli::deliveries(command)),
         Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
+        Command::Presets { format } => {
+            let presets = hookgate::presets::describe::all();
+            let out = match format {
+                PresetsFormat::Text => presets
+                    .iter()
+                    .map(|p| p.text())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                PresetsFormat::Json => match serde_json::to_string_pretty(&presets) {
+                    Ok(json) => json + "\n",
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            write_stdout(&out)
+        }
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
                 for warning in config.warnings() {

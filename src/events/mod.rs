@@ -87,6 +87,24 @@ pub enum Handshake {
     OktaVerification,
 }
 
+impl Handshake {
+    /// What hookgate answers, for `hookgate presets` and the docs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Handshake::SlackUrlVerification => "answers `url_verification` with its `challenge`",
+            Handshake::ZoomUrlValidation => {
+                "answers `endpoint.url_validation` with the token and its HMAC"
+            }
+            Handshake::TwitchCallbackVerification => {
+                "echoes `webhook_callback_verification` challenges"
+            }
+            Handshake::OktaVerification => {
+                "answers the verified `GET` with `X-Okta-Verification-Challenge`"
+            }
+        }
+    }
+}
+
 /// A route's event policy, as configured (presets fill in the defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPolicy {

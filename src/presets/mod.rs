@@ -677,6 +677,19 @@ const fn names() -> [&'static str; TABLE.len()] {
 /// header, HubSpot's version header, shared-secret headers, and those of the public-key forms. The
 /// fuzz target `signature_headers` sends these.
 pub fn header_names() -> Vec<HeaderName> {
+    let mut out: Vec<HeaderName> = Vec::new();
+    for row in TABLE {
+        for name in row_headers(row) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The request headers one row reads to verify, each once.
+pub fn row_headers(row: &Row) -> Vec<HeaderName> {
     fn timestamp_header(ts: &Option<TimestampSpec>) -> Option<HeaderName> {
         match ts.as_ref().map(|t| &t.source) {
             Some(TimestampSource::Header(h)) => Some(h.clone()),
@@ -688,31 +701,29 @@ pub fn header_names() -> Vec<HeaderName> {
         names.extend(timestamp_header(&spec.timestamp));
         names.extend(spec.payload.headers().cloned());
     }
+    let mut names = Vec::new();
+    match (row.verify)() {
+        PresetKind::Hmac(spec) => {
+            for s in spec.sources {
+                names.push(s.header.clone());
+                names.extend(s.more_headers.iter().cloned());
+                names.extend(timestamp_header(&s.timestamp));
+                names.extend(s.payload.headers().cloned());
+                names.extend(s.algorithm_header.clone());
+                names.extend(s.only_when.as_ref().map(|(h, _)| h.clone()));
+            }
+        }
+        PresetKind::Header(h) => names.push(h),
+        PresetKind::BasicAuth => names.push(http::header::AUTHORIZATION),
+        PresetKind::PublicKey(spec) => public_key(spec, &mut names),
+    }
+    if let Some(spec) = row.public_key {
+        public_key(spec(), &mut names);
+    }
     let mut out: Vec<HeaderName> = Vec::new();
-    for row in TABLE {
-        let mut names = Vec::new();
-        match (row.verify)() {
-            PresetKind::Hmac(spec) => {
-                for s in spec.sources {
-                    names.push(s.header.clone());
-                    names.extend(s.more_headers.iter().cloned());
-                    names.extend(timestamp_header(&s.timestamp));
-                    names.extend(s.payload.headers().cloned());
-                    names.extend(s.algorithm_header.clone());
-                    names.extend(s.only_when.as_ref().map(|(h, _)| h.clone()));
-                }
-            }
-            PresetKind::Header(h) => names.push(h),
-            PresetKind::BasicAuth => names.push(http::header::AUTHORIZATION),
-            PresetKind::PublicKey(spec) => public_key(spec, &mut names),
-        }
-        if let Some(spec) = row.public_key {
-            public_key(spec(), &mut names);
-        }
-        for name in names {
-            if !out.contains(&name) {
-                out.push(name);
-            }
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     out
@@ -843,8 +854,12 @@ fn standard_webhooks(prefix: &str) -> SignatureSource {
     }
 }
 
+pub mod describe;
+
 #[cfg(test)]
 mod derived_tests;
+#[cfg(test)]
+mod docs_tests;
 #[cfg(test)]
 mod fuzz_seeds;
 #[cfg(test)]
