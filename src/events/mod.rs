@@ -49,7 +49,7 @@ impl EventSource {
     pub fn signed_by(&self, coverage: &Coverage) -> bool {
         match self {
             EventSource::Header(h) => coverage.header(h),
-            EventSource::Json(_) => coverage.body,
+            EventSource::Json(p) => coverage.json_field(p),
         }
     }
 

@@ -78,7 +78,10 @@ fn hmac_form(s: &SignatureSource) -> Form {
         Algorithm::SecretPrefixedSha256 => "SHA-256 of the secret followed by".to_string(),
         a => format!("HMAC-{} of", a.as_str().to_uppercase()),
     };
-    let mut header = s.header.to_string();
+    let mut header = match &s.body_signature {
+        Some(p) => format!("body json:{}", p.as_str()),
+        None => s.header.to_string(),
+    };
     if let Some(last) = s.more_headers.last() {
         header = if s.more_headers.len() > 1 {
             format!("{header} … {last}")

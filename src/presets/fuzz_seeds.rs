@@ -83,6 +83,10 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
         NOW * 1000
     );
     for (i, source) in spec.sources.iter().enumerate() {
+        if source.body_signature.is_some() {
+            body_signature_seeds(scheme, secret, out);
+            continue;
+        }
         let signer = HmacVerifier::new(
             HmacSpec {
                 sources: vec![source.clone()],
@@ -123,6 +127,36 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
             input(&forged, body.as_bytes()),
         ));
     }
+}
+
+/// Mailgun: the signature object in the body, over `timestamp + token`.
+fn body_signature_seeds(scheme: &str, secret: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    use hmac::Mac;
+    let body = |token: &str, sig: &str| {
+        format!(
+            r#"{{"signature":{{"timestamp":"{NOW}","token":"{token}","signature":"{sig}"}},"event-data":{{"event":"delivered"}}}}"#
+        )
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{NOW}tok_1").as_bytes());
+    let sig = hex::encode(mac.finalize().into_bytes());
+    out.push((
+        format!("{scheme}-valid"),
+        input(&[], body("tok_1", &sig).as_bytes()),
+    ));
+    out.push((
+        format!("{scheme}-tampered"),
+        input(&[], body("tok_2", &sig).as_bytes()),
+    ));
+    let forged = format!(
+        "{}{}",
+        &sig[..60],
+        if &sig[60..61] == "a" { "b" } else { "a" }
+    ) + &sig[61..];
+    out.push((
+        format!("{scheme}-forged"),
+        input(&[], body("tok_1", &forged).as_bytes()),
+    ));
 }
 
 fn ed25519_seeds(out: &mut Vec<(String, Vec<u8>)>) {

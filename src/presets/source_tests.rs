@@ -143,6 +143,10 @@ fn every_source() -> Vec<(&'static Row, usize, SignatureSource, HeaderName)> {
             continue;
         };
         for (i, source) in spec.sources.iter().enumerate() {
+            // A signature in the body (Mailgun) has its own tests.
+            if source.body_signature.is_some() {
+                continue;
+            }
             for name in std::iter::once(&source.header).chain(&source.more_headers) {
                 out.push((row, i, source.clone(), name.clone()));
             }

@@ -141,6 +141,16 @@ fn stdwh(prefix: &str, secret: &str, ts: u64) -> Signed {
     )
 }
 
+/// A Mailgun event: the signature object in the body signs `timestamp +
+/// token`, not the body.
+fn mailgun_body(secret: &str, ts: u64, token: &str) -> Vec<u8> {
+    let sig = hx(Algorithm::Sha256, secret, format!("{ts}{token}").as_bytes());
+    format!(
+        r#"{{"signature":{{"timestamp":"{ts}","token":"{token}","signature":"{sig}"}},"event-data":{{"event":"delivered","id":"ev_1"}}}}"#
+    )
+    .into_bytes()
+}
+
 /// A preset signing the raw body in one header: the header's value from
 /// the secret `s`.
 macro_rules! body_case {
@@ -749,6 +759,13 @@ fn cases() -> Vec<Case> {
             tolerance: None,
             sign: |s, _| (vec![h("X-Telegram-Bot-Api-Secret-Token", s)], JSON.to_vec()),
         },
+        Case {
+            scheme: "mailgun",
+            secret: SECRET,
+            extra: "",
+            tolerance: Some(900),
+            sign: |s, ts| (Vec::new(), mailgun_body(s, ts, "tok_1")),
+        },
         basic_case!("postmark"),
         basic_case!("chargebee"),
     ]
@@ -779,9 +796,12 @@ fn presets_sign_verify_tamper_wrong_secret() {
 
         let mut tampered = body.clone();
         tampered.push(b' ');
-        // A token, not a signature: the body is not covered.
-        let shared_secret = preset(case.scheme).unwrap().coverage().is_none();
-        let expected = if shared_secret {
+        // A token, not a signature, or a signature that does not cover the
+        // body (Mailgun's covers two of its fields): the change passes.
+        let coverage = preset(case.scheme).unwrap().coverage();
+        let shared_secret = coverage.is_none();
+        let body_covered = coverage.is_some_and(|c| c.body || c.form);
+        let expected = if !body_covered {
             Ok(())
         } else {
             Err(VerifyError::BadSignature)
@@ -806,13 +826,81 @@ fn presets_sign_verify_tamper_wrong_secret() {
         };
         assert_eq!(wrong, Err(expected), "{}", case.scheme);
 
+        if case.scheme != "mailgun" {
+            assert_eq!(
+                check(&v, &HeaderMap::new(), &body, TS),
+                Err(VerifyError::MissingCredentials),
+                "{}",
+                case.scheme
+            );
+        }
+    }
+}
+
+/// Mailgun's signature is in the body and covers its timestamp and token:
+/// changing either fails, a body without the signature object is missing
+/// credentials, and the event data is not signed (Mailgun's design; the
+/// single-use token is the default dedup key).
+#[test]
+fn mailgun_body_carried_signature() {
+    let v = verifier("mailgun", SECRET, "");
+    let body = mailgun_body(SECRET, TS, "tok_1");
+    let none = HeaderMap::new();
+    assert_eq!(check(&v, &none, &body, TS), Ok(()));
+    let text = String::from_utf8(body.clone()).unwrap();
+    for (what, changed) in [
+        ("token", text.replace("tok_1", "tok_2")),
+        (
+            "timestamp",
+            text.replacen(&TS.to_string(), &(TS + 1).to_string(), 1),
+        ),
+        (
+            "signature",
+            text.replacen("\"signature\":\"", "\"signature\":\"00", 1),
+        ),
+    ] {
+        let expected = if what == "signature" {
+            Err(VerifyError::MalformedSignature) // 33 bytes: not a SHA-256 MAC
+        } else {
+            Err(VerifyError::BadSignature)
+        };
+        assert_eq!(check(&v, &none, changed.as_bytes(), TS), expected, "{what}");
+    }
+    let unsigned_change = text.replace("delivered", "failed");
+    assert_eq!(check(&v, &none, unsigned_change.as_bytes(), TS), Ok(()));
+    for missing in [
+        &br#"{"event-data":{}}"#[..],
+        br#"{"signature":{"timestamp":"1","token":"t"}}"#,
+    ] {
         assert_eq!(
-            check(&v, &HeaderMap::new(), &body, TS),
+            check(&v, &none, missing, TS),
             Err(VerifyError::MissingCredentials),
             "{}",
-            case.scheme
+            String::from_utf8_lossy(missing)
         );
     }
+    for malformed in [
+        &b"not json"[..],
+        b"",
+        br#"{"signature":{"signature":["x"]}}"#,
+    ] {
+        assert_eq!(
+            check(&v, &none, malformed, TS),
+            Err(VerifyError::MalformedSignature),
+            "{}",
+            String::from_utf8_lossy(malformed)
+        );
+    }
+    // A signature header is not where Mailgun puts it.
+    let sig_header = headers(&[h("x-hookgate-signature-in-body", "00".repeat(32))]);
+    assert_eq!(
+        check(&v, &sig_header, br#"{"event-data":{}}"#, TS),
+        Err(VerifyError::MissingCredentials)
+    );
+    assert_eq!(
+        check(&v, &none, &body, TS + 901),
+        Err(VerifyError::StaleTimestamp)
+    );
 }
 
 #[test]

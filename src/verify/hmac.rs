@@ -19,6 +19,7 @@ use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use super::pointer::{Found, Pointer};
 use super::template::{Part, Template, Values};
 use super::timestamp::{TimestampSource, TimestampSpec};
 use super::{SignedRequest, Verified, VerifyError};
@@ -206,6 +207,11 @@ pub struct SignatureSource {
     /// case-insensitive): HubSpot's `X-HubSpot-Signature-Version: v1` or
     /// `v2` chooses how `X-HubSpot-Signature` was made.
     pub only_when: Option<(HeaderName, String)>,
+    /// The signature is the string at this JSON pointer of the body
+    /// (Mailgun's `/signature/signature`) rather than a header value;
+    /// `header` is then not read. The body is scanned, never parsed into a
+    /// tree, before it is authenticated.
+    pub body_signature: Option<Pointer>,
 }
 
 impl SignatureSource {
@@ -231,6 +237,7 @@ impl SignatureSource {
             algorithm_header: None,
             body_sha256_param: None,
             only_when: None,
+            body_signature: None,
         }
     }
 
@@ -290,7 +297,7 @@ impl SignatureSource {
         Some(bool::from(actual.as_bytes().ct_eq(expected.as_bytes())))
     }
 
-    fn present(&self, headers: &HeaderMap) -> bool {
+    fn present(&self, headers: &HeaderMap, body: &[u8]) -> bool {
         if let Some((name, value)) = &self.only_when {
             let chosen = headers.get(name).is_some_and(|v| {
                 v.as_bytes()
@@ -301,13 +308,27 @@ impl SignatureSource {
                 return false;
             }
         }
+        if let Some(pointer) = &self.body_signature {
+            // Present unless the body lacks the field: a body that is not
+            // JSON, or holds something else there, is malformed.
+            return !matches!(pointer.lookup(body), Some(Found::Missing));
+        }
         headers.contains_key(&self.header)
             || self.more_headers.iter().any(|h| headers.contains_key(h))
     }
 
     /// Every decodable candidate signature in the request, for a MAC made
     /// with `algorithm`.
-    fn candidates(&self, headers: &HeaderMap, algorithm: Algorithm) -> Vec<Vec<u8>> {
+    fn candidates(&self, headers: &HeaderMap, body: &[u8], algorithm: Algorithm) -> Vec<Vec<u8>> {
+        if let Some(pointer) = &self.body_signature {
+            return match pointer.lookup(body) {
+                Some(Found::Scalar(text)) => self
+                    .decode_candidate(&text, algorithm)
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            };
+        }
         let values = std::iter::once(&self.header)
             .chain(&self.more_headers)
             .flat_map(|name| headers.get_all(name));
@@ -556,11 +577,11 @@ impl HmacVerifier {
         let prepared = self
             .sources
             .iter()
-            .find(|p| p.source.present(req.headers))
+            .find(|p| p.source.present(req.headers, req.body))
             .ok_or(VerifyError::MissingCredentials)?;
         let source = &prepared.source;
         let algorithm = source.request_algorithm(req.headers)?;
-        let candidates = source.candidates(req.headers, algorithm);
+        let candidates = source.candidates(req.headers, req.body, algorithm);
         if candidates.is_empty() {
             return Err(VerifyError::MalformedSignature);
         }
@@ -630,6 +651,12 @@ impl HmacVerifier {
             bases,
         } = &self.sources[0];
         let key = keys[0].1.get(secret_index).ok_or("no such secret")?;
+        if let Some(pointer) = &source.body_signature {
+            return Err(format!(
+                "the signature travels in the body (json:{}), where hookgate sign cannot write it; the sender's own tools sign such requests",
+                pointer.as_str()
+            ));
+        }
         let mut headers = given.clone();
         let mut out: Vec<(HeaderName, String)> = Vec::new();
         let mut add = |headers: &mut HeaderMap, name: &HeaderName, value: String| {

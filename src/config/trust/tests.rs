@@ -183,6 +183,7 @@ fn every_preset_default_key_is_signed() {
         };
         let expected = match *name {
             "standard_webhooks" | "openai" => "{header:webhook-id}",
+            "mailgun" => "{json:/signature/token}",
             "stripe" => "{json:/id}",
             "twilio" | "mandrill" => "{form_sha256}",
             _ => "{body_sha256}",
