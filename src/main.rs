@@ -230,6 +230,11 @@ fn sign(
                 given.insert(h.clone(), event.parse().context("the event is not a valid header value")?);
                 out.push_str(&format!("{h}: {event}\n"));
             }
+            Some(EventSource::Headers(hs)) => {
+                let h = &hs[0];
+                given.insert(h.clone(), event.parse().context("the event is not a valid header value")?);
+                out.push_str(&format!("{h}: {event}\n"));
+            }
             Some(EventSource::Json(p)) => eprintln!(
                 "note: route {} reads the event type from the body (json:{p}); --event adds no header",
                 route.name

@@ -21,17 +21,28 @@ use crate::verify::{Coverage, SpecKind, Verified, VerifySpec};
 pub enum EventSource {
     /// `header:NAME`
     Header(HeaderName),
+    /// `header:NAME,OTHER`: the first of these headers the request has
+    /// (Shopify sends `X-Shopify-Topic` or, newer, `shopify-topic`).
+    Headers(Vec<HeaderName>),
     /// `json:/pointer` (RFC 6901) into the JSON body; a string value.
     Json(String),
 }
 
 impl EventSource {
-    /// Parses `header:NAME` or `json:/pointer`.
+    /// Parses `header:NAME` (or `header:NAME,OTHER`) or `json:/pointer`.
     pub fn parse(text: &str) -> Result<EventSource, String> {
         if let Some(h) = text.strip_prefix("header:") {
-            return HeaderName::from_bytes(h.as_bytes())
-                .map(EventSource::Header)
-                .map_err(|_| format!("{h:?} is not a valid header name"));
+            let names = h
+                .split(',')
+                .map(|n| {
+                    HeaderName::from_bytes(n.trim().as_bytes())
+                        .map_err(|_| format!("{n:?} is not a valid header name"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(match <[HeaderName; 1]>::try_from(names) {
+                Ok([one]) => EventSource::Header(one),
+                Err(names) => EventSource::Headers(names),
+            });
         }
         if let Some(p) = text.strip_prefix("json:") {
             if p.starts_with('/') {
@@ -49,6 +60,7 @@ impl EventSource {
     pub fn signed_by(&self, coverage: &Coverage) -> bool {
         match self {
             EventSource::Header(h) => coverage.header(h),
+            EventSource::Headers(hs) => hs.iter().all(|h| coverage.header(h)),
             EventSource::Json(p) => coverage.json_field(p),
         }
     }
@@ -56,6 +68,13 @@ impl EventSource {
     pub fn describe(&self) -> String {
         match self {
             EventSource::Header(h) => format!("header:{h}"),
+            EventSource::Headers(hs) => format!(
+                "header:{}",
+                hs.iter()
+                    .map(HeaderName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             EventSource::Json(p) => format!("json:{p}"),
         }
     }
@@ -64,6 +83,12 @@ impl EventSource {
     fn event(&self, headers: &HeaderMap, json: &Json<'_>) -> Option<String> {
         match self {
             EventSource::Header(h) => headers.get(h)?.to_str().ok().map(str::to_string),
+            EventSource::Headers(hs) => hs
+                .iter()
+                .find_map(|h| headers.get(h))?
+                .to_str()
+                .ok()
+                .map(str::to_string),
             EventSource::Json(p) => json.get()?.pointer(p)?.as_str().map(str::to_string),
         }
     }

@@ -209,14 +209,15 @@ pub const TABLE: &[Row] = {
         })
         .events("json:/type")
         .dedup_key("{json:/id}"),
-        // Base64 HMAC-SHA256 of the body, in the classic or the newer header.
+        // Base64 HMAC-SHA256 of the body, in the classic or the newer header;
+        // the topic likewise in `X-Shopify-Topic` or `shopify-topic`.
         Row::new("shopify", || {
             hmac([
                 body("x-shopify-hmac-sha256", Sha256, Base64, ""),
                 body("shopify-hmac-sha256", Sha256, Base64, ""),
             ])
         })
-        .events("header:X-Shopify-Topic"),
+        .events("header:X-Shopify-Topic,shopify-topic"),
         // `X-Slack-Signature: v0=<hex>` over `v0:<timestamp>:<body>`.
         Row::new("slack", || {
             hmac([SignatureSource {
