@@ -95,6 +95,9 @@ fn hmac_form(s: &SignatureSource) -> Form {
         s.encoding.as_str(),
         s.payload.describe()
     );
+    if s.url_decode_reserved {
+        signed.push_str(" ({url} also tried with %3A, %2F, %3F, … decoded)");
+    }
     if s.algorithm_header.is_some() {
         signed.push_str(" (HMAC-SHA256 when the algorithm header says so)");
     }

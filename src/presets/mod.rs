@@ -335,7 +335,8 @@ pub const TABLE: &[Row] = {
         .events("json:/event"),
         // HubSpot, by the signature version it sends. v3: base64
         // HMAC-SHA256 of `method + URL + body + timestamp(ms)` in
-        // `X-HubSpot-Signature-v3`, five minutes. v1 and v2 (older apps and
+        // `X-HubSpot-Signature-v3`, five minutes; HubSpot signs the URL
+        // with `%3A`, `%2F`, … decoded, so that form is tried too. v1 and v2 (older apps and
         // workflow webhooks): `X-HubSpot-Signature` is the hex SHA-256 (not
         // an HMAC) of the client secret followed by the body (v1) or by
         // `method + URL + body` (v2), chosen by
@@ -350,6 +351,7 @@ pub const TABLE: &[Row] = {
                         TimeUnit::Milliseconds,
                         300,
                     ),
+                    url_decode_reserved: true,
                     ..body("x-hubspot-signature-v3", Sha256, Base64, "")
                 },
                 SignatureSource {

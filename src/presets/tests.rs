@@ -837,6 +837,51 @@ fn presets_sign_verify_tamper_wrong_secret() {
     }
 }
 
+/// HubSpot v3 signs the URL with `%3A`, `%2F`, … decoded: a request whose
+/// query carries such escapes verifies whether HubSpot decoded them (its
+/// documented rule) or not (the Python SDK's way); other escapes stay.
+#[test]
+fn hubspot_v3_decodes_reserved_characters_in_the_url() {
+    let v = verifier(
+        "hubspot",
+        SECRET,
+        ", public_url: \"https://hooks.example.com/in\"",
+    );
+    let t = (TS * 1000).to_string();
+    let query = "portal=1&next=https%3A%2F%2Fx.test%2Fa%20b";
+    let signed_with = |url: &str| {
+        let sig = b64(
+            Algorithm::Sha256,
+            SECRET,
+            &cat(&[b"POST", url.as_bytes(), JSON, t.as_bytes()]),
+        );
+        headers(&[
+            h("X-HubSpot-Request-Timestamp", t.clone()),
+            h("X-HubSpot-Signature-v3", sig),
+        ])
+    };
+    let at = |hm: &HeaderMap| {
+        v.verify_request(&SignedRequest {
+            method: "POST",
+            query: Some(query),
+            headers: hm,
+            body: JSON,
+            now: UNIX_EPOCH + Duration::from_secs(TS),
+        })
+        .map(|_| ())
+    };
+    let decoded = "https://hooks.example.com/in?portal=1&next=https://x.test/a%20b";
+    let raw = format!("https://hooks.example.com/in?{query}");
+    assert_eq!(at(&signed_with(decoded)), Ok(()));
+    assert_eq!(at(&signed_with(&raw)), Ok(()));
+    // `%20` is not one of the decoded characters.
+    let over_decoded = "https://hooks.example.com/in?portal=1&next=https://x.test/a b";
+    assert_eq!(
+        at(&signed_with(over_decoded)),
+        Err(VerifyError::BadSignature)
+    );
+}
+
 /// Mailgun's signature is in the body and covers its timestamp and token:
 /// changing either fails, a body without the signature object is missing
 /// credentials, and the event data is not signed (Mailgun's design; the

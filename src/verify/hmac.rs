@@ -212,6 +212,10 @@ pub struct SignatureSource {
     /// `header` is then not read. The body is scanned, never parsed into a
     /// tree, before it is authenticated.
     pub body_signature: Option<Pointer>,
+    /// Also try `{url}` with the reserved characters HubSpot's v3 decodes
+    /// before signing (`%3A` `%2F` `%3F` `%40` `%21` `%24` `%27` `%28`
+    /// `%29` `%2A` `%2C` `%3B`, either case) decoded.
+    pub url_decode_reserved: bool,
 }
 
 impl SignatureSource {
@@ -238,6 +242,7 @@ impl SignatureSource {
             body_sha256_param: None,
             only_when: None,
             body_signature: None,
+            url_decode_reserved: false,
         }
     }
 
@@ -533,10 +538,18 @@ impl PreparedSource {
         if self.bases.is_empty() {
             return vec![None];
         }
-        self.bases
-            .iter()
-            .map(|b| Some(with_query(b, query)))
-            .collect()
+        let mut urls: Vec<Option<String>> = Vec::new();
+        for base in &self.bases {
+            let url = with_query(base, query);
+            if self.source.url_decode_reserved {
+                let decoded = decode_reserved(&url);
+                if decoded != url {
+                    urls.push(Some(decoded));
+                }
+            }
+            urls.push(Some(url));
+        }
+        urls
     }
 }
 
@@ -701,7 +714,13 @@ impl HmacVerifier {
                 add(&mut headers, h, format!("msg_hookgate{nonce}"));
             }
         }
-        let url = bases.first().map(|b| with_query(b, query));
+        let url = bases.first().map(|b| with_query(b, query)).map(|u| {
+            if source.url_decode_reserved {
+                decode_reserved(&u)
+            } else {
+                u
+            }
+        });
         let pieces = source
             .payload
             .render(&Values {
@@ -729,6 +748,43 @@ impl HmacVerifier {
             .iter()
             .any(|p| p.source.payload.uses(&Part::Url))
     }
+}
+
+/// `url` with the percent-escapes of the reserved characters HubSpot's v3
+/// signature decodes replaced by the characters; every other escape kept.
+fn decode_reserved(url: &str) -> String {
+    const RESERVED: &[(&str, char)] = &[
+        ("3A", ':'),
+        ("2F", '/'),
+        ("3F", '?'),
+        ("40", '@'),
+        ("21", '!'),
+        ("24", '$'),
+        ("27", '\''),
+        ("28", '('),
+        ("29", ')'),
+        ("2A", '*'),
+        ("2C", ','),
+        ("3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i + 1..i + 3);
+        match escape.and_then(|e| RESERVED.iter().find(|(hex, _)| hex.eq_ignore_ascii_case(e))) {
+            Some((_, c)) => {
+                out.push(*c);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `base` with the request's query string appended.
@@ -993,6 +1049,16 @@ mod tests {
             )])),
             Ok(Algorithm::Sha256)
         );
+    }
+
+    #[test]
+    fn hubspot_reserved_characters_are_decoded() {
+        assert_eq!(
+            decode_reserved("https://h.test/p?a=%3a%2F%3F%40%21%24%27%28%29%2A%2C%3B&b=%20%25%7e%"),
+            "https://h.test/p?a=:/?@!$'()*,;&b=%20%25%7e%"
+        );
+        assert_eq!(decode_reserved("https://h.test/%"), "https://h.test/%");
+        assert_eq!(decode_reserved("%2"), "%2");
     }
 
     #[test]
