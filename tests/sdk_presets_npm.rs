@@ -4,7 +4,8 @@
 //! ElevenLabs a request signed as the preset describes (`HmacVerifier::sign`,
 //! what `hookgate sign` uses) must pass the SDK's own verification, and
 //! the same request with its body changed, or signed with another secret,
-//! must fail it and hookgate alike.
+//! must fail it and hookgate alike. Chargebee's HTTP basic authentication
+//! is checked against `chargebee`'s own `basicAuthValidator`.
 //!
 //! The SDKs are installed with npm into a folder under `target/` on first
 //! use; if the registry cannot be reached the tests say SKIPPED and pass,
@@ -24,6 +25,7 @@ const PACKAGES: &[&str] = &[
     "@sanity/webhook@4.0.4",
     "@mux/mux-node@15.3.0",
     "@elevenlabs/elevenlabs-js@2.73.0",
+    "chargebee@3.33.0",
 ];
 
 /// One SDK operation; reads JSON on stdin, prints `{"ok": bool, "value":
@@ -49,6 +51,12 @@ process.stdin.on('end', async () => {
       const { ElevenLabsClient } = require('@elevenlabs/elevenlabs-js');
       const client = new ElevenLabsClient({ apiKey: 'x' });
       await client.webhooks.constructEvent(body, headers['elevenlabs-signature'], secret);
+    } else if (op === 'chargebee_verify') {
+      // The secret is `user:password`, as the preset takes it.
+      const i = secret.indexOf(':');
+      const [user, password] = [secret.slice(0, i), secret.slice(i + 1)];
+      const validate = require('chargebee').basicAuthValidator((u, p) => u === user && p === password);
+      await validate(headers);
     } else {
       throw new Error('unknown op ' + op);
     }
@@ -274,4 +282,37 @@ fn sanity_sdk_signatures_verify() {
         hookgate_says("sanity", SECRET, &old, BODY),
         Err(VerifyError::StaleTimestamp)
     );
+}
+
+/// Chargebee authenticates with HTTP basic auth: what its SDK's
+/// `basicAuthValidator` accepts, the preset accepts, and what it refuses
+/// (another password, another user, a bearer token, no header), the
+/// preset refuses.
+#[test]
+fn chargebee_basic_auth_agrees_with_the_chargebee_sdk() {
+    use base64::Engine;
+    let Some(dir) = sdk_dir() else { return };
+    let secret = "hookgate:pa:ss word";
+    let basic = |creds: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(creds)
+        )
+    };
+    for (authorization, accepted) in [
+        (Some(basic(secret)), true),
+        (Some(basic("hookgate:pa:ss wordx")), false),
+        (Some(basic("other:pa:ss word")), false),
+        (Some(format!("Bearer {secret}")), false),
+        (None, false),
+    ] {
+        let mut h = HeaderMap::new();
+        if let Some(value) = &authorization {
+            h.insert("authorization", HeaderValue::from_str(value).unwrap());
+        }
+        let (sdk_ok, error) = sdk_verifies(dir, "chargebee_verify", secret, &h, BODY);
+        assert_eq!(sdk_ok, accepted, "{authorization:?}: {error}");
+        let ours = hookgate_says("chargebee", secret, &h, BODY);
+        assert_eq!(ours.is_ok(), accepted, "{authorization:?}: {ours:?}");
+    }
 }
