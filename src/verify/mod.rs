@@ -128,9 +128,13 @@ impl VerifySpec {
                     .sources
                     .iter()
                     .map(|s| {
+                        let at = match &s.body_signature {
+                            Some(p) => format!("body json:{}", p.as_str()),
+                            None => s.header.to_string(),
+                        };
                         let mut d = format!(
                             "{} {}({}{}) of {}",
-                            s.header,
+                            at,
                             s.algorithm.as_str(),
                             s.prefix,
                             s.encoding.as_str(),
