@@ -570,10 +570,12 @@ pub const TABLE: &[Row] = {
             }])
         })
         .events("json:/type"),
-        // Persona: `Persona-Signature: t=<unix>,v1=<hex>` over `t.body`.
+        // Persona: `Persona-Signature: t=<unix>,v1=<hex>` over `t.body`;
+        // while a secret rotates, two such pairs separated by a space.
         Row::new("persona", || {
             hmac([SignatureSource {
                 separator: Some(",".into()),
+                items_split_on_whitespace: true,
                 payload: template("{timestamp}.{body}"),
                 timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
                 ..body("persona-signature", Sha256, Hex, "v1=")

@@ -837,6 +837,27 @@ fn presets_sign_verify_tamper_wrong_secret() {
     }
 }
 
+/// While a Persona secret rotates, `Persona-Signature` carries two
+/// `t=…,v1=…` pairs separated by a space, one per secret: a route with
+/// either secret verifies.
+#[test]
+fn persona_rotation_header_with_two_pairs() {
+    let t = TS.to_string();
+    let sig = |secret: &str| hx(Algorithm::Sha256, secret, &cat(&[t.as_bytes(), b".", JSON]));
+    let value = format!(
+        "t={t},v1={} t={t},v1={}",
+        sig("old-secret"),
+        sig("new-secret")
+    );
+    let hm = headers(&[h("Persona-Signature", value)]);
+    for secret in ["old-secret", "new-secret"] {
+        let v = verifier("persona", secret, "");
+        assert_eq!(check(&v, &hm, JSON, TS), Ok(()), "{secret}");
+    }
+    let v = verifier("persona", "third-secret", "");
+    assert_eq!(check(&v, &hm, JSON, TS), Err(VerifyError::BadSignature));
+}
+
 /// HubSpot v3 signs the URL with `%3A`, `%2F`, … decoded: a request whose
 /// query carries such escapes verifies whether HubSpot decoded them (its
 /// documented rule) or not (the Python SDK's way); other escapes stay.

@@ -216,6 +216,11 @@ pub struct SignatureSource {
     /// before signing (`%3A` `%2F` `%3F` `%40` `%21` `%24` `%27` `%28`
     /// `%29` `%2A` `%2C` `%3B`, either case) decoded.
     pub url_decode_reserved: bool,
+    /// Items of the list may hold several whitespace-separated parts
+    /// (Persona sends `t=…,v1=… t=…,v1=…` while its secret rotates, so one
+    /// comma-separated item reads `v1=… t=…`): the part that decodes is
+    /// the candidate.
+    pub items_split_on_whitespace: bool,
 }
 
 impl SignatureSource {
@@ -243,6 +248,7 @@ impl SignatureSource {
             only_when: None,
             body_signature: None,
             url_decode_reserved: false,
+            items_split_on_whitespace: false,
         }
     }
 
@@ -338,7 +344,12 @@ impl SignatureSource {
             .chain(&self.more_headers)
             .flat_map(|name| headers.get_all(name));
         collect_candidates(values, self.separator.as_deref(), MAX_CANDIDATES, |item| {
-            self.decode_candidate(item, algorithm)
+            if self.items_split_on_whitespace {
+                item.split(u8::is_ascii_whitespace)
+                    .find_map(|part| self.decode_candidate(part, algorithm))
+            } else {
+                self.decode_candidate(item, algorithm)
+            }
         })
     }
 
