@@ -5,11 +5,20 @@
 //!
 //! Presets with a published vector are also checked against it in
 //! `tests/vectors.rs` (github, standard_webhooks/svix, slack, twilio,
-//! shopify, square, paddle, pagerduty, hubspot, quickbooks). The others
-//! (trutac, timekit, gitlab, bitbucket, clerk, resend, stripe, linear,
-//! zoom, typeform, calendly, zendesk, intercom, jira, vercel, xero,
-//! docusign, twitch) have no published vector in this repository: they are
-//! tested only with the vectors derived below.
+//! shopify, square, paddle, pagerduty, hubspot, quickbooks, sendgrid).
+//! Presets checked against their sender's own SDK: twilio
+//! (`tests/twilio.rs`); razorpay, gocardless, line, coinbase_commerce,
+//! pusher, onfido, workos, box, openai, hubspot v1/v2/v3, telnyx and
+//! mailgun (`tests/sdk_presets.rs`, Python SDKs); sanity, mux,
+//! elevenlabs and chargebee (`tests/sdk_presets_npm.rs`, npm SDKs).
+//! The others have neither in this repository (no published vector or
+//! official verifying SDK was found): trutac, timekit, gitlab, okta,
+//! bitbucket, clerk, resend, stripe, linear, zoom, typeform, calendly,
+//! zendesk, intercom, jira, vercel, xero, docusign, twitch, discord, meta,
+//! whatsapp, instagram, lemonsqueezy, sentry, cal_com, gitea, forgejo,
+//! gogs, circleci, dropbox, airtable, heroku, woocommerce, persona,
+//! buildkite, trello, mandrill, telegram and postmark: they are tested
+//! only with the vectors derived below from the senders' documentation.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
