@@ -8,13 +8,14 @@
 //! shopify, square, paddle, pagerduty, hubspot, quickbooks, sendgrid).
 //! Presets checked against their sender's own SDK: twilio
 //! (`tests/twilio.rs`); razorpay, gocardless, line, coinbase_commerce,
-//! pusher, onfido, workos, box, openai, hubspot v1/v2/v3, telnyx and
-//! mailgun (`tests/sdk_presets.rs`, Python SDKs); sanity, mux,
+//! pusher, onfido, workos, box, openai, hubspot v1/v2/v3, telnyx,
+//! mailgun, stripe, square, discord, and svix, clerk and resend through
+//! Svix's SDK (`tests/sdk_presets.rs`, Python SDKs); sanity, mux,
 //! elevenlabs and chargebee (`tests/sdk_presets_npm.rs`, npm SDKs).
 //! The others have neither in this repository (no published vector or
 //! official verifying SDK was found): trutac, timekit, gitlab, okta,
-//! bitbucket, clerk, resend, stripe, linear, zoom, typeform, calendly,
-//! zendesk, intercom, jira, vercel, xero, docusign, twitch, discord, meta,
+//! bitbucket, linear, zoom, typeform, calendly, zendesk, intercom, jira,
+//! vercel, xero, docusign, twitch, meta,
 //! whatsapp, instagram, lemonsqueezy, sentry, cal_com, gitea, forgejo,
 //! gogs, circleci, dropbox, airtable, heroku, woocommerce, persona,
 //! buildkite, trello, mandrill, telegram and postmark: they are tested
