@@ -5,7 +5,8 @@
 //! what `hookgate sign` uses) must pass the SDK's own verification, and
 //! the same request with its body changed, or signed with another secret,
 //! must fail it and hookgate alike. Chargebee's HTTP basic authentication
-//! is checked against `chargebee`'s own `basicAuthValidator`.
+//! is checked against `chargebee`'s own `basicAuthValidator`, and Linear's
+//! body-timestamped signature against `@linear/sdk`'s `LinearWebhookClient`.
 //!
 //! The SDKs are installed with npm into a folder under `target/` on first
 //! use; if the registry cannot be reached the tests say SKIPPED and pass,
@@ -26,6 +27,7 @@ const PACKAGES: &[&str] = &[
     "@mux/mux-node@15.3.0",
     "@elevenlabs/elevenlabs-js@2.73.0",
     "chargebee@3.33.0",
+    "@linear/sdk@98.0.0",
 ];
 
 /// One SDK operation; reads JSON on stdin, prints `{"ok": bool, "value":
@@ -51,6 +53,9 @@ process.stdin.on('end', async () => {
       const { ElevenLabsClient } = require('@elevenlabs/elevenlabs-js');
       const client = new ElevenLabsClient({ apiKey: 'x' });
       await client.webhooks.constructEvent(body, headers['elevenlabs-signature'], secret);
+    } else if (op === 'linear_verify') {
+      const { LinearWebhookClient } = await import('@linear/sdk/webhooks');
+      new LinearWebhookClient(secret).verify(Buffer.from(body, 'utf8'), headers['linear-signature']);
     } else if (op === 'chargebee_verify') {
       // The secret is `user:password`, as the preset takes it.
       const i = secret.indexOf(':');
@@ -315,4 +320,49 @@ fn chargebee_basic_auth_agrees_with_the_chargebee_sdk() {
         let ours = hookgate_says("chargebee", secret, &h, BODY);
         assert_eq!(ours.is_ok(), accepted, "{authorization:?}: {ours:?}");
     }
+}
+
+/// Linear signs the body and puts its millisecond timestamp inside it:
+/// `@linear/sdk`'s `LinearWebhookClient.verify` and the preset agree on a
+/// fresh event, a tampered one, another secret and an event older than
+/// their shared minute.
+#[test]
+fn linear_preset_agrees_with_the_linear_sdk() {
+    let Some(dir) = sdk_dir() else { return };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let body = |ms: u64| {
+        format!(
+            r#"{{"type":"Issue","action":"create","data":{{"id":"doc_original"}},"webhookTimestamp":{ms}}}"#
+        )
+    };
+    let fresh = body(now_ms);
+    let h = sign("linear", SECRET, &fresh);
+    assert_eq!(hookgate_says("linear", SECRET, &h, &fresh), Ok(()));
+    let (ok, error) = sdk_verifies(dir, "linear_verify", SECRET, &h, &fresh);
+    assert!(ok, "{error}");
+
+    let tampered = fresh.replace("doc_original", "doc_tampered");
+    assert_eq!(
+        hookgate_says("linear", SECRET, &h, &tampered),
+        Err(VerifyError::BadSignature)
+    );
+    assert!(!sdk_verifies(dir, "linear_verify", SECRET, &h, &tampered).0);
+
+    let other = sign("linear", "another-secret", &fresh);
+    assert_eq!(
+        hookgate_says("linear", SECRET, &other, &fresh),
+        Err(VerifyError::BadSignature)
+    );
+    assert!(!sdk_verifies(dir, "linear_verify", SECRET, &other, &fresh).0);
+
+    let old = body(now_ms - 3_600_000);
+    let h = sign("linear", SECRET, &old);
+    assert_eq!(
+        hookgate_says("linear", SECRET, &h, &old),
+        Err(VerifyError::StaleTimestamp)
+    );
+    assert!(!sdk_verifies(dir, "linear_verify", SECRET, &h, &old).0);
 }
