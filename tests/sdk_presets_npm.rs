@@ -6,7 +6,9 @@
 //! the same request with its body changed, or signed with another secret,
 //! must fail it and hookgate alike. Chargebee's HTTP basic authentication
 //! is checked against `chargebee`'s own `basicAuthValidator`, and Linear's
-//! body-timestamped signature against `@linear/sdk`'s `LinearWebhookClient`.
+//! body-timestamped signature against `@linear/sdk`'s `LinearWebhookClient`;
+//! Zoom's signature and its `endpoint.url_validation` answer against Zoom's
+//! Rivet SDK.
 //!
 //! The SDKs are installed with npm into a folder under `target/` on first
 //! use; if the registry cannot be reached the tests say SKIPPED and pass,
@@ -28,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "@elevenlabs/elevenlabs-js@2.73.0",
     "chargebee@3.33.0",
     "@linear/sdk@98.0.0",
+    "@zoom/rivet@0.4.0",
 ];
 
 /// One SDK operation; reads JSON on stdin, prints `{"ok": bool, "value":
@@ -56,6 +59,15 @@ process.stdin.on('end', async () => {
     } else if (op === 'linear_verify') {
       const { LinearWebhookClient } = await import('@linear/sdk/webhooks');
       new LinearWebhookClient(secret).verify(Buffer.from(body, 'utf8'), headers['linear-signature']);
+    } else if (op === 'zoom_receive') {
+      // Zoom's Rivet SDK, as a Lambda receiver: 200 with its answer, or 400.
+      console.debug = () => {};
+      const { AwsLambdaReceiver } = require('@zoom/rivet/users');
+      const receiver = new AwsLambdaReceiver({ webhooksSecretToken: secret });
+      receiver.init({ eventEmitter: { emit: async () => {} } });
+      const response = await receiver.start()({ body, headers, isBase64Encoded: false }, {});
+      if (response.statusCode !== 200) throw new Error(response.body);
+      value = JSON.parse(response.body);
     } else if (op === 'chargebee_verify') {
       // The secret is `user:password`, as the preset takes it.
       const i = secret.indexOf(':');
@@ -365,4 +377,68 @@ fn linear_preset_agrees_with_the_linear_sdk() {
         Err(VerifyError::StaleTimestamp)
     );
     assert!(!sdk_verifies(dir, "linear_verify", SECRET, &h, &old).0);
+}
+
+/// Zoom's Rivet SDK (`@zoom/rivet` 0.4, its Lambda receiver) and the preset
+/// agree on a signed event, a tampered one and another secret; and
+/// hookgate's answer to `endpoint.url_validation` is the one Rivet makes.
+/// (Rivet verifies `JSON.stringify` of the parsed body, so the bodies here
+/// are compact JSON, as Zoom sends them.)
+#[tokio::test]
+async fn zoom_preset_and_handshake_agree_with_zooms_rivet_sdk() {
+    use http_body_util::BodyExt;
+    let Some(dir) = sdk_dir() else { return };
+    let receive = |h: &HeaderMap, body: &str| {
+        sdk(
+            dir,
+            json!({"op": "zoom_receive", "secret": SECRET, "body": body, "headers": headers_json(h)}),
+        )
+    };
+    let event = r#"{"event":"meeting.started","payload":{"object":{"id":"doc_original"}}}"#;
+    let h = sign("zoom", SECRET, event);
+    assert_eq!(hookgate_says("zoom", SECRET, &h, event), Ok(()));
+    let answer = receive(&h, event);
+    assert!(answer["ok"].as_bool().unwrap(), "{answer}");
+    let tampered = event.replace("doc_original", "doc_tampered");
+    assert_eq!(
+        hookgate_says("zoom", SECRET, &h, &tampered),
+        Err(VerifyError::BadSignature)
+    );
+    assert!(!receive(&h, &tampered)["ok"].as_bool().unwrap());
+    let other = sign("zoom", "another-secret", event);
+    assert_eq!(
+        hookgate_says("zoom", SECRET, &other, event),
+        Err(VerifyError::BadSignature)
+    );
+    assert!(!receive(&other, event)["ok"].as_bool().unwrap());
+
+    // The URL validation handshake: Rivet's answer and hookgate's.
+    let validation =
+        r#"{"event":"endpoint.url_validation","payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"}}"#;
+    let h = sign("zoom", SECRET, validation);
+    let rivet = receive(&h, validation);
+    assert!(rivet["ok"].as_bool().unwrap(), "{rivet}");
+    let spec = route("zoom", SECRET);
+    let verified = Verifier::new(&spec)
+        .verify_request(&SignedRequest {
+            method: "POST",
+            query: None,
+            headers: &h,
+            body: validation.as_bytes(),
+            now: SystemTime::now(),
+        })
+        .unwrap();
+    let yaml = format!(
+        "routes:\n  - name: t\n    path: /t\n    verify: {{ scheme: zoom, secrets: [\"{SECRET}\"] }}\n    upstream: {{ url: \"http://127.0.0.1:9/\" }}\n"
+    );
+    let config = hookgate::Config::from_yaml(&yaml, &HashMap::new()).unwrap();
+    let events = hookgate::events::Events::new(&config.routes[0].events, &config.routes[0].verify);
+    let hookgate::events::Decision::Answer { response, .. } =
+        events.decide(&h, validation.as_bytes(), &verified)
+    else {
+        panic!("the validation was forwarded")
+    };
+    let ours: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(ours, rivet["value"]);
 }

@@ -11,11 +11,11 @@
 //! pusher, onfido, workos, box, openai, hubspot v1/v2/v3, telnyx,
 //! mailgun, stripe, square, discord, and svix, clerk and resend through
 //! Svix's SDK (`tests/sdk_presets.rs`, Python SDKs); sanity, mux,
-//! elevenlabs, chargebee and linear (`tests/sdk_presets_npm.rs`, npm
-//! SDKs).
+//! elevenlabs, chargebee, linear and zoom (`tests/sdk_presets_npm.rs`,
+//! npm SDKs).
 //! The others have neither in this repository (no published vector or
 //! official verifying SDK was found): trutac, timekit, gitlab, okta,
-//! bitbucket, zoom, typeform, calendly, zendesk, intercom, jira,
+//! bitbucket, typeform, calendly, zendesk, intercom, jira,
 //! vercel, xero, docusign, twitch, meta,
 //! whatsapp, instagram, lemonsqueezy, sentry, cal_com, gitea, forgejo,
 //! gogs, circleci, dropbox, airtable, heroku, woocommerce, persona,
