@@ -621,6 +621,17 @@ pub const TABLE: &[Row] = {
                 ..body("x-mandrill-signature", Sha1, Base64, "")
             }])
         }),
+        // Recurly: `recurly-signature: <ms>,<hex>,<hex>…`, the timestamp
+        // first, then one hex HMAC-SHA256 of `timestamp.body` per active
+        // key; five minutes.
+        Row::new("recurly", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:#0", TimeUnit::Milliseconds, 300),
+                ..body("recurly-signature", Sha256, Hex, "")
+            }])
+        }),
         // OpenAI: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
         // `webhook-signature`, `whsec_` secrets).
         Row::new("openai", || hmac([standard_webhooks("webhook")]))

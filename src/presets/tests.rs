@@ -19,7 +19,7 @@
 //! vercel, xero, docusign, twitch, meta,
 //! whatsapp, instagram, lemonsqueezy, sentry, cal_com, gitea, forgejo,
 //! gogs, circleci, dropbox, airtable, heroku, woocommerce, persona,
-//! buildkite, trello, mandrill, telegram and postmark: they are tested
+//! buildkite, trello, mandrill, telegram, postmark and recurly: they are tested
 //! only with the vectors derived below from the senders' documentation.
 
 use std::collections::HashMap;
@@ -751,6 +751,23 @@ fn cases() -> Vec<Case> {
                     vec![h("X-Mandrill-Signature", b64(Sha1, s, &payload))],
                     body,
                 )
+            },
+        },
+        Case {
+            scheme: "recurly",
+            secret: SECRET,
+            extra: "",
+            tolerance: Some(300),
+            // Two keys active: another key's signature comes first.
+            sign: |s, ts| {
+                let t = (ts * 1000).to_string();
+                let payload = cat(&[t.as_bytes(), b".", JSON]);
+                let value = format!(
+                    "{t},{},{}",
+                    hx(Sha256, "old-key", &payload),
+                    hx(Sha256, s, &payload)
+                );
+                (vec![h("recurly-signature", value)], JSON.to_vec())
             },
         },
         Case {

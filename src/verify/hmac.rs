@@ -706,6 +706,13 @@ impl HmacVerifier {
                     in_signature = Some(format!("{k}={t}"));
                     t
                 }
+                // The bare timestamp leads the list (only item 0 is signed
+                // this way).
+                TimestampSource::SignatureItem(_) => {
+                    let t = ts.unit.format(now);
+                    in_signature = Some(t.clone());
+                    t
+                }
                 TimestampSource::Json(p) => ts
                     .extract(&headers, body, (&source.header, None))
                     .map_err(|_| {
