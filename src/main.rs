@@ -118,6 +118,52 @@ enum LogFormatArg {
     Json,
 }
 
+/// `hookgate verify`: the report on stdout; exit 0 when the request would
+/// be forwarded, 1 when a step fails, 2 when the input cannot be read.
+fn run_verify(
+    config: &std::path::Path,
+    env: &std::collections::HashMap<String, String>,
+    route: &str,
+    request: &std::path::Path,
+    body: Option<&std::path::Path>,
+    at: Option<u64>,
+) -> ExitCode {
+    match verify_request(config, env, route, request, body, at) {
+        Ok(report) => {
+            let code = write_stdout(&(report.lines.join("\n") + "\n"));
+            if report.ok {
+                code
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `hookgate presets`: every preset's description, as text or JSON.
+fn run_presets(format: PresetsFormat) -> ExitCode {
+    let presets = hookgate::presets::describe::all();
+    let out = match format {
+        PresetsFormat::Text => presets
+            .iter()
+            .map(|p| p.text())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        PresetsFormat::Json => match serde_json::to_string_pretty(&presets) {
+            Ok(json) => json + "\n",
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    write_stdout(&out)
+}
+
 /// `hookgate verify`: reads the captured request, then checks it.
 fn verify_request(
     config: &std::path::Path,
@@ -181,38 +227,8 @@ fn main() -> ExitCode {
             request,
             body,
             at,
-        } => match verify_request(&config.path, &env, &route, &request, body.as_deref(), at) {
-            Ok(report) => {
-                let code = write_stdout(&(report.lines.join("\n") + "\n"));
-                if report.ok {
-                    code
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Presets { format } => {
-            let presets = hookgate::presets::describe::all();
-            let out = match format {
-                PresetsFormat::Text => presets
-                    .iter()
-                    .map(|p| p.text())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                PresetsFormat::Json => match serde_json::to_string_pretty(&presets) {
-                    Ok(json) => json + "\n",
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-            };
-            write_stdout(&out)
-        }
+        } => run_verify(&config.path, &env, &route, &request, body.as_deref(), at),
+        Command::Presets { format } => run_presets(format),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
                 for warning in config.warnings() {

@@ -191,109 +191,123 @@ pub fn check(
 
 /// Why verification failed, step by step.
 fn explain(route: &Route, request: &Captured, error: VerifyError, now: SystemTime) -> Vec<String> {
-    let mut out = Vec::new();
     let h = &request.headers;
     match &route.verify.kind {
         SpecKind::Hmac { spec, secrets } => {
-            let source = chosen_source(spec, h, &request.body);
-            match error {
-                VerifyError::MissingCredentials => {
-                    let wanted = match source {
-                        Some(s) => missing_of(s, h),
-                        None => spec
-                            .sources
-                            .iter()
-                            .map(|s| match &s.body_signature {
-                                Some(p) => format!("body field {}", p.as_str()),
-                                None => format!("header {}", s.header),
-                            })
-                            .collect(),
-                    };
-                    out.push(format!(
-                        "FAIL missing: the request lacks {}",
-                        wanted.join(" or ")
-                    ));
-                }
-                VerifyError::MalformedSignature => out.push(format!(
-                    "FAIL malformed: {}",
-                    source.map_or("the signature".into(), malformed_hint)
-                )),
-                VerifyError::BadSignature => {
-                    out.push(format!(
-                        "FAIL bad signature: none of the {} secret(s) signs this request",
-                        secrets.len()
-                    ));
-                    if let Some(s) = source {
-                        out.extend(payload_shape(s, route, request));
-                        // A timestamp outside the window is only reported
-                        // for authentic requests; say so here too.
-                        if let Some(ts) = &s.timestamp {
-                            let text =
-                                ts.extract(h, &request.body, (&s.header, s.separator.as_deref()));
-                            if text.is_ok_and(|t| {
-                                ts.check(&t, now) == Err(VerifyError::StaleTimestamp)
-                            }) {
-                                let line = stale(
-                                    Some(ts),
-                                    h,
-                                    &request.body,
-                                    Some((&s.header, s.separator.as_deref())),
-                                    now,
-                                );
-                                out.push(format!(
-                                    "     and once signed right: {}",
-                                    line.trim_start_matches("FAIL ")
-                                ));
-                            }
-                        }
-                    }
-                }
-                VerifyError::StaleTimestamp => {
-                    out.push(stale(
-                        source.and_then(|s| s.timestamp.as_ref()),
-                        h,
-                        &request.body,
-                        source.map(|s| (&s.header, s.separator.as_deref())),
-                        now,
-                    ));
-                }
-                VerifyError::BadCredentials => out.push(format!("FAIL {}", error)),
-            }
+            explain_hmac(route, spec, secrets.len(), request, error, now)
         }
         SpecKind::PublicKey { spec, keys } => match error {
-            VerifyError::StaleTimestamp => out.push(stale(
+            VerifyError::StaleTimestamp => vec![stale(
                 spec.timestamp.as_ref(),
                 h,
                 &request.body,
                 Some((&spec.header, spec.separator.as_deref())),
                 now,
-            )),
-            VerifyError::BadSignature => {
-                out.push(format!(
+            )],
+            VerifyError::BadSignature => vec![
+                format!(
                     "FAIL bad signature: none of the {} public key(s) verifies this request",
                     keys.len()
-                ));
-                out.push(format!("     signed payload: {}", spec.payload.describe()));
-            }
-            VerifyError::MissingCredentials => out.push(format!(
+                ),
+                format!("     signed payload: {}", spec.payload.describe()),
+            ],
+            VerifyError::MissingCredentials => vec![format!(
                 "FAIL missing: the request lacks {}",
                 public_key_missing(spec, h).join(" or ")
-            )),
-            other => out.push(format!("FAIL {}: {}", other.code(), other)),
+            )],
+            other => vec![format!("FAIL {}: {}", other.code(), other)],
         },
         SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => match error {
             VerifyError::MissingCredentials => {
-                out.push(format!("FAIL missing: the request lacks header {header}"))
+                vec![format!("FAIL missing: the request lacks header {header}")]
             }
-            other => out.push(format!(
+            other => vec![format!(
                 "FAIL {}: the value of {header} is not one of the {} secret(s)",
                 other.code(),
                 route.verify.secret_count()
-            )),
+            )],
         },
-        SpecKind::None => out.push(format!("FAIL {}", error)),
+        SpecKind::None => vec![format!("FAIL {}", error)],
+    }
+}
+
+/// Why an HMAC route refused the request.
+fn explain_hmac(
+    route: &Route,
+    spec: &HmacSpec,
+    secrets: usize,
+    request: &Captured,
+    error: VerifyError,
+    now: SystemTime,
+) -> Vec<String> {
+    let h = &request.headers;
+    let source = chosen_source(spec, h, &request.body);
+    let mut out = Vec::new();
+    match error {
+        VerifyError::MissingCredentials => {
+            let wanted = match source {
+                Some(s) => missing_of(s, h),
+                None => spec
+                    .sources
+                    .iter()
+                    .map(|s| match &s.body_signature {
+                        Some(p) => format!("body field {}", p.as_str()),
+                        None => format!("header {}", s.header),
+                    })
+                    .collect(),
+            };
+            out.push(format!(
+                "FAIL missing: the request lacks {}",
+                wanted.join(" or ")
+            ));
+        }
+        VerifyError::MalformedSignature => out.push(format!(
+            "FAIL malformed: {}",
+            source.map_or("the signature".into(), malformed_hint)
+        )),
+        VerifyError::BadSignature => {
+            out.push(format!(
+                "FAIL bad signature: none of the {secrets} secret(s) signs this request"
+            ));
+            if let Some(s) = source {
+                out.extend(payload_shape(s, route, request));
+                out.extend(also_stale(s, request, now));
+            }
+        }
+        VerifyError::StaleTimestamp => out.push(stale(
+            source.and_then(|s| s.timestamp.as_ref()),
+            h,
+            &request.body,
+            source.map(|s| (&s.header, s.separator.as_deref())),
+            now,
+        )),
+        VerifyError::BadCredentials => out.push(format!("FAIL {}", error)),
     }
     out
+}
+
+/// A timestamp outside the window is only reported for authentic
+/// requests; after a bad signature, say so too.
+fn also_stale(s: &SignatureSource, request: &Captured, now: SystemTime) -> Option<String> {
+    let ts = s.timestamp.as_ref()?;
+    let signature = (&s.header, s.separator.as_deref());
+    let text = ts
+        .extract(&request.headers, &request.body, signature)
+        .ok()?;
+    if ts.check(&text, now) != Err(VerifyError::StaleTimestamp) {
+        return None;
+    }
+    let line = stale(
+        Some(ts),
+        &request.headers,
+        &request.body,
+        Some(signature),
+        now,
+    );
+    Some(format!(
+        "     and once signed right: {}",
+        line.trim_start_matches("FAIL ")
+    ))
 }
 
 /// The HMAC form this request is checked with: the first whose signature

@@ -692,36 +692,15 @@ impl HmacVerifier {
         if let Some((name, value)) = &source.only_when {
             add(&mut headers, name, value.clone());
         }
-        let mut in_signature = None;
-        let timestamp = match &source.timestamp {
-            None => None,
-            Some(ts) => Some(match &ts.source {
-                TimestampSource::Header(h) => {
-                    let t = ts.unit.format(now);
-                    add(&mut headers, h, t.clone());
-                    t
+        let (timestamp, in_signature) = match &source.timestamp {
+            None => (None, None),
+            Some(ts) => {
+                let (t, placed) = signed_timestamp(source, ts, &headers, body, now)?;
+                if let Some(name) = placed.header {
+                    add(&mut headers, &name, t.clone());
                 }
-                TimestampSource::SignatureKey(k) => {
-                    let t = ts.unit.format(now);
-                    in_signature = Some(format!("{k}={t}"));
-                    t
-                }
-                // The bare timestamp leads the list (only item 0 is signed
-                // this way).
-                TimestampSource::SignatureItem(_) => {
-                    let t = ts.unit.format(now);
-                    in_signature = Some(t.clone());
-                    t
-                }
-                TimestampSource::Json(p) => ts
-                    .extract(&headers, body, (&source.header, None))
-                    .map_err(|_| {
-                        format!(
-                            "the body must hold the timestamp at JSON pointer {}",
-                            p.as_str()
-                        )
-                    })?,
-            }),
+                (Some(t), placed.in_list)
+            }
         };
         let nonce = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -766,6 +745,46 @@ impl HmacVerifier {
             .iter()
             .any(|p| p.source.payload.uses(&Part::Url))
     }
+}
+
+/// Where `sign` puts the timestamp: in a header, or as an item of the
+/// signature list (`t=…`, or Recurly's bare leading value).
+struct PlacedTimestamp {
+    header: Option<HeaderName>,
+    in_list: Option<String>,
+}
+
+/// The timestamp `sign` signs at `now`, and where it goes; a timestamp in
+/// the body must already be there.
+fn signed_timestamp(
+    source: &SignatureSource,
+    ts: &TimestampSpec,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(String, PlacedTimestamp), String> {
+    let t = ts.unit.format(now);
+    let placed = |header, in_list| PlacedTimestamp { header, in_list };
+    Ok(match &ts.source {
+        TimestampSource::Header(h) => (t, placed(Some(h.clone()), None)),
+        TimestampSource::SignatureKey(k) => {
+            let item = format!("{k}={t}");
+            (t, placed(None, Some(item)))
+        }
+        // The bare timestamp leads the list (only item 0 is signed this way).
+        TimestampSource::SignatureItem(_) => (t.clone(), placed(None, Some(t))),
+        TimestampSource::Json(p) => {
+            let t = ts
+                .extract(headers, body, (&source.header, None))
+                .map_err(|_| {
+                    format!(
+                        "the body must hold the timestamp at JSON pointer {}",
+                        p.as_str()
+                    )
+                })?;
+            (t, placed(None, None))
+        }
+    })
 }
 
 /// `url` with the percent-escapes of the reserved characters HubSpot's v3
