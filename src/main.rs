@@ -57,8 +57,9 @@ enum Command {
         /// The route to check the request against.
         #[arg(long)]
         route: String,
-        /// The request: raw HTTP (request line, headers, blank line, body)
-        /// or the `> ` lines of `curl -v`; `-` for standard input.
+        /// The request: raw HTTP (request line, headers, blank line, body),
+        /// the `> ` lines of `curl -v`, or a HAR file; `-` for standard
+        /// input.
         #[arg(long)]
         request: PathBuf,
         /// The body, when the request file has none (curl -v shows none).

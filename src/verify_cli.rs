@@ -32,9 +32,13 @@ pub struct Captured {
 }
 
 /// Parses a raw HTTP/1.1 request (`POST /p?q HTTP/1.1`, headers, a blank
-/// line, the body), with CRLF or LF line ends, or the `> ` lines of
-/// `curl -v` output (which shows no body: give it with `--body`).
+/// line, the body), with CRLF or LF line ends, the `> ` lines of
+/// `curl -v` output (which shows no body: give it with `--body`), or a HAR
+/// file (its first entry's request).
 pub fn parse_request(raw: &[u8]) -> anyhow::Result<Captured> {
+    if raw.trim_ascii_start().starts_with(b"{") {
+        return parse_har(raw);
+    }
     let text_end = find_blank_line(raw);
     let (head, body) = match text_end {
         Some((end, skip)) => (&raw[..end], raw[end + skip..].to_vec()),
@@ -84,6 +88,66 @@ pub fn parse_request(raw: &[u8]) -> anyhow::Result<Captured> {
     }
     Ok(Captured {
         method: method.to_string(),
+        path,
+        query,
+        headers,
+        body,
+    })
+}
+
+/// The first entry's request of a HAR file (`log.entries[0].request`):
+/// method, URL, headers and `postData.text` (HAR keeps text bodies only).
+fn parse_har(raw: &[u8]) -> anyhow::Result<Captured> {
+    let har: serde_json::Value =
+        serde_json::from_slice(raw).context("the file is not JSON (HAR)")?;
+    let request = har
+        .pointer("/log/entries/0/request")
+        .context("the HAR file has no log.entries[0].request")?;
+    let text = |v: &serde_json::Value, what: &str| {
+        v.as_str()
+            .map(str::to_string)
+            .with_context(|| format!("the HAR request has no {what}"))
+    };
+    let method = text(&request["method"], "method")?;
+    let url = text(&request["url"], "url")?;
+    let target = match url.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string()),
+        None => url.clone(),
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.clone(), None),
+    };
+    let mut headers = HeaderMap::new();
+    for h in request["headers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let (name, value) = (
+            text(&h["name"], "header name")?,
+            text(&h["value"], "header value")?,
+        );
+        // HTTP/2 pseudo-headers (`:authority`) are not request headers.
+        if name.starts_with(':') {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .with_context(|| format!("{name:?} is not a valid header name"))?;
+        let value = HeaderValue::from_str(&value)
+            .with_context(|| format!("the value of {name} is not a valid header value"))?;
+        headers.append(name, value);
+    }
+    let body = request
+        .pointer("/postData/text")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    Ok(Captured {
+        method,
         path,
         query,
         headers,

@@ -262,3 +262,32 @@ fn curl_verbose_output_with_the_body_apart() {
         assert!(out.starts_with("error: "), "{out}");
     }
 }
+
+/// A HAR file (as browsers and proxies export it): the first entry's
+/// request, its body from `postData.text`.
+#[test]
+fn har_input() {
+    let s = setup();
+    let har = serde_json::json!({
+        "log": {"version": "1.2", "entries": [{"request": {
+            "method": "POST",
+            "url": "https://hooks.example.com/stripe?x=1",
+            "httpVersion": "HTTP/2",
+            "headers": [
+                {"name": ":authority", "value": "hooks.example.com"},
+                {"name": "stripe-signature", "value": stripe_sig(BODY, TS)},
+                {"name": "content-type", "value": "application/json"}
+            ],
+            "postData": {"mimeType": "application/json", "text": BODY}
+        }}]}
+    });
+    let (code, out) = verify(&s, "stripe", &har.to_string(), &["--at", AT]);
+    assert_eq!(code, 0, "{out}");
+    let tampered = har.to_string().replace("evt_1", "evt_9");
+    let (code, out) = verify(&s, "stripe", &tampered, &["--at", AT]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL bad signature"), "{out}");
+    let (code, out) = verify(&s, "stripe", r#"{"log":{"entries":[]}}"#, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no log.entries[0].request"), "{out}");
+}
