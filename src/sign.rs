@@ -83,7 +83,8 @@ pub fn sign(
     let mut note = None;
     if let Some(event) = event {
         match &route.events.from {
-            Some(EventSource::Header(h)) => {
+            Some(source @ (EventSource::Header(_) | EventSource::Headers(_))) => {
+                let h = source.header().expect("a header source names a header");
                 given.insert(h.clone(), event.parse().map_err(|_| SignError::BadEvent)?);
                 headers.push((h.clone(), event.to_string()));
             }

@@ -603,8 +603,7 @@ impl Console {
 /// event header when the route reads one, no signature.
 fn unsigned(route: &Route, event: Option<&str>) -> crate::sign::Signed {
     let mut headers = Vec::new();
-    if let (Some(crate::events::EventSource::Header(h)), Some(event)) = (&route.events.from, event)
-    {
+    if let (Some(h), Some(event)) = (route.events.from.as_ref().and_then(|f| f.header()), event) {
         headers.push((h.clone(), event.to_string()));
     }
     crate::sign::Signed {

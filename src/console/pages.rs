@@ -365,7 +365,7 @@ pub fn route(
                         (csrf(session))
                         label for="body" { "Body" }
                         textarea #body name="body" rows="6" { "{}" }
-                        @if let Some(crate::events::EventSource::Header(h)) = &route.events.from {
+                        @if let Some(h) = route.events.from.as_ref().and_then(|f| f.header()) {
                             label for="test-event" { "Event type (sent in " code { (h) } ")" }
                             input #test-event type="text" name="event";
                         }
