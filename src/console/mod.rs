@@ -23,7 +23,6 @@
 //! never echoed. The spool is read and changed only through [`Spool`], so
 //! the console works with any spool store.
 
-pub mod activity;
 mod mask;
 mod pages;
 mod session;

@@ -4,11 +4,11 @@
 use http::StatusCode;
 use maud::{html, Markup, DOCTYPE};
 
-use super::activity::{Minute, Rejection};
 use super::session::Session;
 use super::{destination, html as page, Page};
 use crate::config::{AckMode, Config, Route};
 use crate::spool::{DeliveryDetail, DeliveryState, DeliverySummary, SpoolCounts};
+use crate::telemetry::activity::{Minute, Rejection};
 use crate::verify::VerifyError;
 
 /// Largest part of a body shown on the event page.

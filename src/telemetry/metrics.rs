@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{
 };
 
 use super::names::{self, Kind};
-use crate::console::activity::{Activity, RouteActivity, Seen};
+use crate::telemetry::activity::{Activity, RouteActivity, Seen};
 use crate::verify::VerifyError;
 
 /// A metric label as an enum: its values are the variants, so a value the
@@ -663,7 +663,8 @@ mod tests {
         r.delivery(DeliveryResult::Delivered, 0.01);
         r.delivery(DeliveryResult::Retry, 0.01);
         let hour = m.activity().route("r").last_hour();
-        let sum = |f: fn(&crate::console::activity::Minute) -> u32| hour.iter().map(f).sum::<u32>();
+        let sum =
+            |f: fn(&crate::telemetry::activity::Minute) -> u32| hour.iter().map(f).sum::<u32>();
         assert_eq!(
             sum(|m| m.verified),
             2,

@@ -2,6 +2,7 @@
 //! described once, and carry labels only from bounded sets (route names from
 //! the config, outcome and reason codes), never raw paths or request data.
 
+pub mod activity;
 pub mod metrics;
 pub mod names;
 pub mod traces;

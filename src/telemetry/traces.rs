@@ -34,7 +34,20 @@ use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProces
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::config::OtlpConfig;
+/// `telemetry.otlp`: where and how traces are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    /// The OTLP/HTTP traces URL (the configured base with `/v1/traces`).
+    pub traces_url: http::Uri,
+    pub service_name: String,
+    /// The share of new traces recorded, 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+impl OtlpConfig {
+    pub const DEFAULT_SERVICE_NAME: &'static str = "hookgate";
+    pub const DEFAULT_SAMPLE_RATIO: f64 = 1.0;
+}
 
 /// The span context of an async event's request, stored with the event.
 pub const TRACE_CONTEXT: HeaderName = HeaderName::from_static("hookgate-trace-context");
