@@ -1,6 +1,6 @@
 //! The async spool: events acknowledged to their sender and not yet
-//! delivered, kept by a [`SpoolStore`] (the SQLite file, [`sqlite`]; the
-//! schema is in `crate::store`), and the [`Spool`] handle the ingress, the
+//! delivered, kept by a [`SpoolStore`] (the SQLite file, [`sqlite`], or
+//! PostgreSQL, [`postgres`]; the schemas are in `crate::store`), and the [`Spool`] handle the ingress, the
 //! delivery workers and the admin API use, whatever the store.
 //!
 //! # What every store must keep
@@ -50,6 +50,7 @@
 //! hand-written dispatch enum). The price is one boxed future per store
 //! call, next to a transaction commit.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod worker;
 
@@ -70,6 +71,7 @@ use crate::dedup::EventKey;
 use crate::store::now_ms;
 pub use crate::store::StoreError;
 use crate::telemetry::RouteMetrics;
+pub use postgres::PostgresSpoolStore;
 pub use sqlite::SqliteSpoolStore;
 
 /// One call to a [`SpoolStore`], in progress.

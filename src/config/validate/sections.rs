@@ -1,8 +1,8 @@
 //! The top-level sections: no rules between their fields, only defaults.
 
 use super::super::leaf::{LogFormat, Parsed, Positive};
-use super::super::raw::{RawLimits, RawLog, RawRedis, RawReload, RawStore, RawTls};
-use super::super::{Limits, LogConfig, RedisConfig, ReloadConfig, StoreConfig, TlsConfig};
+use super::super::raw::{RawLimits, RawLog, RawRedis, RawReload, RawTls};
+use super::super::{Limits, LogConfig, RedisConfig, ReloadConfig, TlsConfig};
 
 pub fn limits(raw: RawLimits) -> Limits {
     let d = Limits::default();
@@ -38,14 +38,6 @@ pub fn redis(raw: RawRedis) -> RedisConfig {
         timeout: raw
             .timeout
             .map_or(RedisConfig::DEFAULT_TIMEOUT, Parsed::into_inner),
-    }
-}
-
-pub fn store(raw: RawStore) -> StoreConfig {
-    let d = StoreConfig::default();
-    StoreConfig {
-        fsync: raw.fsync.unwrap_or(d.fsync),
-        retention: raw.retention.map_or(d.retention, Parsed::into_inner),
     }
 }
 
