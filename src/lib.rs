@@ -12,12 +12,14 @@ pub mod config;
 pub mod dedup;
 pub mod events;
 pub mod forward;
+pub mod health;
 pub mod presets;
 pub mod reload;
 pub mod reserved_headers;
 pub mod server;
 pub mod spool;
 pub mod store;
+pub mod stores;
 pub mod telemetry;
 pub mod verify;
 
@@ -38,9 +40,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 
 use admin::Admin;
-use config::{AckMode, DedupBackend, DedupMode, StoreErrorPolicy};
-use secrecy::ExposeSecret;
-use server::Stores;
+use stores::Stores;
 use telemetry::Metrics;
 
 /// Start-up failures.
@@ -72,7 +72,7 @@ impl Server {
     /// listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         let metrics = Metrics::new();
-        let stores = open_stores(&config, &metrics).await?;
+        let stores = Stores::open(&config, &metrics).await?;
         let tls = match &config.tls {
             None => None,
             Some(tls) => Some(Arc::new(arc_swap::ArcSwap::new(
@@ -134,63 +134,6 @@ impl Server {
         shutdown.await;
         running.stop().await;
     }
-}
-
-/// Opens the stores the routes need: the local database (for local dedup
-/// and the spool of async routes) and Redis.
-async fn open_stores(config: &Config, metrics: &Metrics) -> Result<Stores, StartError> {
-    let uses = |backend| {
-        config
-            .routes
-            .iter()
-            .any(|r| matches!(&r.dedup, DedupMode::On(d) if d.backend == backend))
-    };
-    let mut stores = Stores::default();
-    let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
-    if any_async || uses(DedupBackend::Local) {
-        let observer = metrics.clone();
-        let db = store::Db::open(
-            &config.data_dir,
-            config.store.fsync,
-            Box::new(move |took, _jobs, committed| {
-                observer.store_commit(took.as_secs_f64(), committed)
-            }),
-        )
-        .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?;
-        if uses(DedupBackend::Local) {
-            stores.local = Some(dedup::LocalStore::new(db.clone()).await?);
-        }
-        if any_async {
-            let routes = config
-                .routes
-                .iter()
-                .filter(|r| r.ack == AckMode::Async)
-                .map(|r| {
-                    (
-                        r.name.clone(),
-                        metrics.route(&r.name, r.verify.secret_count()),
-                    )
-                })
-                .collect();
-            stores.spool = Some(
-                spool::Spool::open(Arc::new(spool::SqliteSpoolStore::new(db)), routes)
-                    .await
-                    .map_err(|e| StartError::Store(dedup::StoreError::Local(e)))?,
-            );
-        }
-    }
-    if uses(DedupBackend::Redis) {
-        let redis = config
-            .redis
-            .as_ref()
-            .expect("validated: routes using redis have a redis block");
-        stores.redis = Some(dedup::RedisStore::new(
-            redis.url.expose_secret(),
-            &redis.key_prefix,
-            redis.timeout,
-        )?);
-    }
-    Ok(stores)
 }
 
 async fn bind_listener(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -320,8 +263,8 @@ impl Running {
             );
         }
         self.live.stop_workers().await;
-        if let Some(local) = &self.stores.local {
-            if let Err(error) = local.flush().await {
+        for store in self.stores.dedup_backends() {
+            if let Err(error) = store.flush().await {
                 tracing::warn!(%error, "could not write the last dedup keys");
             }
         }
@@ -344,27 +287,19 @@ impl Reloading {
     }
 }
 
-/// What the admin endpoints report on. Readiness depends on the local
-/// store always (it is on this machine), and on Redis only when a route
-/// refuses to work without it: with `on_store_error: accept` a Redis outage
-/// degrades dedup, and pulling every replica out of the load balancer
-/// would turn it into an outage.
+/// What the admin endpoints report on; readiness runs the probes the
+/// stores were opened with (see [`Stores::open`] for which are required).
 fn admin_state(
     config: &Config,
     live: &Arc<reload::Live>,
     stores: &Stores,
     ready: &Arc<AtomicBool>,
 ) -> Admin {
-    let redis_required = config.routes.iter().any(|r| {
-        matches!(&r.dedup, DedupMode::On(d)
-            if d.backend == DedupBackend::Redis && d.on_store_error == StoreErrorPolicy::Reject)
-    });
     Admin {
         metrics: live.metrics().clone(),
         ready: ready.clone(),
-        local: stores.local.clone(),
-        redis: stores.redis.clone().filter(|_| redis_required),
-        spool: stores.spool.clone(),
+        healthchecks: stores.healthchecks().to_vec(),
+        spool: stores.spool().cloned(),
         live: live.clone(),
         loopback: config.admin_listen.ip().is_loopback(),
     }
@@ -441,17 +376,17 @@ fn spawn_upkeep(metrics: Metrics) -> JoinHandle<()> {
 /// Deletes expired dedup keys and delivered events past retention, every
 /// [`PRUNE_INTERVAL`].
 fn spawn_pruner(config: &Config, stores: &Stores) -> JoinHandle<()> {
-    let (local, spool, retention) = (
-        stores.local.clone(),
-        stores.spool.clone(),
+    let (dedup, spool, retention) = (
+        stores.dedup_backends().cloned().collect::<Vec<_>>(),
+        stores.spool().cloned(),
         config.store.retention,
     );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_INTERVAL);
         loop {
             tick.tick().await;
-            if let Some(local) = &local {
-                match local.prune_expired().await {
+            for store in &dedup {
+                match store.prune_expired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned expired dedup keys"),
                     Err(error) => {

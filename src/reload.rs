@@ -20,11 +20,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::config::{AckMode, Config, ConfigError, DedupBackend, DedupMode};
+use crate::config::{AckMode, Config, ConfigError, DedupMode};
 use crate::forward::UpstreamClient;
 use crate::server::tls::SharedTls;
-use crate::server::{Gateway, Stores};
+use crate::server::Gateway;
 use crate::spool::worker::DeliveryWorker;
+use crate::stores::Stores;
 use crate::telemetry::Metrics;
 use crate::verify::SpecKind;
 
@@ -140,7 +141,7 @@ impl Live {
 
     fn spawn_workers(&self, config: &Config) -> Workers {
         let (stop, stop_rx) = watch::channel(false);
-        let handles = match &self.stores.spool {
+        let handles = match self.stores.spool() {
             None => Vec::new(),
             Some(spool) => config
                 .routes
@@ -210,7 +211,7 @@ impl Live {
             let loaded = crate::server::tls::load(tls).map_err(ReloadError::Tls)?;
             shared.store(loaded);
         }
-        if let Some(spool) = &self.stores.spool {
+        if let Some(spool) = self.stores.spool() {
             for route in new.routes.iter().filter(|r| r.ack == AckMode::Async) {
                 spool
                     .add_route(
@@ -295,15 +296,11 @@ fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), R
         }
     }
     for route in &new.routes {
-        if route.ack == AckMode::Async && stores.spool.is_none() {
+        if route.ack == AckMode::Async && stores.spool().is_none() {
             return Err(ReloadError::NoSpool(route.name.clone()));
         }
         if let DedupMode::On(d) = &route.dedup {
-            let missing = match d.backend {
-                DedupBackend::Local => stores.local.is_none(),
-                DedupBackend::Redis => stores.redis.is_none(),
-            };
-            if missing {
+            if stores.dedup(d.backend).is_none() {
                 return Err(ReloadError::DedupStoreNotOpen {
                     route: route.name.clone(),
                     backend: d.backend.as_str(),

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use hookgate::dedup::{
     Claim, ClaimToken, DedupStore, EventKey, LocalStore, PostgresStore, RedisStore,
+    SharedDedupStore,
 };
+use hookgate::health::Healthcheck;
 use hookgate::store::postgres::PgStore;
 use support::postgres::{PgCluster, TestSchema};
 use support::redis::{shared_redis, unique_prefix};
@@ -37,7 +39,7 @@ fn token(claim: Claim) -> ClaimToken {
 
 /// Claims until the store hands out a new claim (an expiry happened), for
 /// at most 10 s.
-async fn wait_until_new<S: DedupStore>(store: &S, k: &EventKey) -> ClaimToken {
+async fn wait_until_new<S: DedupStore + ?Sized>(store: &S, k: &EventKey) -> ClaimToken {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Claim::New(t) = store.claim("r", k, LONG).await.unwrap() {
@@ -48,9 +50,13 @@ async fn wait_until_new<S: DedupStore>(store: &S, k: &EventKey) -> ClaimToken {
     }
 }
 
-async fn conformance<S: DedupStore + 'static>(store: Arc<S>) {
+/// The suite, on a backend as the gateway holds it: a trait object built
+/// by the backend's `build`, with its readiness probe.
+async fn conformance((store, health): (SharedDedupStore, Healthcheck), component: &str) {
     let s = &*store;
     store.check().await.unwrap();
+    assert_eq!(health.component(), component);
+    health.run().await.unwrap();
 
     // First copy claims; a second copy meanwhile is in flight; after the
     // commit, copies are duplicates.
@@ -122,6 +128,25 @@ async fn conformance<S: DedupStore + 'static>(store: Arc<S>) {
     assert!(claims
         .iter()
         .all(|c| matches!(c, Claim::New(_) | Claim::InFlight)));
+
+    // An early commit answers copies as duplicates once it returns, and a
+    // successful one never reports a failure.
+    let k = key(40);
+    let t = token(s.claim("r", &k, LONG).await.unwrap());
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failed.clone();
+    s.commit_early(
+        "r",
+        &k,
+        t,
+        LONG,
+        Box::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)),
+    )
+    .await;
+    assert_eq!(s.claim("r", &k, LONG).await.unwrap(), Claim::Duplicate);
+    s.flush().await.unwrap();
+    assert!(!failed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(s.claim("r", &k, LONG).await.unwrap(), Claim::Duplicate);
 }
 
 async fn futures_join_all<T: Send + 'static>(
@@ -137,14 +162,15 @@ async fn futures_join_all<T: Send + 'static>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(Arc::new(LocalStore::open(dir.path()).await.unwrap())).await;
+    let db = hookgate::store::Db::open(dir.path(), true, Box::new(|_, _, _| {})).unwrap();
+    conformance(LocalStore::build(db).await.unwrap(), "local_store").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_conforms() {
     let (url, _server) = shared_redis();
-    let store = RedisStore::new(&url, &unique_prefix(), Duration::from_secs(1)).unwrap();
-    conformance(Arc::new(store)).await;
+    let built = RedisStore::build(&url, &unique_prefix(), Duration::from_secs(1)).unwrap();
+    conformance(built, "redis").await;
 }
 
 #[tokio::test]
@@ -215,17 +241,21 @@ async fn redis_store_fails_cleanly_while_redis_is_down_and_recovers() {
     ));
 }
 
-async fn postgres_store(schema: &TestSchema) -> PostgresStore {
-    let db = PgStore::open(&schema.config(), Box::new(|_, _, _| {}))
+async fn pg_store(schema: &TestSchema) -> PgStore {
+    PgStore::open(&schema.config(), Box::new(|_, _, _| {}))
         .await
-        .expect("open the PostgreSQL store");
-    PostgresStore::new(db)
+        .expect("open the PostgreSQL store")
+}
+
+async fn postgres_store(schema: &TestSchema) -> SharedDedupStore {
+    PostgresStore::build(pg_store(schema).await).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store_conforms() {
     let schema = TestSchema::new();
-    conformance(Arc::new(postgres_store(&schema).await)).await;
+    let built = PostgresStore::build(pg_store(&schema).await);
+    conformance(built, "postgres_store").await;
 }
 
 /// Two replicas on one database see each other's claims, in flight and
@@ -233,10 +263,7 @@ async fn postgres_store_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_claims_are_shared_by_replicas() {
     let schema = TestSchema::new();
-    let (a, b) = (
-        Arc::new(postgres_store(&schema).await),
-        Arc::new(postgres_store(&schema).await),
-    );
+    let (a, b) = (postgres_store(&schema).await, postgres_store(&schema).await);
     let k = key(40);
     let t = token(a.claim("r", &k, LONG).await.unwrap());
     assert_eq!(b.claim("r", &k, LONG).await.unwrap(), Claim::InFlight);

@@ -25,20 +25,20 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::dedup::{DedupStore, LocalStore, RedisStore};
+use crate::health::Healthcheck;
 use crate::server::{json_error, RequestError};
-use crate::spool::{DeliveryState, Replay, Spool};
+use crate::spool::Spool;
 use crate::telemetry::Metrics;
+
+mod api;
 
 /// State the admin endpoints report on.
 #[derive(Clone)]
 pub struct Admin {
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
-    /// Checked by `/readyz` when set.
-    pub local: Option<LocalStore>,
-    /// Checked by `/readyz` when set (only when a route requires Redis).
-    pub redis: Option<RedisStore>,
+    /// What `/readyz` checks, in order, besides `ready`.
+    pub healthchecks: Vec<Healthcheck>,
     pub spool: Option<Spool>,
     /// The live state: `admin.token` (swapped on reload) and reloading.
     pub live: Arc<crate::reload::Live>,
@@ -119,142 +119,63 @@ impl Admin {
         Some(r)
     }
 
-    /// `POST /admin/reload`, and the spool API:
-    /// - `GET /admin/deliveries?route=R&state=pending|delivered|dead&limit=N`
-    /// - `GET /admin/deliveries/{id}` (with attempt history and headers)
-    /// - `GET /admin/dead-letters?route=R&limit=N`
-    /// - `POST /admin/dead-letters/{id}/replay`
-    /// - `POST /admin/dead-letters/replay?route=R`
-    /// - `DELETE /admin/dead-letters/{id}`
+    /// `POST /admin/reload`, and the spool API (see [`api`]).
     async fn api<B>(
         &self,
         request: &Request<B>,
     ) -> Result<Response<Full<Bytes>>, crate::store::StoreError> {
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let param = |name: &str| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
-        let limit = match param("limit").map(|l| l.parse::<usize>()) {
-            None => 100,
-            Some(Ok(n)) if (1..=1000).contains(&n) => n,
-            Some(_) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_limit")),
+        let Some(query) = api::Query::parse(request.uri().query()) else {
+            return Ok(json_error(StatusCode::BAD_REQUEST, "bad_limit"));
         };
         let path = request.uri().path().trim_end_matches('/');
         if path == "/admin/reload" {
-            if request.method() != Method::POST {
-                return Ok(json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                ));
-            }
-            return Ok(match self.live.reload().await {
-                Ok(()) => json_value(StatusCode::OK, serde_json::json!({ "reloaded": true })),
-                // The reason names fields and files, never secret values.
-                Err(reason) => json_value(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::json!({ "error": "reload_refused", "reason": reason.to_string() }),
-                ),
-            });
+            return Ok(self.reload(request.method()).await);
         }
         let Some(spool) = &self.spool else {
             return Ok(json_error(StatusCode::NOT_FOUND, "no_async_routes"));
         };
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
-        let method = request.method();
-        let items = |items: Vec<crate::spool::DeliverySummary>| {
-            json_value(StatusCode::OK, serde_json::json!({ "items": items }))
-        };
-        Ok(match (method, segments.as_slice()) {
-            (&Method::GET, ["deliveries"]) => {
-                let state = match param("state").map(|s| s.parse::<DeliveryState>()) {
-                    None => None,
-                    Some(Ok(state)) => Some(state),
-                    Some(Err(_)) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_state")),
-                };
-                items(spool.list(param("route"), state, limit).await?)
-            }
-            (&Method::GET, ["deliveries", id]) => match spool.get(id).await? {
-                Some(detail) => json_value(
-                    StatusCode::OK,
-                    serde_json::to_value(detail).unwrap_or_default(),
-                ),
-                None => json_error(StatusCode::NOT_FOUND, "not_found"),
-            },
-            (&Method::GET, ["dead-letters"]) => items(
-                spool
-                    .list(param("route"), Some(DeliveryState::Dead), limit)
-                    .await?,
-            ),
-            (&Method::POST, ["dead-letters", "replay"]) => match param("route") {
-                None => json_error(StatusCode::BAD_REQUEST, "route_required"),
-                Some(route) => {
-                    let moved = spool.replay(Replay::Route(route)).await?;
-                    let n: i64 = moved.iter().map(|(_, n)| n).sum();
-                    json_value(StatusCode::OK, serde_json::json!({ "replayed": n }))
-                }
-            },
-            (&Method::POST, ["dead-letters", id, "replay"]) => {
-                let moved = spool.replay(Replay::One(id.to_string())).await?;
-                if moved.is_empty() {
-                    json_error(StatusCode::NOT_FOUND, "not_found")
-                } else {
-                    json_value(StatusCode::OK, serde_json::json!({ "replayed": 1 }))
-                }
-            }
-            (&Method::DELETE, ["dead-letters", id]) => {
-                if spool.drop_dead(id).await? {
-                    json_value(StatusCode::OK, serde_json::json!({ "dropped": 1 }))
-                } else {
-                    json_error(StatusCode::NOT_FOUND, "not_found")
-                }
-            }
-            (
-                _,
-                ["deliveries"]
-                | ["deliveries", _]
-                | ["dead-letters"]
-                | ["dead-letters", "replay"]
-                | ["dead-letters", _, "replay"]
-                | ["dead-letters", _],
-            ) => json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            _ => json_error(StatusCode::NOT_FOUND, "not_found"),
-        })
+        api::spool(spool, request.method(), &segments, &query).await
     }
 
+    /// `POST /admin/reload`: 200 `{"reloaded":true}`, or 422 with the
+    /// reason (it names fields and files, never secret values).
+    async fn reload(&self, method: &Method) -> Response<Full<Bytes>> {
+        if method != Method::POST {
+            return json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        }
+        match self.live.reload().await {
+            Ok(()) => json_value(StatusCode::OK, serde_json::json!({ "reloaded": true })),
+            Err(reason) => json_value(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({ "error": "reload_refused", "reason": reason.to_string() }),
+            ),
+        }
+    }
+
+    /// 503 `not_ready` before start-up completes and while shutting down;
+    /// 503 naming the first failing component (the reason goes to the
+    /// log only); 200 `ready` otherwise.
     async fn readiness(&self) -> Response<Full<Bytes>> {
-        let unavailable = |body| json(StatusCode::SERVICE_UNAVAILABLE, body);
         if !self.ready.load(Ordering::Acquire) {
-            return unavailable(r#"{"status":"not_ready"}"#);
+            return json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not_ready"}"#);
         }
-        if let Some(local) = &self.local {
-            if let Err(error) = local.check().await {
-                tracing::warn!(%error, "readiness: local store failed");
-                return unavailable(r#"{"status":"not_ready","failing":"local_store"}"#);
-            }
-        }
-        if let Some(spool) = &self.spool {
-            if let Err(error) = spool.check().await {
-                tracing::warn!(%error, "readiness: spool store failed");
-                return unavailable(r#"{"status":"not_ready","failing":"local_store"}"#);
-            }
-        }
-        if let Some(redis) = &self.redis {
-            if let Err(error) = redis.check().await {
-                tracing::warn!(%error, "readiness: redis failed");
-                return unavailable(r#"{"status":"not_ready","failing":"redis"}"#);
+        for check in &self.healthchecks {
+            if let Err(error) = check.run().await {
+                let component = check.component();
+                tracing::warn!(component, %error, "readiness: a store failed");
+                // Component names are fixed identifiers: nothing to escape.
+                let body = format!(r#"{{"status":"not_ready","failing":"{component}"}}"#);
+                let mut r = json(StatusCode::SERVICE_UNAVAILABLE, "");
+                *r.body_mut() = Full::new(Bytes::from(body));
+                return r;
             }
         }
         json(StatusCode::OK, r#"{"status":"ready"}"#)
     }
 }
 
-fn json_value(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_value(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(

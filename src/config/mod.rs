@@ -354,7 +354,7 @@ impl Dedup {
     pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DedupBackend {
     /// The configured store (`store.backend`): the SQLite file in
     /// `data_dir`, or PostgreSQL. Written `store` (or `local`, its old name).

@@ -15,7 +15,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{
+    Claim, ClaimToken, DedupFuture, DedupStore, EventKey, OnCommitFailure, SharedDedupStore,
+    StoreError,
+};
+use crate::health::Healthcheck;
 use crate::store::{now_ms, Db, Durability};
 
 const STATE_IN_FLIGHT: i64 = 0;
@@ -63,39 +70,8 @@ impl LocalStore {
         LocalStore::new(db).await
     }
 
-    /// Waits until every committed key handed to the writer is written.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().await.map_err(store)
-    }
-
     pub fn path(&self) -> &Path {
         self.db.path()
-    }
-
-    /// Deletes expired rows, a batch at a time so requests are never blocked
-    /// for long. Returns how many were deleted.
-    pub async fn prune_expired(&self) -> Result<usize, StoreError> {
-        let now = Instant::now();
-        self.in_flight().retain(|_, h| h.committed || h.until > now);
-        let mut total = 0;
-        loop {
-            let now = now_ms();
-            let deleted = self
-                .db
-                .write(move |tx| {
-                    tx.prepare_cached(
-                        "DELETE FROM dedup_claims WHERE key IN
-                           (SELECT key FROM dedup_claims WHERE expires_at <= ?1 LIMIT ?2)",
-                    )?
-                    .execute(params![now, PRUNE_BATCH])
-                })
-                .await
-                .map_err(store)?;
-            total += deleted;
-            if (deleted as i64) < PRUNE_BATCH {
-                return Ok(total);
-            }
-        }
     }
 }
 
@@ -241,12 +217,107 @@ impl DedupStore for LocalStore {
     /// In-flight claims live in memory (one process owns a data directory,
     /// and a claim does not outlive its process); only committed events are
     /// written.
-    async fn claim(
-        &self,
-        _route: &str,
-        key: &EventKey,
+    fn claim<'a>(
+        &'a self,
+        _route: &'a str,
+        key: &'a EventKey,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
+    ) -> DedupFuture<'a, Claim> {
+        Box::pin(async move { self.claim_in_memory(key, lease) })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> DedupFuture<'a, ()> {
+        Box::pin(async move {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            let failure = move |error| {
+                let _ = reply.send(error);
+            };
+            if !self.commit_detached(route, key, token, ttl, failure) {
+                return Ok(());
+            }
+            // The sender is dropped without a message when the row is written.
+            match outcome.await {
+                Ok(error) => Err(error),
+                Err(_) => Ok(()),
+            }
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        _route: &'a str,
+        key: &'a EventKey,
+        token: ClaimToken,
+    ) -> DedupFuture<'a, ()> {
+        self.forget(key, token);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn check(&self) -> DedupFuture<'_, ()> {
+        Box::pin(async move {
+            self.db
+                .read(|c| c.query_row("SELECT count(*) FROM dedup_claims WHERE 0", [], |_| Ok(())))
+                .await
+                .map_err(store)
+        })
+    }
+
+    /// Records the commit in memory at once and queues its row (see
+    /// [`LocalStore::commit_detached`]).
+    fn commit_early<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+        on_failure: OnCommitFailure,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        self.commit_detached(route, key, token, ttl, on_failure);
+        Box::pin(async {})
+    }
+
+    /// Deletes expired rows, a batch at a time so requests are never blocked
+    /// for long.
+    fn prune_expired(&self) -> DedupFuture<'_, usize> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.in_flight().retain(|_, h| h.committed || h.until > now);
+            let mut total = 0;
+            loop {
+                let now = now_ms();
+                let deleted = self
+                    .db
+                    .write(move |tx| {
+                        tx.prepare_cached(
+                            "DELETE FROM dedup_claims WHERE key IN
+                               (SELECT key FROM dedup_claims WHERE expires_at <= ?1 LIMIT ?2)",
+                        )?
+                        .execute(params![now, PRUNE_BATCH])
+                    })
+                    .await
+                    .map_err(store)?;
+                total += deleted;
+                if (deleted as i64) < PRUNE_BATCH {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+
+    /// Waits until every committed key handed to the writer is written.
+    fn flush(&self) -> DedupFuture<'_, ()> {
+        Box::pin(async move { self.db.flush().await.map_err(store) })
+    }
+}
+
+impl LocalStore {
+    fn claim_in_memory(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let token = ClaimToken::random();
         {
             let mut map = self.in_flight();
@@ -280,42 +351,11 @@ impl DedupStore for LocalStore {
         }
     }
 
-    async fn commit(
-        &self,
-        route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        let failure = move |error| {
-            let _ = reply.send(error);
-        };
-        if !self.commit_detached(route, key, token, ttl, failure) {
-            return Ok(());
-        }
-        // The sender is dropped without a message when the row is written.
-        match outcome.await {
-            Ok(error) => Err(error),
-            Err(_) => Ok(()),
-        }
-    }
-
-    async fn release(
-        &self,
-        _route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-    ) -> Result<(), StoreError> {
-        self.forget(key, token);
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        self.db
-            .read(|c| c.query_row("SELECT count(*) FROM dedup_claims WHERE 0", [], |_| Ok(())))
-            .await
-            .map_err(store)
+    /// Builds the local backend on `db` with its readiness probe.
+    pub async fn build(db: Db) -> Result<(SharedDedupStore, Healthcheck), StoreError> {
+        let store: SharedDedupStore = Arc::new(LocalStore::new(db).await?);
+        let check = super::healthcheck("local_store", &store);
+        Ok((store, check))
     }
 }
 

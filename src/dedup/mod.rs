@@ -23,6 +23,8 @@ pub mod postgres;
 pub mod redis;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use key::{EventKey, KeyTemplate};
@@ -30,6 +32,7 @@ pub use local::LocalStore;
 pub use postgres::PostgresStore;
 pub use redis::RedisStore;
 
+use crate::health::Healthcheck;
 use crate::telemetry::DedupResult;
 
 /// Identifies one claim, so its holder alone can commit or release it.
@@ -86,113 +89,91 @@ pub enum StoreError {
     RedisTimeout,
 }
 
+/// One call to a [`DedupStore`], in progress.
+pub type DedupFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Called when a commit that nobody waited for could not be recorded.
+pub type OnCommitFailure = Box<dyn FnOnce(StoreError) + Send + 'static>;
+
 /// A backend that remembers event keys.
-pub trait DedupStore: Send + Sync {
+///
+/// Routes hold their backend as a [`SharedDedupStore`]: the backend is
+/// chosen by the configuration at start-up, so a trait object keeps the
+/// ingress free of a type parameter and of a hand-written dispatch enum
+/// (the price is one boxed future per call, next to a store round trip).
+/// A new backend is a file implementing this trait, a `build` function
+/// returning it with its [`Healthcheck`], one line in `open_stores`, and
+/// a run of `tests/dedup_conformance.rs`.
+pub trait DedupStore: Send + Sync + 'static {
     /// Claims `key` for `lease` (the longest the caller may hold it uncommitted).
-    fn claim(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn claim<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         lease: Duration,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    ) -> DedupFuture<'a, Claim>;
     /// Marks the caller's claim as an accepted event for `ttl`.
-    fn commit(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn commit<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> DedupFuture<'a, ()>;
     /// Forgets the caller's claim so the sender's retry is processed again.
-    fn release(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn release<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         token: ClaimToken,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> DedupFuture<'a, ()>;
     /// Cheap health check for readiness.
-    fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
+    fn check(&self) -> DedupFuture<'_, ()>;
 
-/// The backend a route uses.
-#[derive(Clone)]
-pub enum Backend {
-    Local(LocalStore),
-    Redis(RedisStore),
-}
-
-impl Backend {
     /// Commits the caller's claim, returning as soon as copies of the event
     /// are answered as duplicates; a failure to record it goes to
-    /// `on_failure`. The local store answers copies from memory until its
-    /// row is written, so the sender's answer need not wait for the write:
-    /// if that write fails, `on_failure` is called later, on the store's
-    /// writer thread. Redis is done (or has failed) when this returns.
-    pub async fn commit_early(
-        &self,
-        route: &str,
-        key: &EventKey,
+    /// `on_failure`. By default this is [`DedupStore::commit`], awaited. The
+    /// local store answers copies from memory until its row is written, so
+    /// the sender's answer need not wait for the write: if that write
+    /// fails, `on_failure` is called later, on the store's writer thread.
+    fn commit_early<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         token: ClaimToken,
         ttl: Duration,
-        on_failure: impl FnOnce(StoreError) + Send + 'static,
-    ) {
-        match self {
-            Backend::Local(s) => {
-                s.commit_detached(route, key, token, ttl, on_failure);
+        on_failure: OnCommitFailure,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(error) = self.commit(route, key, token, ttl).await {
+                on_failure(error);
             }
-            Backend::Redis(s) => {
-                if let Err(error) = s.commit(route, key, token, ttl).await {
-                    on_failure(error);
-                }
-            }
-        }
+        })
+    }
+
+    /// Deletes expired keys; returns how many. Backends whose keys expire
+    /// by themselves (Redis) keep this default.
+    fn prune_expired(&self) -> DedupFuture<'_, usize> {
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Waits until every commit handed over so far is recorded (shutdown).
+    fn flush(&self) -> DedupFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
     }
 }
 
-impl DedupStore for Backend {
-    async fn claim(
-        &self,
-        route: &str,
-        key: &EventKey,
-        lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        match self {
-            Backend::Local(s) => s.claim(route, key, lease).await,
-            Backend::Redis(s) => s.claim(route, key, lease).await,
-        }
-    }
+/// A route's dedup backend, shared by every request and the pruner.
+pub type SharedDedupStore = Arc<dyn DedupStore>;
 
-    async fn commit(
-        &self,
-        route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        match self {
-            Backend::Local(s) => s.commit(route, key, token, ttl).await,
-            Backend::Redis(s) => s.commit(route, key, token, ttl).await,
-        }
-    }
-
-    async fn release(
-        &self,
-        route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-    ) -> Result<(), StoreError> {
-        match self {
-            Backend::Local(s) => s.release(route, key, token).await,
-            Backend::Redis(s) => s.release(route, key, token).await,
-        }
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        match self {
-            Backend::Local(s) => s.check().await,
-            Backend::Redis(s) => s.check().await,
-        }
-    }
+/// Readiness probe for a dedup backend: the store's own [`DedupStore::check`],
+/// under the component name `/readyz` reports when it fails.
+pub fn healthcheck(component: &'static str, store: &SharedDedupStore) -> Healthcheck {
+    let store = store.clone();
+    Healthcheck::new(component, move || {
+        let store = store.clone();
+        async move { store.check().await }
+    })
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@
 //!
 //! Times are the database's clock, as in the spool.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use super::{Claim, ClaimToken, DedupFuture, DedupStore, EventKey, SharedDedupStore, StoreError};
+use crate::health::Healthcheck;
 use crate::store::postgres::{locks, PgStore};
 
 const STATE_IN_FLIGHT: i16 = 0;
@@ -57,10 +59,17 @@ impl PostgresStore {
         PostgresStore { db }
     }
 
+    /// The store as the gateway holds it, with its readiness probe.
+    pub fn build(db: PgStore) -> (SharedDedupStore, Healthcheck) {
+        let store: SharedDedupStore = Arc::new(PostgresStore::new(db));
+        let check = super::healthcheck("postgres_store", &store);
+        (store, check)
+    }
+
     /// Deletes claims whose lease or window has passed, a batch per
     /// transaction; one replica at a time (the others skip their turn).
     /// Returns how many were deleted.
-    pub async fn prune_expired(&self) -> Result<usize, StoreError> {
+    async fn prune(&self) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
             let deleted = async {
@@ -104,7 +113,75 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl DedupStore for PostgresStore {
-    async fn claim(
+    fn claim<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
+        lease: Duration,
+    ) -> DedupFuture<'a, Claim> {
+        Box::pin(self.claim_now(route, key, lease))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> DedupFuture<'a, ()> {
+        Box::pin(async move {
+            let client = self.db.client().await.map_err(store)?;
+            let stmt = client.prepare_cached(COMMIT).await.map_err(pg)?;
+            client
+                .execute(
+                    &stmt,
+                    &[&&key.0[..], &route, &(token.0 as i64), &millis(ttl)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        _route: &'a str,
+        key: &'a EventKey,
+        token: ClaimToken,
+    ) -> DedupFuture<'a, ()> {
+        Box::pin(async move {
+            let client = self.db.client().await.map_err(store)?;
+            let stmt = client.prepare_cached(RELEASE).await.map_err(pg)?;
+            client
+                .execute(&stmt, &[&&key.0[..], &(token.0 as i64)])
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn check(&self) -> DedupFuture<'_, ()> {
+        Box::pin(async move {
+            let client = self.db.client().await.map_err(store)?;
+            client
+                .query_one("SELECT count(*) FROM dedup_claims WHERE false", &[])
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn prune_expired(&self) -> DedupFuture<'_, usize> {
+        Box::pin(self.prune())
+    }
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    store(e.into())
+}
+
+impl PostgresStore {
+    async fn claim_now(
         &self,
         route: &str,
         key: &EventKey,
@@ -132,57 +209,5 @@ impl DedupStore for PostgresStore {
         } else {
             Claim::Duplicate
         })
-    }
-
-    async fn commit(
-        &self,
-        route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        async {
-            let client = self.db.client().await?;
-            let stmt = client.prepare_cached(COMMIT).await?;
-            client
-                .execute(
-                    &stmt,
-                    &[&&key.0[..], &route, &(token.0 as i64), &millis(ttl)],
-                )
-                .await?;
-            Ok::<_, crate::store::StoreError>(())
-        }
-        .await
-        .map_err(store)
-    }
-
-    async fn release(
-        &self,
-        _route: &str,
-        key: &EventKey,
-        token: ClaimToken,
-    ) -> Result<(), StoreError> {
-        async {
-            let client = self.db.client().await?;
-            let stmt = client.prepare_cached(RELEASE).await?;
-            client
-                .execute(&stmt, &[&&key.0[..], &(token.0 as i64)])
-                .await?;
-            Ok::<_, crate::store::StoreError>(())
-        }
-        .await
-        .map_err(store)
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        async {
-            let client = self.db.client().await?;
-            client
-                .query_one("SELECT count(*) FROM dedup_claims WHERE false", &[])
-                .await?;
-            Ok::<_, crate::store::StoreError>(())
-        }
-        .await
-        .map_err(store)
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::{Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use super::{Claim, ClaimToken, DedupFuture, DedupStore, EventKey, SharedDedupStore, StoreError};
+use crate::health::Healthcheck;
 
 const CLAIM: &str = r"
 local v = redis.call('GET', KEYS[1])
@@ -97,57 +98,78 @@ fn token_value(token: ClaimToken) -> String {
     format!("p:{:x}", token.0)
 }
 
+impl RedisStore {
+    /// Builds the Redis backend from `redis:` with its readiness probe.
+    pub fn build(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<(SharedDedupStore, Healthcheck), StoreError> {
+        let store: SharedDedupStore = Arc::new(RedisStore::new(url, prefix, timeout)?);
+        let check = super::healthcheck("redis", &store);
+        Ok((store, check))
+    }
+}
+
 impl DedupStore for RedisStore {
-    async fn claim(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn claim<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        let token = ClaimToken::random();
-        let lease = lease.as_millis().max(1) as u64;
-        match self
-            .run(0, self.key(route, key), (token_value(token), lease))
-            .await?
-        {
-            1 => Ok(Claim::New(token)),
-            2 => Ok(Claim::Duplicate),
-            _ => Ok(Claim::InFlight),
-        }
+    ) -> DedupFuture<'a, Claim> {
+        Box::pin(async move {
+            let token = ClaimToken::random();
+            let lease = lease.as_millis().max(1) as u64;
+            match self
+                .run(0, self.key(route, key), (token_value(token), lease))
+                .await?
+            {
+                1 => Ok(Claim::New(token)),
+                2 => Ok(Claim::Duplicate),
+                _ => Ok(Claim::InFlight),
+            }
+        })
     }
 
-    async fn commit(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn commit<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let ttl = ttl.as_millis().max(1) as u64;
-        self.run(1, self.key(route, key), (token_value(token), ttl))
-            .await
-            .map(|_| ())
+    ) -> DedupFuture<'a, ()> {
+        Box::pin(async move {
+            let ttl = ttl.as_millis().max(1) as u64;
+            self.run(1, self.key(route, key), (token_value(token), ttl))
+                .await
+                .map(|_| ())
+        })
     }
 
-    async fn release(
-        &self,
-        route: &str,
-        key: &EventKey,
+    fn release<'a>(
+        &'a self,
+        route: &'a str,
+        key: &'a EventKey,
         token: ClaimToken,
-    ) -> Result<(), StoreError> {
-        self.run(2, self.key(route, key), (token_value(token), 0))
-            .await
-            .map(|_| ())
+    ) -> DedupFuture<'a, ()> {
+        Box::pin(async move {
+            self.run(2, self.key(route, key), (token_value(token), 0))
+                .await
+                .map(|_| ())
+        })
     }
 
-    async fn check(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        match tokio::time::timeout(self.timeout * 2, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Redis(e)),
-            Err(_) => Err(StoreError::RedisTimeout),
-        }
+    fn check(&self) -> DedupFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            match tokio::time::timeout(self.timeout * 2, ping).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(StoreError::Redis(e)),
+                Err(_) => Err(StoreError::RedisTimeout),
+            }
+        })
     }
 }

@@ -26,7 +26,7 @@ use crate::config::{
     AckMode, Config, Dedup, DedupBackend, DedupMode, Limits, Route, StoreErrorPolicy,
     UNMATCHED_ROUTE,
 };
-use crate::dedup::{Backend, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use crate::dedup::{Claim, ClaimToken, EventKey, SharedDedupStore, StoreError};
 use crate::events::{Decision, Events};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient};
 use crate::spool::{Appended, LocalClaim, NewEvent, Spool};
@@ -97,21 +97,12 @@ impl RouteState {
 
 struct RouteDedup {
     config: Dedup,
-    store: Backend,
+    store: SharedDedupStore,
     /// How long an uncommitted claim may live: the upstream exchange is
     /// bounded by its timeout, plus a margin for the store round trips.
     lease: Duration,
     /// Retry-After for copies that arrive while the first is in flight.
     retry_after_secs: u64,
-}
-
-/// The dedup stores the routes use, opened once at start-up.
-#[derive(Clone, Default)]
-pub struct Stores {
-    pub local: Option<crate::dedup::LocalStore>,
-    pub redis: Option<crate::dedup::RedisStore>,
-    /// The async spool (when a route is async).
-    pub spool: Option<crate::spool::Spool>,
 }
 
 const DUPLICATE_HEADER: http::HeaderName = http::HeaderName::from_static("hookgate-duplicate");
@@ -133,13 +124,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the routes. `stores` must hold every backend a route uses
-    /// (see [`Stores`]); a missing one is a bug in start-up. Requests go
+    /// (see [`crate::stores::Stores`]); a missing one is a bug in start-up. Requests go
     /// upstream through `client`, the process's one pool (built at start-up
     /// and kept across reloads), with this config's response-size limit.
     pub fn new(
         config: &Config,
         metrics: &Metrics,
-        stores: &Stores,
+        stores: &crate::stores::Stores,
         client: &UpstreamClient,
     ) -> Gateway {
         let routes = config
@@ -149,20 +140,10 @@ impl Gateway {
                 let dedup = match &route.dedup {
                     DedupMode::Off => None,
                     DedupMode::On(d) => Some(RouteDedup {
-                        store: match d.backend {
-                            DedupBackend::Local => Backend::Local(
-                                stores
-                                    .local
-                                    .clone()
-                                    .expect("local store opened at start-up"),
-                            ),
-                            DedupBackend::Redis => Backend::Redis(
-                                stores
-                                    .redis
-                                    .clone()
-                                    .expect("redis store opened at start-up"),
-                            ),
-                        },
+                        store: stores
+                            .dedup(d.backend)
+                            .expect("every backend a route uses is opened at start-up")
+                            .clone(),
                         lease: route.upstream.timeout + Duration::from_secs(10),
                         retry_after_secs: route.upstream.timeout.as_secs().clamp(1, 60),
                         config: d.clone(),
@@ -192,7 +173,7 @@ impl Gateway {
             unmatched: metrics.route(UNMATCHED_ROUTE, 0),
             client: client.with_max_response_bytes(config.limits.max_upstream_response_bytes),
             limits: config.limits.clone(),
-            spool: stores.spool.clone(),
+            spool: stores.spool().cloned(),
             trusted_proxies: config.trusted_proxies.clone(),
             in_flight: tokio::sync::Semaphore::new(config.limits.max_concurrent_requests),
         }
@@ -420,7 +401,7 @@ async fn claim(
 /// dropped first (the sender went away), it is released in the background
 /// so the event is not blocked until the lease runs out.
 struct ClaimGuard {
-    store: Backend,
+    store: SharedDedupStore,
     route: Arc<str>,
     key: EventKey,
     token: ClaimToken,
@@ -436,11 +417,11 @@ impl ClaimGuard {
         self.armed = false;
         let on_failure = {
             let (errors, route) = (metrics.dedup_errors(), self.route.clone());
-            move |error: StoreError| {
+            Box::new(move |error: StoreError| {
                 // The event was delivered; a later copy may be forwarded again.
                 errors.increment(1);
                 tracing::warn!(%route, %error, "dedup commit failed");
-            }
+            })
         };
         self.store
             .commit_early(&self.route, &self.key, self.token, self.ttl, on_failure)

@@ -24,7 +24,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use connection::Connections;
 pub use error::{json_error, RequestError};
-pub use handler::{Gateway, Stores};
+pub use handler::Gateway;
 
 /// Response body of the ingress stack (as boxed by the panic guard).
 pub type IngressBody = tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>;
