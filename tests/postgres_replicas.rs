@@ -288,3 +288,125 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_event_and_service_r
     );
     gateway.terminate();
 }
+
+/// Sync routes with `dedup.backend: store` on PostgreSQL: copies at another
+/// replica are duplicates; while the database is down each route follows
+/// its `on_store_error`; then dedup works again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_routes_dedup_in_postgres_and_follow_on_store_error_while_it_is_down() {
+    let cluster = PgCluster::start();
+    let schema = TestSchema::on(&cluster.url());
+    let upstream = Upstream::start().await;
+    let route = |name: &str, policy: &str| {
+        format!(
+            "  - name: {name}\n    path: /hooks/{name}\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"s3cret\"] }}\n    ack: sync\n    dedup: {{ key: \"{{json:/id}}\", backend: store, on_store_error: {policy} }}\n    upstream: {{ url: \"{}\", timeout: 2s }}\n",
+            upstream.url("/")
+        )
+    };
+    let yaml = format!(
+        "store:\n  backend: postgres\n  postgres: {{ url: \"{}\", schema: {} }}\nroutes:\n{}{}",
+        schema.url,
+        schema.name,
+        route("strict", "reject"),
+        route("lenient", "accept")
+    );
+    let a = support::Gateway::start(&yaml).await;
+    let b = support::Gateway::start(&yaml).await;
+    let send_to = |gateway: &support::Gateway, route: &str, id: &str| {
+        let (url, body) = (
+            gateway.url(&format!("/hooks/{route}")),
+            format!("{{\"id\":\"{id}\"}}"),
+        );
+        async move { post(&url, &[("X-Secret", "s3cret")], body).await }
+    };
+    assert_eq!(send_to(&a, "strict", "s-1").await.status, StatusCode::OK);
+    let copy = send_to(&b, "strict", "s-1").await;
+    assert_eq!(
+        copy.headers["hookgate-duplicate"],
+        "true",
+        "{}",
+        text(&copy)
+    );
+    assert_eq!(upstream.received().len(), 1);
+
+    cluster.kill();
+    let refused = send_to(&a, "strict", "s-2").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.error_code(), "store_unavailable");
+    assert!(refused.headers.contains_key("retry-after"));
+    let forwarded = send_to(&a, "lenient", "l-1").await;
+    assert_eq!(
+        forwarded.status,
+        StatusCode::OK,
+        "accept: forwarded without dedup"
+    );
+    assert_eq!(upstream.received().len(), 2);
+    assert_eq!(
+        get(&a.admin_url("/readyz")).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    cluster.up();
+    wait_until("dedup works again", PATIENCE, || async {
+        send_to(&a, "strict", "s-2").await.status == StatusCode::OK
+    })
+    .await;
+    let copy = send_to(&b, "strict", "s-2").await;
+    assert_eq!(copy.headers["hookgate-duplicate"], "true");
+    assert_eq!(get(&a.admin_url("/readyz")).await.status, StatusCode::OK);
+}
+
+/// With PostgreSQL unreachable at start-up the gateway stops at once with
+/// a clear error that does not show the password.
+#[tokio::test]
+async fn start_up_fails_fast_and_clearly_when_postgres_is_unreachable() {
+    let port = closed_port().await.port();
+    let schema = TestSchema::on(&format!(
+        "postgres://hookgate:hunter2-secret@127.0.0.1:{port}/db"
+    ));
+    let (_dir, config) = replica(&schema, "http://127.0.0.1:9/");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(&config.file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot open the store"), "{stderr}");
+    assert!(stderr.contains("postgres"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+    std::mem::forget(schema);
+}
+
+/// `hookgate check` names the store and shows the URL without its password.
+#[test]
+fn check_shows_the_postgres_store_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &file,
+        "store:\n  backend: postgres\n  postgres: { url: \"${PG_URL}\", schema: edge }\nroutes:\n  - name: orders\n    path: /hooks/orders\n    verify: { scheme: header, header: X-Secret, secrets: [\"s3cret\"] }\n    dedup: { key: \"{json:/id}\", backend: store }\n    upstream: { url: \"http://127.0.0.1:3000/\" }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .env("PG_URL", "postgres://hookgate:hunter2-secret@db:5432/hooks")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("store    postgres postgres://hookgate:***@db:5432/hooks schema edge"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(", store,"),
+        "the route's dedup backend: {stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
