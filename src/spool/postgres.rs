@@ -44,7 +44,7 @@ WITH due AS (
     WHERE state = 'pending' AND route = $1
       AND next_attempt_at <= now_ms()
       AND (lease_until IS NULL OR lease_until <= now_ms())
-    ORDER BY next_attempt_at, id
+    ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -388,8 +388,10 @@ impl SpoolStore for PostgresSpoolStore {
             let client = self.db.client().await?;
             let row = client
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead')
-                     FROM deliveries WHERE route = $1",
+                    // Each count from its partial index, not a scan of
+                    // every delivered row kept for retention.
+                    "SELECT (SELECT count(*) FROM deliveries WHERE route = $1 AND state = 'pending'),
+                            (SELECT count(*) FROM deliveries WHERE route = $1 AND state = 'dead')",
                     &[&route],
                 )
                 .await?;

@@ -66,6 +66,9 @@ use crate::config::PostgresConfig;
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on making one TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped (the caller gets an error; an append is not acknowledged).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Advisory lock ids (the second half of the key; the first is the hash of
 /// the schema name, so two schemas in one database do not share locks).
@@ -199,8 +202,15 @@ fn connection_config(config: &PostgresConfig) -> Result<tokio_postgres::Config, 
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(CONNECT_TIMEOUT);
     }
+    // A server that vanishes without closing its connections (a network
+    // partition, a failed-over primary) is noticed within seconds rather
+    // than when the kernel gives up (minutes): unacknowledged writes time
+    // out after TCP_USER_TIMEOUT, idle connections after the keepalives.
+    pg.tcp_user_timeout(TCP_USER_TIMEOUT);
     pg.keepalives(true);
-    pg.keepalives_idle(Duration::from_secs(30));
+    pg.keepalives_idle(Duration::from_secs(10));
+    pg.keepalives_interval(Duration::from_secs(2));
+    pg.keepalives_retries(3);
     Ok(pg)
 }
 

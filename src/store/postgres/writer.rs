@@ -1,18 +1,25 @@
 //! Group commit of appends: the request path's one write.
 //!
-//! One task per process takes every append queued at that moment (up to
-//! [`MAX_GROUP`]) and runs them in one transaction on one connection, each
-//! as one statement (the dedup claim and the insert together, see
-//! [`APPEND`]), sent pipelined: the group costs about one round trip per
-//! statement batch plus one commit, however many appends it carries. Each
-//! caller is answered only after the commit returned; if it fails, every
-//! append of the group gets the error and none is acknowledged.
+//! [`WRITERS`] tasks per process share the queue: each takes every append
+//! queued at that moment (up to [`MAX_GROUP`]) and runs them in one
+//! transaction on one connection, as one statement ([`APPEND_MANY`]: the
+//! dedup claims and the inserts of the whole group, from arrays), so a
+//! group costs a few round trips and one commit however many appends it
+//! carries; while one writer waits for its commit, the next gathers the
+//! following group. Each caller is answered only after the commit
+//! returned; if it fails, every append of the group gets the error and none
+//! is acknowledged.
 //!
-//! A statement that fails aborts a PostgreSQL transaction, and with it the
-//! rest of the group. So when one does, the group is rolled back and run
-//! again with a savepoint around each append: the failing one gets its own
-//! error, the others commit.
+//! One statement cannot claim a key twice, so appends of a key already in
+//! the group go into a second statement of the same transaction (and find
+//! the first one's claim). A statement that fails aborts a PostgreSQL
+//! transaction, and with it the rest of the group. So when one does, the
+//! group is rolled back and run again one append at a time ([`APPEND`]),
+//! each in a savepoint: the failing one gets its own error, the others
+//! commit.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +30,42 @@ use crate::spool::Appended;
 
 /// How many queued appends one commit may carry.
 const MAX_GROUP: usize = 512;
+/// Groups committing at once (each on its own connection of the pool).
+pub const WRITERS: usize = 4;
+
+/// [`APPEND`] for a whole group, from arrays (one element per append; keys
+/// unique within the statement). A key whose claim is live is left as it
+/// is (`WHERE` of `DO UPDATE`): its state before the statement answers
+/// (none visible means another transaction just committed it: an async
+/// claim is committed at once, so a duplicate).
+///
+/// Parameters: keys, routes, tokens, ttls (ms), ids, queries, headers,
+/// bodies. Rows: id, spooled, state of the key's live claim.
+pub const APPEND_MANY: &str = "
+WITH clock AS (SELECT now_ms() AS now),
+input AS (
+    SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::text[],
+                         $6::text[], $7::text[], $8::bytea[])
+        AS t(key, route, token, ttl, id, query, headers, body)
+),
+claim AS (
+    INSERT INTO dedup_claims AS c (key, route, state, token, expires_at)
+    SELECT key, route, 1, token, now + ttl FROM input CROSS JOIN clock WHERE key IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET
+        route = EXCLUDED.route, state = EXCLUDED.state, token = EXCLUDED.token,
+        expires_at = EXCLUDED.expires_at
+    WHERE c.expires_at <= now_ms()
+    RETURNING c.key
+),
+spooled AS (
+    INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
+    SELECT i.id, i.route, 'pending', clock.now, 0, clock.now, i.query, i.headers, i.body
+    FROM input i CROSS JOIN clock
+    WHERE i.key IS NULL OR i.key IN (SELECT key FROM claim)
+    RETURNING id
+)
+SELECT i.id, i.id IN (SELECT id FROM spooled), old.state
+FROM input i LEFT JOIN dedup_claims old ON old.key = i.key";
 
 /// Claims the event's dedup key (when `$1` is set) and inserts the
 /// delivery, in one statement: the insert happens only if the claim was
@@ -80,7 +123,11 @@ impl Writer {
     /// handle is gone.
     pub fn start(pool: deadpool_postgres::Pool, observe: CommitObserver) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, queue, observe));
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        let observe = Arc::new(observe);
+        for _ in 0..WRITERS {
+            tokio::spawn(run(pool.clone(), queue.clone(), observe.clone()));
+        }
         Writer { jobs }
     }
 
@@ -93,11 +140,16 @@ impl Writer {
 
 async fn run(
     pool: deadpool_postgres::Pool,
-    mut queue: mpsc::UnboundedReceiver<AppendJob>,
-    observe: CommitObserver,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<AppendJob>>>,
+    observe: Arc<CommitObserver>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+    loop {
+        // The queue is held only while gathering: the next writer gathers
+        // while this one commits.
+        if queue.lock().await.recv_many(&mut group, MAX_GROUP).await == 0 {
+            return;
+        }
         let size = group.len();
         let started = Instant::now();
         let mut jobs = std::mem::take(&mut group);
@@ -169,7 +221,7 @@ enum Failed {
     Commit(StoreError),
 }
 
-/// Every job's statement sent at once, in one transaction.
+/// The group in one transaction: one statement per round of distinct keys.
 async fn pipelined(
     client: &mut deadpool_postgres::Object,
     jobs: &[AppendJob],
@@ -179,23 +231,77 @@ async fn pipelined(
         .await
         .map_err(|e| Failed::Commit(e.into()))?;
     let stmt = tx
-        .prepare_cached(APPEND)
+        .prepare_cached(APPEND_MANY)
         .await
         .map_err(|e| Failed::Commit(e.into()))?;
-    let results =
-        futures_util::future::join_all(jobs.iter().map(|job| run_one(&tx, &stmt, job))).await;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for result in results {
-        match result {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => {
-                // Dropping `tx` rolls it back.
-                return Err(Failed::Statement(error));
-            }
+    // Round r holds the (r+1)-th append of each key (jobs are sorted by key).
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut previous: Option<[u8; 32]> = None;
+    let mut repeat = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        let key = job.claim.map(|c| c.0);
+        repeat = match (key, previous) {
+            (Some(k), Some(p)) if k == p => repeat + 1,
+            _ => 0,
+        };
+        previous = key;
+        if rounds.len() <= repeat {
+            rounds.push(Vec::new());
+        }
+        rounds[repeat].push(i);
+    }
+    let mut outcomes: HashMap<String, Appended> = HashMap::with_capacity(jobs.len());
+    for round in rounds {
+        let members: Vec<&AppendJob> = round.iter().map(|&i| &jobs[i]).collect();
+        let keys: Vec<Option<&[u8]>> = members
+            .iter()
+            .map(|j| j.claim.as_ref().map(|c| &c.0[..]))
+            .collect();
+        let routes: Vec<&str> = members.iter().map(|j| j.route.as_str()).collect();
+        let tokens: Vec<i64> = members.iter().map(|j| j.claim.map_or(0, |c| c.1)).collect();
+        let ttls: Vec<i64> = members.iter().map(|j| j.claim.map_or(0, |c| c.2)).collect();
+        let ids: Vec<&str> = members.iter().map(|j| j.id.as_str()).collect();
+        let queries: Vec<Option<&str>> = members.iter().map(|j| j.query.as_deref()).collect();
+        let headers: Vec<&str> = members.iter().map(|j| j.headers.as_str()).collect();
+        let bodies: Vec<&[u8]> = members.iter().map(|j| &j.body[..]).collect();
+        let rows = tx
+            .query(
+                &stmt,
+                &[
+                    &keys, &routes, &tokens, &ttls, &ids, &queries, &headers, &bodies,
+                ],
+            )
+            .await
+            // Dropping `tx` rolls it back.
+            .map_err(|e| Failed::Statement(e.into()))?;
+        for row in rows {
+            let outcome = outcome(&row).map_err(Failed::Statement)?;
+            outcomes.insert(outcome.0, outcome.1);
         }
     }
     tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
-    Ok(outcomes)
+    jobs.iter()
+        .map(|job| {
+            outcomes.remove(&job.id).ok_or_else(|| {
+                Failed::Commit(StoreError::PostgresSetup {
+                    detail: "an append of the group got no answer".into(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// One row of [`APPEND_MANY`]: the append's id and what became of it.
+fn outcome(row: &tokio_postgres::Row) -> Result<(String, Appended), StoreError> {
+    let id: String = row.try_get(0)?;
+    let spooled: bool = row.try_get(1)?;
+    let state: Option<i16> = row.try_get(2)?;
+    let appended = match (spooled, state) {
+        (true, _) => Appended::Spooled(id.clone()),
+        (false, Some(0)) => Appended::InFlight,
+        (false, _) => Appended::Duplicate,
+    };
+    Ok((id, appended))
 }
 
 /// Each job in a savepoint of one transaction: a failing job rolls back
