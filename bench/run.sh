@@ -29,7 +29,8 @@
 #      with DEDUP_SMALL (1,000): each round runs nginx, then hookgate on
 #      both stores (order alternating by round), each store copied fresh
 #      from one made once by seed_dedup.py. Reported as 10M / 1k ratios.
-#   8  ack: async on PostgreSQL (store.backend: postgres), a private
+#   8  (optional, not in the default list) ack: async on PostgreSQL
+#      (store.backend: postgres), a private
 #      cluster started for the run (initdb + pg_ctl as the postgres user,
 #      fsync and synchronous_commit on: durable, as scenario 4); the same
 #      delivery check as 4. Also reports the PostgreSQL server's CPU per
