@@ -173,3 +173,52 @@ async fn one_failing_append_does_not_fail_its_group() {
         .get(0);
     assert_eq!(count, 199);
 }
+
+/// Records are grouped too: two holders of one delivery recording at once
+/// (the one whose lease expired, and the one that took over) are written
+/// at most once, and only the latest holder's counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_of_one_delivery_apply_once() {
+    use hookgate::spool::{AttemptOutcome, NextState, Recorded};
+    let schema = TestSchema::new();
+    let store = open(&schema).await;
+    for round in 0..5 {
+        let Appended::Spooled(id) = store
+            .append(event(format!("r{round}")), None)
+            .await
+            .unwrap()
+        else {
+            panic!("spooled");
+        };
+        let old = store
+            .claim_due("r", 1, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .remove(0)
+            .lease;
+        let new = loop {
+            let mut due = store.claim_due("r", 1, LONG).await.unwrap();
+            if let Some(d) = due.pop() {
+                break d.lease;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(old.id, id);
+        assert_eq!(new.id, id);
+        let outcome = || AttemptOutcome {
+            started_at: hookgate::store::now_ms(),
+            duration: Duration::from_millis(3),
+            status: Some(200),
+            error: None,
+            next: NextState::Delivered,
+        };
+        let (a, b) = tokio::join!(store.record(&old, outcome()), store.record(&new, outcome()));
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            (Recorded::Stale, Recorded::Written),
+            "round {round}"
+        );
+        let detail = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(detail.attempt_history.len(), 1);
+    }
+}

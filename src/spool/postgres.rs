@@ -13,7 +13,8 @@
 //!   holder's token, is pending and has `attempt - 1` attempts: the
 //!   attempt row and the next state are one statement, and the token is
 //!   cleared, so a lease records at most once and an old lease never
-//!   records over a later claim or a replayed dead letter.
+//!   records over a later claim or a replayed dead letter. Records are
+//!   grouped into one commit (`crate::store::postgres::records`).
 //! - Due times and lease expiries are compared with the database's clock
 //!   (`now_ms()`), never a replica's.
 //! - Retention pruning runs on one replica at a time (a transaction-level
@@ -32,7 +33,7 @@ use super::{
     SpoolCounts, SpoolStore, StoreFuture,
 };
 use crate::dedup::ClaimToken;
-use crate::store::postgres::{locks, writer::AppendJob, PgStore};
+use crate::store::postgres::{locks, records::RecordJob, writer::AppendJob, PgStore};
 use crate::store::StoreError;
 
 /// Rows deleted per transaction when pruning, so no transaction is long.
@@ -60,25 +61,6 @@ WHERE id = $1 AND lease_token = $2 AND state = 'pending'";
 const NEXT_DUE: &str = "
 SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
 FROM deliveries WHERE state = 'pending' AND route = $1";
-
-/// Parameters: id, token, state, attempt, next_attempt_at, status,
-/// last_error, started_at, duration_ms, error.
-const RECORD: &str = "
-WITH recorded AS (
-    UPDATE deliveries SET
-        state = $3, attempts = $4, next_attempt_at = coalesce($5, next_attempt_at),
-        last_status = $6, last_error = $7,
-        finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now_ms() END,
-        lease_token = NULL, lease_until = NULL
-    WHERE id = $1 AND lease_token = $2 AND state = 'pending' AND attempts = $4 - 1
-    RETURNING id
-)
-INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, error)
-SELECT id, $4, $8, $9, $6, $10 FROM recorded
-ON CONFLICT (delivery_id, attempt) DO UPDATE SET
-    started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
-    status = EXCLUDED.status, error = EXCLUDED.error
-RETURNING delivery_id";
 
 const SUMMARY_COLUMNS: &str =
     "id, route, state, received_at, attempts, next_attempt_at, last_status, last_error";
@@ -197,39 +179,24 @@ impl SpoolStore for PostgresSpoolStore {
     }
 
     fn record(&self, lease: &Lease, outcome: AttemptOutcome) -> StoreFuture<'_, Recorded> {
-        let lease = lease.clone();
-        Box::pin(async move {
-            let state = outcome.state();
-            let next_at = match outcome.next {
+        let (reply, answer) = oneshot::channel();
+        self.db.records().record(RecordJob {
+            id: lease.id.clone(),
+            token: lease.token as i64,
+            state: outcome.state().as_str(),
+            attempt: lease.attempt as i32,
+            next_at: match outcome.next {
                 NextState::RetryAt(at) => Some(at),
                 NextState::Delivered | NextState::Dead(_) => None,
-            };
-            let last_error = outcome.last_error();
-            let client = self.db.client().await?;
-            let stmt = client.prepare_cached(RECORD).await?;
-            let rows = client
-                .query(
-                    &stmt,
-                    &[
-                        &lease.id,
-                        &(lease.token as i64),
-                        &state.as_str(),
-                        &(lease.attempt as i32),
-                        &next_at,
-                        &outcome.status.map(i32::from),
-                        &last_error,
-                        &outcome.started_at,
-                        &(outcome.duration.as_millis() as i64),
-                        &outcome.error,
-                    ],
-                )
-                .await?;
-            Ok(if rows.is_empty() {
-                Recorded::Stale
-            } else {
-                Recorded::Written
-            })
-        })
+            },
+            status: outcome.status.map(i32::from),
+            last_error: outcome.last_error(),
+            started_at: outcome.started_at,
+            duration_ms: outcome.duration.as_millis() as i64,
+            error: outcome.error,
+            reply,
+        });
+        Box::pin(async move { answer.await.map_err(|_| StoreError::NotCommitted)? })
     }
 
     fn list(

@@ -13,9 +13,9 @@
 //! - **Migrations** are versioned (`schema_migrations`) and run at start-up
 //!   under a session advisory lock ([`migrate`]): replicas starting at once
 //!   wait for each other, and the second finds nothing left to do.
-//! - **Appends** (the request path) go through one writer task per process
-//!   that groups them into one transaction ([`writer`]), as the SQLite
-//!   writer does.
+//! - **Appends** (the request path) go through writer tasks that group
+//!   them into one transaction ([`writer`]), as the SQLite writer does;
+//!   delivery outcomes are grouped the same way ([`records`]).
 //! - **Times**: a row's times are unix ms from the database's clock
 //!   (`now_ms()`, a function in the schema), so the clocks of the replicas
 //!   cannot disagree about whether a lease ended or a delivery is due.
@@ -48,6 +48,7 @@
 //! ```
 
 pub mod migrate;
+pub mod records;
 pub mod writer;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub struct PgStore {
     pool: Pool,
     schema: Arc<str>,
     writer: writer::Writer,
+    records: records::RecordWriter,
 }
 
 /// Observes each group commit of appends (for the store metrics): how long
@@ -120,6 +122,7 @@ impl PgStore {
             })?;
         let store = PgStore {
             writer: writer::Writer::start(pool.clone(), observe),
+            records: records::RecordWriter::start(pool.clone()),
             pool,
             schema: config.schema.as_str().into(),
         };
@@ -139,6 +142,11 @@ impl PgStore {
     /// The writer that groups appends into one commit.
     pub(crate) fn writer(&self) -> &writer::Writer {
         &self.writer
+    }
+
+    /// The writer that groups delivery outcomes into one commit.
+    pub(crate) fn records(&self) -> &records::RecordWriter {
+        &self.records
     }
 
     /// Closes the pool: calls from now on fail. For shutdown and tests
