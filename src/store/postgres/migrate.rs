@@ -46,6 +46,7 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (route, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE state = 'delivered';
 CREATE INDEX deliveries_dead ON deliveries (route) WHERE state = 'dead';
+CREATE INDEX deliveries_pending_age ON deliveries (route, received_at) WHERE state = 'pending';
 CREATE INDEX deliveries_received ON deliveries (received_at DESC, id DESC);
 CREATE TABLE attempts (
     delivery_id text NOT NULL,
