@@ -101,6 +101,7 @@ fn verify(c: &mut Criterion) {
         scheme: "gitlab".into(),
         kind: SpecKind::Header {
             header: HeaderName::from_static("x-gitlab-token"),
+            presented: hookgate::verify::Presented::Verbatim,
             secrets: secrets(&["bench-gitlab-token-0123456789"]),
         },
     });

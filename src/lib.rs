@@ -9,7 +9,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod dedup;
+pub mod destination;
 pub mod events;
 pub mod forward;
 pub mod health;
@@ -17,6 +19,7 @@ pub mod presets;
 pub mod reload;
 pub mod reserved_headers;
 pub mod server;
+pub mod sign;
 pub mod spool;
 pub mod store;
 pub mod stores;
@@ -50,6 +53,8 @@ pub enum StartError {
     Store(#[from] dedup::StoreError),
     #[error("{0}")]
     Tls(String),
+    #[error(transparent)]
+    Traces(#[from] telemetry::traces::TracesError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -71,7 +76,8 @@ impl Server {
     /// Opens the stores the routes use and binds the ingress and admin
     /// listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let metrics = Metrics::new();
+        let traces = telemetry::traces::Traces::start(config.otlp.as_ref())?;
+        let metrics = Metrics::new().with_traces(traces);
         let stores = Stores::open(&config, &metrics).await?;
         let tls = match &config.tls {
             None => None,
@@ -191,9 +197,10 @@ impl Running {
         } = server;
         let live = Arc::new(live);
         let ready = Arc::new(AtomicBool::new(false));
+        let ingress_addr = ingress.local_addr().unwrap_or(config.listen);
         let builder = server::connection_builder(&config.limits);
         let ingress = serve_ingress(&config, &live, ingress, builder.clone());
-        let admin_state = admin_state(&config, &live, &stores, &ready);
+        let admin_state = admin_state(&config, &live, &stores, &ready, ingress_addr);
         let admin = serve_admin(&config, admin_state, admin, builder);
         let upkeep = spawn_upkeep(live.metrics().clone());
         let pruner = spawn_pruner(&config, &stores);
@@ -272,6 +279,7 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
         self.upkeep.abort();
         self.pruner.abort();
+        self.live.metrics().traces().shutdown().await;
         tracing::info!("hookgate stopped");
     }
 }
@@ -294,8 +302,11 @@ fn admin_state(
     live: &Arc<reload::Live>,
     stores: &Stores,
     ready: &Arc<AtomicBool>,
+    ingress: SocketAddr,
 ) -> Admin {
+    let spool = stores.spool().cloned();
     Admin {
+        console: console::Console::new(live.clone(), spool, ingress, config.tls.is_some()),
         metrics: live.metrics().clone(),
         ready: ready.clone(),
         healthchecks: stores.healthchecks().to_vec(),
@@ -350,7 +361,7 @@ fn serve_admin(
             let admin = admin.clone();
             tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let admin = admin.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin.handle(&request).await) }
+                async move { Ok::<_, std::convert::Infallible>(admin.handle(request).await) }
             })
         },
         stop_rx,

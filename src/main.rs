@@ -1,4 +1,5 @@
-//! The `hookgate` command line: `serve` and `check`.
+//! The `hookgate` command line: `serve`, `check`, `sign`, `presets` and
+//! the admin API clients.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ struct Cli {
 }
 
 mod admin_cli;
+mod verify_cli;
 
 #[derive(Subcommand)]
 enum Command {
@@ -43,6 +45,37 @@ enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Check a captured request offline against a route and say which step
+    /// fails: no route, method, missing header, malformed or bad signature
+    /// (with the shape of the expected signed payload), stale timestamp
+    /// (with the clock difference), or a filtered event. Exit status 0 when
+    /// the request would be forwarded. Prints no secret and no expected MAC.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The route to check the request against.
+        #[arg(long)]
+        route: String,
+        /// The request: raw HTTP (request line, headers, blank line, body),
+        /// the `> ` lines of `curl -v`, or a HAR file; `-` for standard
+        /// input.
+        #[arg(long)]
+        request: PathBuf,
+        /// The body, when the request file has none (curl -v shows none).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// Check as if it were this Unix time (seconds), e.g. when the
+        /// request was captured; default now.
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// List every preset: the headers it reads, what it signs, its
+    /// timestamp window, default dedup key and event type source.
+    Presets {
+        /// `text` (one block per preset) or `json` (an array of objects).
+        #[arg(long, value_enum, default_value = "text")]
+        format: PresetsFormat,
     },
     /// Print the headers a sender would send for a body, signed now with
     /// the route's first secret: one `Name: value` per line.
@@ -75,9 +108,112 @@ struct ConfigArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PresetsFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormatArg {
     Text,
     Json,
+}
+
+/// `hookgate verify`: the report on stdout; exit 0 when the request would
+/// be forwarded, 1 when a step fails, 2 when the input cannot be read.
+fn run_verify(
+    config: &std::path::Path,
+    env: &std::collections::HashMap<String, String>,
+    route: &str,
+    request: &std::path::Path,
+    body: Option<&std::path::Path>,
+    at: Option<u64>,
+) -> ExitCode {
+    match verify_request(config, env, route, request, body, at) {
+        Ok(report) => {
+            let code = write_stdout(&(report.lines.join("\n") + "\n"));
+            if report.ok {
+                code
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `hookgate presets`: every preset's description, as text or JSON.
+fn run_presets(format: PresetsFormat) -> ExitCode {
+    let presets = hookgate::presets::describe::all();
+    let out = match format {
+        PresetsFormat::Text => presets
+            .iter()
+            .map(|p| p.text())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        PresetsFormat::Json => match serde_json::to_string_pretty(&presets) {
+            Ok(json) => json + "\n",
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    write_stdout(&out)
+}
+
+/// `hookgate verify`: reads the captured request, then checks it.
+fn verify_request(
+    config: &std::path::Path,
+    env: &std::collections::HashMap<String, String>,
+    route: &str,
+    request: &std::path::Path,
+    body: Option<&std::path::Path>,
+    at: Option<u64>,
+) -> anyhow::Result<verify_cli::Report> {
+    use std::io::Read;
+    let raw = if request.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the request from standard input")?;
+        buf
+    } else {
+        std::fs::read(request).with_context(|| format!("reading {}", request.display()))?
+    };
+    let mut captured = verify_cli::parse_request(&raw)?;
+    if let Some(path) = body {
+        if !captured.body.is_empty() {
+            anyhow::bail!(
+                "the request file already has a body; --body is for requests without one (curl -v)"
+            );
+        }
+        captured.body =
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    }
+    let now = match at {
+        Some(secs) => std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        None => std::time::SystemTime::now(),
+    };
+    verify_cli::check(config, env, route, &captured, now)
+}
+
+/// Writes `text` to standard output; a closed pipe (`| head`) ends the
+/// command quietly instead of a panic.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -86,6 +222,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Deliveries { command } => print_or_fail(admin_cli::deliveries(command)),
         Command::DeadLetters { command } => print_or_fail(admin_cli::dead_letters(command)),
+        Command::Verify {
+            config,
+            route,
+            request,
+            body,
+            at,
+        } => run_verify(&config.path, &env, &route, &request, body.as_deref(), at),
+        Command::Presets { format } => run_presets(format),
         Command::Check { config } => match Config::load(&config.path, &env) {
             Ok(config) => {
                 for warning in config.warnings() {
@@ -156,15 +300,12 @@ fn sign(
     body: &std::path::Path,
     event: Option<&str>,
 ) -> anyhow::Result<String> {
-    use anyhow::bail;
-    use hookgate::events::EventSource;
-    use hookgate::verify::{HmacVerifier, SpecKind};
     use std::io::Read;
 
     let config = Config::load(path, env)?;
     let Some(route) = config.route(route) else {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-        bail!("no route {route:?}; routes: {}", names.join(", "));
+        anyhow::bail!("no route {route:?}; routes: {}", names.join(", "));
     };
     let body = if body.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -175,40 +316,12 @@ fn sign(
     } else {
         std::fs::read(body).with_context(|| format!("reading {}", body.display()))?
     };
-    let mut given = http::HeaderMap::new();
-    let mut out = String::new();
-    if let Some(event) = event {
-        match &route.events.from {
-            Some(EventSource::Header(h)) => {
-                given.insert(h.clone(), event.parse().context("the event is not a valid header value")?);
-                out.push_str(&format!("{h}: {event}\n"));
-            }
-            Some(EventSource::Json(p)) => eprintln!(
-                "note: route {} reads the event type from the body (json:{p}); --event adds no header",
-                route.name
-            ),
-            None => eprintln!("note: route {} does not read an event type", route.name),
-        }
+    let signed = hookgate::sign::sign(route, &body, event, std::time::SystemTime::now())?;
+    if let Some(note) = &signed.note {
+        eprintln!("note: {note}");
     }
-    let (spec, secrets) = match &route.verify.kind {
-        SpecKind::Hmac { spec, secrets } => (spec.clone(), secrets),
-        SpecKind::None => bail!("route {} does not verify requests: there is nothing to sign", route.name),
-        SpecKind::Header { header, .. } | SpecKind::ApiKey { header, .. } => bail!(
-            "route {} checks a shared secret in {header}, not a signature: the sender sends the secret itself, which hookgate sign does not print",
-            route.name
-        ),
-        SpecKind::PublicKey { spec, .. } => bail!(
-            "route {} verifies {} signatures with the sender's public keys: hookgate is verify-only for this scheme and has no private key to sign with; send a real request from the sender (or sign with its private key) to test the route",
-            route.name,
-            spec.algorithm.as_str()
-        ),
-    };
-    let signer = HmacVerifier::try_new(spec, secrets)
-        .map_err(|e| anyhow::anyhow!("secret {} does not decode", e.0))?;
-    let headers = signer
-        .sign(0, "POST", None, &given, &body, std::time::SystemTime::now())
-        .map_err(|e| anyhow::anyhow!("cannot sign for route {}: {e}", route.name))?;
-    for (name, value) in headers {
+    let mut out = String::new();
+    for (name, value) in signed.headers {
         out.push_str(&format!("{name}: {value}\n"));
     }
     Ok(out)

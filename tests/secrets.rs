@@ -1,4 +1,5 @@
-//! No secret in logs, metrics, error bodies, admin answers or CLI output:
+//! No secret in logs, metrics, error bodies, admin answers, console pages
+//! or CLI output:
 //! the real binary, configured with distinctive secrets of every kind, is
 //! driven through success and failure paths at debug log level, and
 //! everything it printed or answered is searched for them.
@@ -199,6 +200,89 @@ routes:
     }
     outputs.push(("deliveries".into(), listing_text));
 
+    // The console: a near-miss login, then every page and a test event.
+    let wrong = form_post(
+        &format!("{admin}/ui/login"),
+        None,
+        &[("token", &near_miss(SECRETS[3]))],
+    )
+    .await;
+    assert_eq!(wrong.status, http::StatusCode::UNAUTHORIZED);
+    outputs.push((
+        "console wrong login".into(),
+        format!(
+            "{:?} {}",
+            wrong.headers,
+            String::from_utf8_lossy(&wrong.body)
+        ),
+    ));
+    let login = form_post(&format!("{admin}/ui/login"), None, &[("token", SECRETS[3])]).await;
+    assert_eq!(login.status, http::StatusCode::SEE_OTHER);
+    let cookie = login.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let id = items[0]["id"].as_str().unwrap();
+    let mut csrf = String::new();
+    for path in [
+        "/ui/",
+        "/ui/routes/partner",
+        "/ui/routes/timify",
+        "/ui/routes/trutac",
+        &format!("/ui/events/{id}"),
+        "/ui/dead-letters",
+    ] {
+        let page = send(
+            http::Request::get(format!("{admin}{path}"))
+                .header("cookie", &cookie)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(page.status, http::StatusCode::OK, "{path}");
+        let text = String::from_utf8_lossy(&page.body).to_string();
+        if let Some(at) = text.find(r#"name="csrf" value=""#) {
+            csrf = text[at + 19..at + 83].to_string();
+        }
+        outputs.push((
+            format!("console {path}"),
+            format!("{:?} {text}", page.headers),
+        ));
+    }
+    let test = form_post(
+        &format!("{admin}/ui/routes/trutac/test"),
+        Some(&cookie),
+        &[("csrf", &csrf), ("body", body)],
+    )
+    .await;
+    assert_eq!(test.status, http::StatusCode::OK);
+    let test_text = String::from_utf8_lossy(&test.body).to_string();
+    assert!(
+        test_text.contains("502"),
+        "the closed upstream's answer: {test_text}"
+    );
+    outputs.push(("console test event".into(), test_text));
+    for route in ["partner", "timify"] {
+        let refused = form_post(
+            &format!("{admin}/ui/routes/{route}/test"),
+            Some(&cookie),
+            &[("csrf", &csrf), ("body", body)],
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "{route}"
+        );
+        outputs.push((
+            format!("console test event {route}"),
+            String::from_utf8_lossy(&refused.body).into(),
+        ));
+    }
+
     // A reload that fails reports without values: the new file names a
     // variable that is not set, in a value right after a secret.
     let config_text = std::fs::read_to_string(&file).unwrap();
@@ -264,4 +348,23 @@ routes:
         .headers
         .get("authorization")
         .is_some_and(|v| v == format!("Bearer {}", SECRETS[5]).as_str())));
+}
+
+/// POSTs a form, with a cookie when given.
+async fn form_post(url: &str, cookie: Option<&str>, pairs: &[(&str, &str)]) -> Answer {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        body.append_pair(k, v);
+    }
+    let mut request =
+        http::Request::post(url).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    send(
+        request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.finish())))
+            .unwrap(),
+    )
+    .await
 }

@@ -148,6 +148,11 @@ async fn append_and_claim<B: Backend>(backend: &B, s: &Arc<B::Store>) {
     assert_eq!(detail.summary.attempts, 0);
     assert_eq!(detail.body_bytes, 7);
     assert_eq!(
+        &detail.body[..],
+        b"{\"n\":1}",
+        "get returns the body as received"
+    );
+    assert_eq!(
         detail.headers,
         [("x-event", "order.paid"), ("x-event", "second")].map(|(k, v)| (k.into(), v.into()))
     );

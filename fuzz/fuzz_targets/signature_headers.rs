@@ -47,16 +47,30 @@ fn verifier(scheme: &str, twin: bool) -> Option<Verifier> {
         ("standard_webhooks_v1a", true) => {
             "public_keys: [\"whpk_PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\"]"
         }
-        ("standard_webhooks" | "svix" | "clerk" | "resend", false) => {
+        // The same keys, in base64.
+        ("telnyx", false) => "public_keys: [\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]",
+        ("telnyx", true) => "public_keys: [\"PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\"]",
+        ("standard_webhooks" | "svix" | "clerk" | "resend" | "openai", false) => {
             "secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]"
         }
-        ("standard_webhooks" | "svix" | "clerk" | "resend", true) => {
+        ("standard_webhooks" | "svix" | "clerk" | "resend" | "openai", true) => {
             "secrets: [\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]"
         }
+        // `k` and `another`, in base64 (Airtable's keys).
+        ("airtable", false) => "secrets: [\"aw==\"]",
+        ("airtable", true) => "secrets: [\"YW5vdGhlcg==\"]",
+        // HTTP basic authentication: `user:password`.
+        ("postmark" | "chargebee", false) => "secrets: [\"u:k\"]",
+        ("postmark" | "chargebee", true) => "secrets: [\"u:another\"]",
         (_, false) => "secrets: [\"k\"]",
         (_, true) => "secrets: [\"another\"]",
     };
-    let url = if matches!(scheme, "hubspot" | "twilio" | "square") {
+    let signs_url = hookgate::presets::hmac_preset(scheme).is_some_and(|spec| {
+        spec.sources
+            .iter()
+            .any(|s| s.payload.uses(&hookgate::verify::template::Part::Url))
+    });
+    let url = if signs_url {
         ", public_url: \"https://h.test/x\""
     } else {
         ""

@@ -13,6 +13,8 @@
 //!   on any other address (`0.0.0.0` included) it answers
 //!   `403 {"error":"admin_token_required"}`, while the probes and
 //!   `/metrics` keep answering.
+//! - `/ui/`: the operator console (see [`crate::console`]), only with
+//!   `admin.token` set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,10 +46,19 @@ pub struct Admin {
     pub live: Arc<crate::reload::Live>,
     /// `admin.listen` is a loopback address (it cannot change on reload).
     pub loopback: bool,
+    pub console: crate::console::Console,
 }
 
 impl Admin {
-    pub async fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if crate::console::Console::owns(request.uri().path()) {
+            return self.console.handle(request).await;
+        }
+        let request = &request;
         if request.uri().path().starts_with("/admin/") {
             if let Some(refused) = self.refusal(request) {
                 return refused;

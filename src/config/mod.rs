@@ -60,7 +60,24 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub log: LogConfig,
     pub reload: ReloadConfig,
+    /// Traces (off unless `telemetry.otlp` is set).
+    pub otlp: Option<OtlpConfig>,
     pub routes: Vec<Route>,
+}
+
+/// `telemetry.otlp`: where and how traces are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    /// The OTLP/HTTP traces URL (the configured base with `/v1/traces`).
+    pub traces_url: http::Uri,
+    pub service_name: String,
+    /// The share of new traces recorded, 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+impl OtlpConfig {
+    pub const DEFAULT_SERVICE_NAME: &'static str = "hookgate";
+    pub const DEFAULT_SAMPLE_RATIO: f64 = 1.0;
 }
 
 impl Config {

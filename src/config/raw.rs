@@ -43,8 +43,25 @@ pub struct RawConfig {
     pub trusted_proxies: Vec<Parsed<IpNet>>,
     pub log: Option<RawLog>,
     pub reload: Option<RawReload>,
+    pub telemetry: Option<RawTelemetry>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp: Option<RawOtlp>,
+}
+
+/// `telemetry.otlp`: traces exported over OTLP/HTTP.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The collector's base URL (`/v1/traces` is added).
+    pub endpoint: Parsed<UpstreamUrl>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
 }
 
 #[derive(serde::Deserialize)]

@@ -21,17 +21,28 @@ use crate::verify::{Coverage, SpecKind, Verified, VerifySpec};
 pub enum EventSource {
     /// `header:NAME`
     Header(HeaderName),
+    /// `header:NAME,OTHER`: the first of these headers the request has
+    /// (Shopify sends `X-Shopify-Topic` or, newer, `shopify-topic`).
+    Headers(Vec<HeaderName>),
     /// `json:/pointer` (RFC 6901) into the JSON body; a string value.
     Json(String),
 }
 
 impl EventSource {
-    /// Parses `header:NAME` or `json:/pointer`.
+    /// Parses `header:NAME` (or `header:NAME,OTHER`) or `json:/pointer`.
     pub fn parse(text: &str) -> Result<EventSource, String> {
         if let Some(h) = text.strip_prefix("header:") {
-            return HeaderName::from_bytes(h.as_bytes())
-                .map(EventSource::Header)
-                .map_err(|_| format!("{h:?} is not a valid header name"));
+            let names = h
+                .split(',')
+                .map(|n| {
+                    HeaderName::from_bytes(n.trim().as_bytes())
+                        .map_err(|_| format!("{n:?} is not a valid header name"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(match <[HeaderName; 1]>::try_from(names) {
+                Ok([one]) => EventSource::Header(one),
+                Err(names) => EventSource::Headers(names),
+            });
         }
         if let Some(p) = text.strip_prefix("json:") {
             if p.starts_with('/') {
@@ -46,24 +57,53 @@ impl EventSource {
 
     /// Whether a signature with this coverage signs the event type, so a
     /// captured request cannot be relabelled past the route's filters.
+    /// The header a sender sets the event type in (the first, when the
+    /// sender has used several names); `None` when it is in the body.
+    pub fn header(&self) -> Option<&HeaderName> {
+        match self {
+            EventSource::Header(h) => Some(h),
+            EventSource::Headers(hs) => hs.first(),
+            EventSource::Json(_) => None,
+        }
+    }
+
     pub fn signed_by(&self, coverage: &Coverage) -> bool {
         match self {
             EventSource::Header(h) => coverage.header(h),
-            EventSource::Json(_) => coverage.body,
+            EventSource::Headers(hs) => hs.iter().all(|h| coverage.header(h)),
+            EventSource::Json(p) => coverage.json_field(p),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             EventSource::Header(h) => format!("header:{h}"),
+            EventSource::Headers(hs) => format!(
+                "header:{}",
+                hs.iter()
+                    .map(HeaderName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             EventSource::Json(p) => format!("json:{p}"),
         }
+    }
+
+    /// The event type of a stored event (its headers and body), if it has one.
+    pub fn event_type(&self, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        self.event(headers, &Json::new(body))
     }
 
     /// The event type of a request, if it has one.
     fn event(&self, headers: &HeaderMap, json: &Json<'_>) -> Option<String> {
         match self {
             EventSource::Header(h) => headers.get(h)?.to_str().ok().map(str::to_string),
+            EventSource::Headers(hs) => hs
+                .iter()
+                .find_map(|h| headers.get(h))?
+                .to_str()
+                .ok()
+                .map(str::to_string),
             EventSource::Json(p) => json.get()?.pointer(p)?.as_str().map(str::to_string),
         }
     }
@@ -85,6 +125,24 @@ pub enum Handshake {
     /// Okta event hooks: a `GET` with `X-Okta-Verification-Challenge`,
     /// answered `{"verification": <the challenge>}`.
     OktaVerification,
+}
+
+impl Handshake {
+    /// What hookgate answers, for `hookgate presets` and the docs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Handshake::SlackUrlVerification => "answers `url_verification` with its `challenge`",
+            Handshake::ZoomUrlValidation => {
+                "answers `endpoint.url_validation` with the token and its HMAC"
+            }
+            Handshake::TwitchCallbackVerification => {
+                "echoes `webhook_callback_verification` challenges"
+            }
+            Handshake::OktaVerification => {
+                "answers the verified `GET` with `X-Okta-Verification-Challenge`"
+            }
+        }
+    }
 }
 
 /// A route's event policy, as configured (presets fill in the defaults).

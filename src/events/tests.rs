@@ -192,3 +192,42 @@ async fn twitch_challenge_is_echoed_as_text() {
         Decision::Forward
     ));
 }
+
+/// Shopify's topic is in `X-Shopify-Topic` or, from newer deliveries,
+/// `shopify-topic`: either is read, the classic one first.
+#[test]
+fn shopify_topic_from_either_header() {
+    let (e, policy) = route_events(
+        "{ scheme: shopify, secrets: [s] }",
+        "    events: { allow: [\"orders/*\"] }\n",
+    );
+    assert_eq!(
+        policy.from.as_ref().map(EventSource::describe).as_deref(),
+        Some("header:x-shopify-topic,shopify-topic")
+    );
+    let d = |h: &[(&str, &str)]| outcome(&e.decide(&hdrs(h), b"{}", &verified(0)));
+    assert_eq!(d(&[("X-Shopify-Topic", "orders/create")]), None);
+    assert_eq!(d(&[("shopify-topic", "orders/create")]), None);
+    assert_eq!(
+        d(&[("shopify-topic", "carts/update")]),
+        Some(Outcome::Filtered)
+    );
+    assert_eq!(
+        d(&[
+            ("X-Shopify-Topic", "carts/update"),
+            ("shopify-topic", "orders/create")
+        ]),
+        Some(Outcome::Filtered)
+    );
+    assert_eq!(d(&[]), Some(Outcome::Filtered));
+    for bad in ["header:", "header:a,", "header:a b,c"] {
+        assert!(EventSource::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        EventSource::parse("header:A, b").unwrap(),
+        EventSource::Headers(vec![
+            HeaderName::from_static("a"),
+            HeaderName::from_static("b")
+        ])
+    );
+}

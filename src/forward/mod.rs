@@ -131,6 +131,15 @@ impl UpstreamClient {
     /// connection for reuse, and otherwise dropped with the connection).
     /// Retrying a 2xx because of its body would deliver the event twice.
     pub async fn deliver(&self, out: Outgoing<'_>) -> Result<StatusCode, ForwardError> {
+        self.deliver_answer(out).await.map(|(status, _)| status)
+    }
+
+    /// [`UpstreamClient::deliver`], with the answer's headers (for
+    /// `Retry-After`).
+    pub async fn deliver_answer(
+        &self,
+        out: Outgoing<'_>,
+    ) -> Result<(StatusCode, HeaderMap), ForwardError> {
         let timeout = out.upstream.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let request = self.request(out);
@@ -141,7 +150,7 @@ impl UpstreamClient {
         let (parts, body) = response.into_parts();
         let drain = Limited::new(body, self.max_response_bytes as usize).collect();
         let _ = tokio::time::timeout_at(deadline, drain).await;
-        Ok(parts.status)
+        Ok((parts.status, parts.headers))
     }
 
     fn request(&self, out: Outgoing<'_>) -> Request<Full<Bytes>> {

@@ -27,7 +27,10 @@ const NOW: u64 = 1_600_000_000;
 const ED25519_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
 fn whsec(scheme: &str) -> bool {
-    matches!(scheme, "standard_webhooks" | "svix" | "clerk" | "resend")
+    matches!(
+        scheme,
+        "standard_webhooks" | "svix" | "clerk" | "resend" | "openai"
+    )
 }
 
 /// One input: time byte 0, then `[name index] value` chunks, then the body.
@@ -51,6 +54,8 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
     let scheme = row.name;
     let secret = if whsec(scheme) {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    } else if scheme == "airtable" {
+        "aw==" // `k`, in base64
     } else {
         "k"
     };
@@ -78,6 +83,10 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
         NOW * 1000
     );
     for (i, source) in spec.sources.iter().enumerate() {
+        if source.body_signature.is_some() {
+            body_signature_seeds(scheme, secret, out);
+            continue;
+        }
         let signer = HmacVerifier::new(
             HmacSpec {
                 sources: vec![source.clone()],
@@ -120,6 +129,36 @@ fn hmac_seeds(row: &Row, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
+/// Mailgun: the signature object in the body, over `timestamp + token`.
+fn body_signature_seeds(scheme: &str, secret: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    use hmac::Mac;
+    let body = |token: &str, sig: &str| {
+        format!(
+            r#"{{"signature":{{"timestamp":"{NOW}","token":"{token}","signature":"{sig}"}},"event-data":{{"event":"delivered"}}}}"#
+        )
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{NOW}tok_1").as_bytes());
+    let sig = hex::encode(mac.finalize().into_bytes());
+    out.push((
+        format!("{scheme}-valid"),
+        input(&[], body("tok_1", &sig).as_bytes()),
+    ));
+    out.push((
+        format!("{scheme}-tampered"),
+        input(&[], body("tok_2", &sig).as_bytes()),
+    ));
+    let forged = format!(
+        "{}{}",
+        &sig[..60],
+        if &sig[60..61] == "a" { "b" } else { "a" }
+    ) + &sig[61..];
+    out.push((
+        format!("{scheme}-forged"),
+        input(&[], body("tok_1", &forged).as_bytes()),
+    ));
+}
+
 fn ed25519_seeds(out: &mut Vec<(String, Vec<u8>)>) {
     let key: [u8; 32] = hex::decode(ED25519_SECRET).unwrap().try_into().unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&key);
@@ -135,6 +174,21 @@ fn ed25519_seeds(out: &mut Vec<(String, Vec<u8>)>) {
                 (h("x-signature-timestamp"), ts.clone()),
             ],
             body,
+        ),
+    ));
+    let telnyx_body = br#"{"data":{"event_type":"call.initiated"}}"#;
+    let telnyx = key.sign(&[ts.as_bytes(), b"|", &telnyx_body[..]].concat());
+    out.push((
+        "telnyx-valid".into(),
+        input(
+            &[
+                (
+                    h("telnyx-signature-ed25519"),
+                    base64::engine::general_purpose::STANDARD.encode(telnyx.to_bytes()),
+                ),
+                (h("telnyx-timestamp"), ts.clone()),
+            ],
+            telnyx_body,
         ),
     ));
     let v1a = key.sign(&[b"msg_1.", ts.as_bytes(), b".", &body[..]].concat());
@@ -166,6 +220,18 @@ fn fuzz_corpus_matches_the_preset_table() {
                 seeds.push((
                     format!("{}-wrong", row.name),
                     input(&[(name, "j".into())], b"{}"),
+                ));
+            }
+            PresetKind::BasicAuth => {
+                let h = http::header::AUTHORIZATION;
+                // `u:k` and `u:j`.
+                seeds.push((
+                    format!("{}-valid", row.name),
+                    input(&[(h.clone(), "Basic dTpr".into())], b"{}"),
+                ));
+                seeds.push((
+                    format!("{}-wrong", row.name),
+                    input(&[(h, "Basic dTpq".into())], b"{}"),
                 ));
             }
             PresetKind::PublicKey(_) => {}

@@ -20,6 +20,7 @@ use std::time::Duration;
 use http::HeaderName;
 
 use crate::events::{EventSource, Handshake};
+use crate::verify::pointer::Pointer;
 use crate::verify::template::Template;
 use crate::verify::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
 use crate::verify::{
@@ -47,6 +48,9 @@ pub enum PresetKind {
     Header(HeaderName),
     /// A signature checked with the sender's `public_keys` (verify only).
     PublicKey(PublicKeySpec),
+    /// HTTP basic authentication: `Authorization: Basic …` carries one of
+    /// the secrets, each written `user:password` (Postmark, Chargebee).
+    BasicAuth,
 }
 
 impl Preset {
@@ -62,7 +66,7 @@ impl Preset {
         match &self.kind {
             PresetKind::Hmac(spec) => Some(Coverage::of_hmac(spec)),
             PresetKind::PublicKey(spec) => Some(Coverage::of_public_key(spec)),
-            PresetKind::Header(_) => None,
+            PresetKind::Header(_) | PresetKind::BasicAuth => None,
         }
     }
 }
@@ -205,14 +209,15 @@ pub const TABLE: &[Row] = {
         })
         .events("json:/type")
         .dedup_key("{json:/id}"),
-        // Base64 HMAC-SHA256 of the body, in the classic or the newer header.
+        // Base64 HMAC-SHA256 of the body, in the classic or the newer header;
+        // the topic likewise in `X-Shopify-Topic` or `shopify-topic`.
         Row::new("shopify", || {
             hmac([
                 body("x-shopify-hmac-sha256", Sha256, Base64, ""),
                 body("shopify-hmac-sha256", Sha256, Base64, ""),
             ])
         })
-        .events("header:X-Shopify-Topic"),
+        .events("header:X-Shopify-Topic,shopify-topic"),
         // `X-Slack-Signature: v0=<hex>` over `v0:<timestamp>:<body>`.
         Row::new("slack", || {
             hmac([SignatureSource {
@@ -328,18 +333,37 @@ pub const TABLE: &[Row] = {
             hmac([source])
         })
         .events("json:/event"),
-        // HubSpot v3: base64 HMAC-SHA256 of `method + URL + body +
-        // timestamp(ms)`; five minutes.
+        // HubSpot, by the signature version it sends. v3: base64
+        // HMAC-SHA256 of `method + URL + body + timestamp(ms)` in
+        // `X-HubSpot-Signature-v3`, five minutes; HubSpot signs the URL
+        // with `%3A`, `%2F`, … decoded, so that form is tried too. v1 and v2 (older apps and
+        // workflow webhooks): `X-HubSpot-Signature` is the hex SHA-256 (not
+        // an HMAC) of the client secret followed by the body (v1) or by
+        // `method + URL + body` (v2), chosen by
+        // `X-HubSpot-Signature-Version`; they carry no timestamp.
         Row::new("hubspot", || {
-            hmac([SignatureSource {
-                payload: template("{method}{url}{body}{timestamp}"),
-                timestamp: timestamp(
-                    "header:X-HubSpot-Request-Timestamp",
-                    TimeUnit::Milliseconds,
-                    300,
-                ),
-                ..body("x-hubspot-signature-v3", Sha256, Base64, "")
-            }])
+            let version = |v: &str| Some((header("x-hubspot-signature-version"), v.to_string()));
+            hmac([
+                SignatureSource {
+                    payload: template("{method}{url}{body}{timestamp}"),
+                    timestamp: timestamp(
+                        "header:X-HubSpot-Request-Timestamp",
+                        TimeUnit::Milliseconds,
+                        300,
+                    ),
+                    url_decode_reserved: true,
+                    ..body("x-hubspot-signature-v3", Sha256, Base64, "")
+                },
+                SignatureSource {
+                    payload: template("{method}{url}{body}"),
+                    only_when: version("v2"),
+                    ..body("x-hubspot-signature", SecretPrefixedSha256, Hex, "")
+                },
+                SignatureSource {
+                    only_when: version("v1"),
+                    ..body("x-hubspot-signature", SecretPrefixedSha256, Hex, "")
+                },
+            ])
         }),
         // Twitch EventSub: `sha256=<hex>` over `id + timestamp + body`,
         // the timestamp RFC 3339; Twitch says ten minutes.
@@ -414,8 +438,262 @@ pub const TABLE: &[Row] = {
                 ),
             })
         }),
+        // Meta (Facebook, WhatsApp Business, Instagram) Graph API webhooks:
+        // `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` under
+        // the app secret. (The `hub.mode=subscribe` GET is not answered by
+        // hookgate yet.)
+        Row::new("meta", meta).events("json:/object"),
+        Row::new("whatsapp", meta).events("json:/object"),
+        Row::new("instagram", meta).events("json:/object"),
+        // LINE Messaging API: `x-line-signature: <base64 HMAC-SHA256 of the
+        // body>` under the channel secret.
+        Row::new("line", || {
+            hmac([body("x-line-signature", Sha256, Base64, "")])
+        }),
+        // Razorpay: `X-Razorpay-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("razorpay", || {
+            hmac([body("x-razorpay-signature", Sha256, Hex, "")])
+        })
+        .events("json:/event"),
+        // GoCardless: `Webhook-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("gocardless", || {
+            hmac([body("webhook-signature", Sha256, Hex, "")])
+        }),
+        // Coinbase Commerce: `X-CC-Webhook-Signature: <hex HMAC-SHA256>`.
+        Row::new("coinbase_commerce", || {
+            hmac([body("x-cc-webhook-signature", Sha256, Hex, "")])
+        })
+        .events("json:/event/type"),
+        // Pusher Channels: `X-Pusher-Signature: <hex HMAC-SHA256 of the
+        // body>` under the app secret (`X-Pusher-Key` names the app key).
+        Row::new("pusher", || {
+            hmac([body("x-pusher-signature", Sha256, Hex, "")])
+        }),
+        // Onfido: `X-SHA2-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("onfido", || {
+            hmac([body("x-sha2-signature", Sha256, Hex, "")])
+        })
+        .events("json:/payload/action"),
+        // Lemon Squeezy: `X-Signature: <hex HMAC-SHA256 of the body>`.
+        Row::new("lemonsqueezy", || {
+            hmac([body("x-signature", Sha256, Hex, "")])
+        })
+        .events("json:/meta/event_name"),
+        // Sentry integration platform: `Sentry-Hook-Signature: <hex
+        // HMAC-SHA256 of the body>` under the client secret.
+        Row::new("sentry", || {
+            hmac([body("sentry-hook-signature", Sha256, Hex, "")])
+        })
+        .events("header:Sentry-Hook-Resource"),
+        // Cal.com: `X-Cal-Signature-256: <hex HMAC-SHA256 of the body>`.
+        Row::new("cal_com", || {
+            hmac([body("x-cal-signature-256", Sha256, Hex, "")])
+        })
+        .events("json:/triggerEvent"),
+        // Gitea, Forgejo and Gogs: `X-…-Signature: <hex HMAC-SHA256 of the
+        // body>`.
+        Row::new("gitea", || {
+            hmac([body("x-gitea-signature", Sha256, Hex, "")])
+        })
+        .events("header:X-Gitea-Event"),
+        Row::new("forgejo", || {
+            hmac([body("x-forgejo-signature", Sha256, Hex, "")])
+        })
+        .events("header:X-Forgejo-Event"),
+        Row::new("gogs", || hmac([body("x-gogs-signature", Sha256, Hex, "")]))
+            .events("header:X-Gogs-Event"),
+        // CircleCI: `circleci-signature: v1=<hex HMAC-SHA256 of the body>`,
+        // a comma-separated list so that other versions can be added.
+        Row::new("circleci", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                ..body("circleci-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/type"),
+        // Dropbox: `X-Dropbox-Signature: <hex HMAC-SHA256 of the body>`
+        // under the app secret. (The `challenge` GET is not answered by
+        // hookgate yet.)
+        Row::new("dropbox", || {
+            hmac([body("x-dropbox-signature", Sha256, Hex, "")])
+        }),
+        // Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body,
+        // the key being the webhook's `macSecretBase64`, base64-decoded.
+        Row::new("airtable", || {
+            hmac([SignatureSource {
+                secret_encoding: SecretEncoding::Base64,
+                ..body("x-airtable-content-mac", Sha256, Hex, "hmac-sha256=")
+            }])
+        }),
+        // Heroku app webhooks: `Heroku-Webhook-Hmac-SHA256: <base64>`.
+        Row::new("heroku", || {
+            hmac([body("heroku-webhook-hmac-sha256", Sha256, Base64, "")])
+        }),
+        // WooCommerce: `X-WC-Webhook-Signature: <base64 HMAC-SHA256>`.
+        Row::new("woocommerce", || {
+            hmac([body("x-wc-webhook-signature", Sha256, Base64, "")])
+        })
+        .events("header:X-WC-Webhook-Topic"),
+        // WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `t.body`; the
+        // SDKs allow three minutes.
+        Row::new("workos", || {
+            hmac([SignatureSource {
+                // WorkOS's SDKs split on exactly `, `.
+                separator: Some(", ".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Milliseconds, 180),
+                ..body("workos-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/event"),
+        // Box: base64 HMAC-SHA256 of `body + BOX-DELIVERY-TIMESTAMP` under
+        // the primary key in `BOX-SIGNATURE-PRIMARY` and under the
+        // secondary key in `BOX-SIGNATURE-SECONDARY` (either may match
+        // either configured key, so keys rotate); the SDKs allow ten
+        // minutes.
+        Row::new("box", || {
+            hmac([SignatureSource {
+                more_headers: vec![header("box-signature-secondary")],
+                payload: template("{body}{timestamp}"),
+                timestamp: timestamp("header:BOX-DELIVERY-TIMESTAMP", TimeUnit::Rfc3339, 600),
+                ..body("box-signature-primary", Sha256, Base64, "")
+            }])
+        })
+        .events("json:/trigger"),
+        // Mux: `Mux-Signature: t=<unix>,v1=<hex>` over `t.body`.
+        Row::new("mux", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
+                ..body("mux-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/type"),
+        // Persona: `Persona-Signature: t=<unix>,v1=<hex>` over `t.body`;
+        // while a secret rotates, two such pairs separated by a space.
+        Row::new("persona", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                items_split_on_whitespace: true,
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 300),
+                ..body("persona-signature", Sha256, Hex, "v1=")
+            }])
+        })
+        .events("json:/data/attributes/name"),
+        // Sanity: `sanity-webhook-signature: t=<ms>,v1=<base64url>` over
+        // `t.body`.
+        Row::new("sanity", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Milliseconds, 300),
+                ..body("sanity-webhook-signature", Sha256, Base64Url, "v1=")
+            }])
+        }),
+        // Buildkite with signed webhooks: `X-Buildkite-Signature:
+        // timestamp=<unix>,signature=<hex>` over `timestamp.body`.
+        Row::new("buildkite", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:timestamp", TimeUnit::Seconds, 300),
+                ..body("x-buildkite-signature", Sha256, Hex, "signature=")
+            }])
+        })
+        .events("json:/event"),
+        // Trello: `X-Trello-Webhook: <base64 HMAC-SHA1 of body +
+        // callbackURL>` under the application secret.
+        Row::new("trello", || {
+            hmac([SignatureSource {
+                payload: template("{body}{url}"),
+                ..body("x-trello-webhook", Sha1, Base64, "")
+            }])
+        })
+        .events("json:/action/type"),
+        // Mandrill: `X-Mandrill-Signature: <base64 HMAC-SHA1 of the
+        // webhook URL followed by each form parameter's name and value,
+        // sorted by name>`.
+        Row::new("mandrill", || {
+            hmac([SignatureSource {
+                payload: template("{url}{form_sorted}"),
+                ..body("x-mandrill-signature", Sha1, Base64, "")
+            }])
+        }),
+        // Recurly: `recurly-signature: <ms>,<hex>,<hex>…`, the timestamp
+        // first, then one hex HMAC-SHA256 of `timestamp.body` per active
+        // key; five minutes.
+        Row::new("recurly", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:#0", TimeUnit::Milliseconds, 300),
+                ..body("recurly-signature", Sha256, Hex, "")
+            }])
+        }),
+        // OpenAI: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+        // `webhook-signature`, `whsec_` secrets).
+        Row::new("openai", || hmac([standard_webhooks("webhook")]))
+            .events("json:/type")
+            .dedup_key("{header:webhook-id}"),
+        // ElevenLabs: `ElevenLabs-Signature: t=<unix>,v0=<hex>` over
+        // `t.body`; the SDKs allow thirty minutes.
+        Row::new("elevenlabs", || {
+            hmac([SignatureSource {
+                separator: Some(",".into()),
+                payload: template("{timestamp}.{body}"),
+                timestamp: timestamp("signature:t", TimeUnit::Seconds, 1800),
+                ..body("elevenlabs-signature", Sha256, Hex, "v0=")
+            }])
+        })
+        .events("json:/type"),
+        // Telnyx: base64 Ed25519 signature of `timestamp|body`, the key
+        // from the portal in base64; five minutes.
+        Row::new("telnyx", || {
+            PresetKind::PublicKey(PublicKeySpec {
+                header: header("telnyx-signature-ed25519"),
+                algorithm: KeyAlgorithm::Ed25519,
+                key_format: KeyFormat::Base64,
+                encoding: Base64,
+                prefix: String::new(),
+                separator: None,
+                payload: template("{timestamp}|{body}"),
+                timestamp: timestamp("header:telnyx-timestamp", TimeUnit::Seconds, 300),
+            })
+        })
+        .events("json:/data/event_type"),
+        // Mailgun: the JSON body's `signature` object carries `timestamp`,
+        // `token` and `signature`, the hex HMAC-SHA256 of `timestamp +
+        // token` under the webhook signing key. Mailgun does not sign the
+        // rest of the body; the signed, single-use `token` is the dedup
+        // key. Fifteen minutes, as Mailgun's Python SDK (`mailgun` 1.10's
+        // `SecurityGuard.verify_webhook`) allows.
+        Row::new("mailgun", || {
+            hmac([SignatureSource {
+                body_signature: Some(Pointer::parse("/signature/signature")),
+                payload: template("{timestamp}{json:/signature/token}"),
+                timestamp: timestamp("json:/signature/timestamp", TimeUnit::Seconds, 900),
+                ..body(BODY_SIGNATURE, Sha256, Hex, "")
+            }])
+        })
+        .events("json:/event-data/event")
+        .dedup_key("{json:/signature/token}"),
+        // Telegram Bot API: `X-Telegram-Bot-Api-Secret-Token` carries the
+        // `secret_token` given to `setWebhook`, verbatim.
+        Row::new("telegram", || {
+            PresetKind::Header(header("x-telegram-bot-api-secret-token"))
+        }),
+        // Postmark and Chargebee: HTTP basic authentication, the secret
+        // written `user:password`.
+        Row::new("postmark", || PresetKind::BasicAuth).events("json:/RecordType"),
+        Row::new("chargebee", || PresetKind::BasicAuth).events("json:/event_type"),
     ]
 };
+
+/// The `header` of a signature source whose signature is in the body
+/// (`body_signature`): never read, never sent.
+const BODY_SIGNATURE: &str = "x-hookgate-signature-in-body";
 
 /// Names of every preset, for error messages and docs.
 pub const NAMES: &[&str] = &names();
@@ -433,9 +711,22 @@ const fn names() -> [&'static str; TABLE.len()] {
 /// Every request header any preset reads to verify a request, each once,
 /// in table order: signature headers (every DocuSign
 /// `X-DocuSign-Signature-N`), timestamp and ID headers, Twilio's algorithm
-/// header, shared-secret headers, and those of the public-key forms. The
+/// header, HubSpot's version header, shared-secret headers, and those of the public-key forms. The
 /// fuzz target `signature_headers` sends these.
 pub fn header_names() -> Vec<HeaderName> {
+    let mut out: Vec<HeaderName> = Vec::new();
+    for row in TABLE {
+        for name in row_headers(row) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The request headers one row reads to verify, each once.
+pub fn row_headers(row: &Row) -> Vec<HeaderName> {
     fn timestamp_header(ts: &Option<TimestampSpec>) -> Option<HeaderName> {
         match ts.as_ref().map(|t| &t.source) {
             Some(TimestampSource::Header(h)) => Some(h.clone()),
@@ -447,29 +738,31 @@ pub fn header_names() -> Vec<HeaderName> {
         names.extend(timestamp_header(&spec.timestamp));
         names.extend(spec.payload.headers().cloned());
     }
-    let mut out: Vec<HeaderName> = Vec::new();
-    for row in TABLE {
-        let mut names = Vec::new();
-        match (row.verify)() {
-            PresetKind::Hmac(spec) => {
-                for s in spec.sources {
+    let mut names = Vec::new();
+    match (row.verify)() {
+        PresetKind::Hmac(spec) => {
+            for s in spec.sources {
+                if s.body_signature.is_none() {
                     names.push(s.header.clone());
-                    names.extend(s.more_headers.iter().cloned());
-                    names.extend(timestamp_header(&s.timestamp));
-                    names.extend(s.payload.headers().cloned());
-                    names.extend(s.algorithm_header.clone());
                 }
+                names.extend(s.more_headers.iter().cloned());
+                names.extend(timestamp_header(&s.timestamp));
+                names.extend(s.payload.headers().cloned());
+                names.extend(s.algorithm_header.clone());
+                names.extend(s.only_when.as_ref().map(|(h, _)| h.clone()));
             }
-            PresetKind::Header(h) => names.push(h),
-            PresetKind::PublicKey(spec) => public_key(spec, &mut names),
         }
-        if let Some(spec) = row.public_key {
-            public_key(spec(), &mut names);
-        }
-        for name in names {
-            if !out.contains(&name) {
-                out.push(name);
-            }
+        PresetKind::Header(h) => names.push(h),
+        PresetKind::BasicAuth => names.push(http::header::AUTHORIZATION),
+        PresetKind::PublicKey(spec) => public_key(spec, &mut names),
+    }
+    if let Some(spec) = row.public_key {
+        public_key(spec(), &mut names);
+    }
+    let mut out: Vec<HeaderName> = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     out
@@ -489,7 +782,7 @@ pub fn preset(name: &str) -> Option<Preset> {
 pub fn hmac_preset(name: &str) -> Option<HmacSpec> {
     match preset(name)?.kind {
         PresetKind::Hmac(spec) => Some(spec),
-        PresetKind::Header(_) | PresetKind::PublicKey(_) => None,
+        PresetKind::Header(_) | PresetKind::PublicKey(_) | PresetKind::BasicAuth => None,
     }
 }
 
@@ -503,7 +796,7 @@ pub fn public_key_preset(name: &str) -> Option<PublicKeySpec> {
     }
     match (row.verify)() {
         PresetKind::PublicKey(spec) => Some(spec),
-        PresetKind::Hmac(_) | PresetKind::Header(_) => None,
+        PresetKind::Hmac(_) | PresetKind::Header(_) | PresetKind::BasicAuth => None,
     }
 }
 
@@ -528,6 +821,16 @@ fn standard_webhooks_v1a() -> PublicKeySpec {
         payload: template("{header:webhook-id}.{timestamp}.{body}"),
         timestamp: timestamp("header:webhook-timestamp", TimeUnit::Seconds, 300),
     }
+}
+
+/// Meta's Graph API webhooks (Facebook, WhatsApp, Instagram).
+fn meta() -> PresetKind {
+    hmac([body(
+        "x-hub-signature-256",
+        Algorithm::Sha256,
+        Encoding::Hex,
+        "sha256=",
+    )])
 }
 
 /// Svix's two header spellings.
@@ -590,8 +893,12 @@ fn standard_webhooks(prefix: &str) -> SignatureSource {
     }
 }
 
+pub mod describe;
+
 #[cfg(test)]
 mod derived_tests;
+#[cfg(test)]
+mod docs_tests;
 #[cfg(test)]
 mod fuzz_seeds;
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The public-key presets (`discord`, `sendgrid`, and `standard_webhooks`
+//! The public-key presets (`discord`, `sendgrid`, `telnyx`, and `standard_webhooks`
 //! with `public_keys`), built from YAML exactly as a user configures them
 //! and checked with signatures made here with fixed private keys (the
 //! crates' own signers, deterministic, so no random source): sign, verify,
@@ -32,16 +32,18 @@ enum Kind {
     Discord,
     SendGrid,
     StdWh,
+    Telnyx,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Discord, Kind::SendGrid, Kind::StdWh];
+    const ALL: [Kind; 4] = [Kind::Discord, Kind::SendGrid, Kind::StdWh, Kind::Telnyx];
 
     fn scheme(self) -> &'static str {
         match self {
             Kind::Discord => "discord",
             Kind::SendGrid => "sendgrid",
             Kind::StdWh => "standard_webhooks",
+            Kind::Telnyx => "telnyx",
         }
     }
 
@@ -50,6 +52,7 @@ impl Kind {
         match self {
             Kind::Discord => hex::encode(ed(seed).verifying_key().as_bytes()),
             Kind::StdWh => format!("whpk_{}", b64(ed(seed).verifying_key().as_bytes())),
+            Kind::Telnyx => b64(ed(seed).verifying_key().as_bytes()),
             Kind::SendGrid => {
                 // SubjectPublicKeyInfo by hand: the fixed DER header for an
                 // id-ecPublicKey/prime256v1 key, then the uncompressed point.
@@ -82,6 +85,13 @@ impl Kind {
                     h("X-Twilio-Email-Event-Webhook-Timestamp", ts.to_string()),
                 ]
             }
+            Kind::Telnyx => {
+                let sig = ed(seed).sign(&[ts.as_bytes(), b"|", body].concat());
+                vec![
+                    h("telnyx-signature-ed25519", b64(&sig.to_bytes())),
+                    h("telnyx-timestamp", ts.to_string()),
+                ]
+            }
             Kind::StdWh => {
                 let payload = [b"msg_1.", ts.as_bytes(), b".", body].concat();
                 let sig = ed(seed).sign(&payload);
@@ -105,6 +115,7 @@ impl Kind {
             Kind::Discord => "x-signature-ed25519",
             Kind::SendGrid => "x-twilio-email-event-webhook-signature",
             Kind::StdWh => "webhook-signature",
+            Kind::Telnyx => "telnyx-signature-ed25519",
         }
     }
 
@@ -113,6 +124,7 @@ impl Kind {
             Kind::Discord => "x-signature-timestamp",
             Kind::SendGrid => "x-twilio-email-event-webhook-timestamp",
             Kind::StdWh => "webhook-timestamp",
+            Kind::Telnyx => "telnyx-timestamp",
         }
     }
 }

@@ -58,6 +58,17 @@ fn whsec(row: &Row) -> bool {
     }
 }
 
+/// Whether the row's secrets are written in base64.
+fn base64_secret(row: &Row) -> bool {
+    match row.preset().kind {
+        PresetKind::Hmac(spec) => spec
+            .sources
+            .iter()
+            .any(|s| s.secret_encoding == SecretEncoding::Base64),
+        _ => false,
+    }
+}
+
 /// The headers a sender would send for `body`, signed with `secret` by
 /// source `index` of `scheme` only, its signature in header `name`.
 fn sign(scheme: &str, secret: &str, index: usize, name: &HeaderName, body: &[u8]) -> HeaderMap {
@@ -103,7 +114,7 @@ fn check(v: &Verifier, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyErr
 fn output_len(algorithm: Algorithm) -> usize {
     match algorithm {
         Algorithm::Sha1 => 20,
-        Algorithm::Sha256 => 32,
+        Algorithm::Sha256 | Algorithm::SecretPrefixedSha256 => 32,
         Algorithm::Sha512 => 64,
     }
 }
@@ -132,6 +143,10 @@ fn every_source() -> Vec<(&'static Row, usize, SignatureSource, HeaderName)> {
             continue;
         };
         for (i, source) in spec.sources.iter().enumerate() {
+            // A signature in the body (Mailgun) has its own tests.
+            if source.body_signature.is_some() {
+                continue;
+            }
             for name in std::iter::once(&source.header).chain(&source.more_headers) {
                 out.push((row, i, source.clone(), name.clone()));
             }
@@ -159,6 +174,9 @@ fn every_source_of_every_hmac_preset_signs_and_refuses_tamper_wrong_secret_forge
         let scheme = row.name;
         let (secret, other) = if whsec(row) {
             (WHSEC, WHSEC_OTHER)
+        } else if base64_secret(row) {
+            // `k-secret` and `another-secret`, base64 (Airtable's keys).
+            ("ay1zZWNyZXQ=", "YW5vdGhlci1zZWNyZXQ=")
         } else {
             ("k-secret", "another-secret")
         };

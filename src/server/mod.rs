@@ -1,9 +1,9 @@
 //! Listeners: accepting connections, the per-connection service stack, and
-//! graceful shutdown.
+//! graceful shutdown. What happens to each request is in `pipeline`.
 
 mod connection;
 mod error;
-mod handler;
+mod pipeline;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -24,7 +24,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use connection::Connections;
 pub use error::{json_error, RequestError};
-pub use handler::Gateway;
+pub use pipeline::Gateway;
 
 /// Response body of the ingress stack (as boxed by the panic guard).
 pub type IngressBody = tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>;
@@ -38,7 +38,7 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         // A sender that does not finish its request head in time is cut off
-        // (slowloris); the body has its own timeout in the handler. hyper
+        // (slowloris); the body has its own timeout (`pipeline/body.rs`). hyper
         // also runs this timer while a keep-alive connection waits for its
         // next request; `limits.idle_timeout` (see `connection`) closes idle
         // connections of both protocols.

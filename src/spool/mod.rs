@@ -267,6 +267,10 @@ pub struct DeliveryDetail {
     /// Header names and values as forwarded (credentials never stored).
     pub headers: Vec<(String, String)>,
     pub body_bytes: usize,
+    /// The body as received (the console shows it; the admin API's JSON
+    /// keeps to its size).
+    #[serde(skip)]
+    pub body: Bytes,
 }
 
 /// The outcome of one attempt, as recorded.
@@ -441,6 +445,22 @@ impl Spool {
     /// Undelivered events of `route`.
     pub fn pending(&self, route: &str) -> i64 {
         self.counts(route).pending.load(Ordering::Relaxed)
+    }
+
+    /// How many deliveries of `route` are pending and dead, as this
+    /// process counts them (the numbers behind the gauges); `None` for a
+    /// route the spool does not know.
+    pub fn route_counts(&self, route: &str) -> Option<SpoolCounts> {
+        self.known(route).map(|c| SpoolCounts {
+            pending: c.pending.load(Ordering::Relaxed),
+            dead: c.dead.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Per route with anything pending: the oldest pending `received_at`
+    /// (unix ms), from the store.
+    pub async fn oldest_pending(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store.oldest_pending().await
     }
 
     /// Resolves when `route` may have new work.

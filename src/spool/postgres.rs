@@ -234,9 +234,8 @@ impl SpoolStore for PostgresSpoolStore {
         let id = id.to_string();
         Box::pin(async move {
             let client = self.db.client().await?;
-            let sql = format!(
-                "SELECT {SUMMARY_COLUMNS}, headers, length(body) FROM deliveries WHERE id = $1"
-            );
+            let sql =
+                format!("SELECT {SUMMARY_COLUMNS}, headers, body FROM deliveries WHERE id = $1");
             let Some(row) = client.query_opt(&sql, &[&id]).await? else {
                 return Ok(None);
             };
@@ -268,11 +267,13 @@ impl SpoolStore for PostgresSpoolStore {
                     )
                 })
                 .collect();
+            let body: Vec<u8> = row.try_get(9)?;
             Ok(Some(DeliveryDetail {
                 summary: summary(&row)?,
                 attempt_history,
                 headers,
-                body_bytes: row.try_get::<_, i32>(9)? as usize,
+                body_bytes: body.len(),
+                body: Bytes::from(body),
             }))
         })
     }

@@ -397,12 +397,12 @@ impl SpoolStore for SqliteSpoolStore {
 
 /// One delivery with its attempts and headers.
 fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<DeliveryDetail>> {
-    let Some((summary, headers, body_bytes)) = c
+    let Some((summary, headers, body)) = c
         .query_row(
-            "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, headers, length(body)
+            "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, headers, body
              FROM deliveries WHERE id = ?1",
             [id],
-            |r| Ok((summary(r)?, r.get::<_, String>(8)?, r.get::<_, i64>(9)?)),
+            |r| Ok((summary(r)?, r.get::<_, String>(8)?, r.get::<_, Vec<u8>>(9)?)),
         )
         .optional()?
     else {
@@ -435,7 +435,8 @@ fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Deliver
         summary,
         attempt_history,
         headers,
-        body_bytes: body_bytes as usize,
+        body_bytes: body.len(),
+        body: Bytes::from(body),
     }))
 }
 

@@ -22,7 +22,7 @@ use crate::config::Route;
 use crate::forward::retry::{Decision, RetryPolicy};
 use crate::forward::{delivery_headers, ForwardError, Outgoing, UpstreamClient};
 use crate::store::now_ms;
-use crate::telemetry::{DeliveryResult, RouteMetrics};
+use crate::telemetry::{traces, DeliveryResult, RouteMetrics};
 
 const DELIVERY_ID: HeaderName = HeaderName::from_static("hookgate-delivery-id");
 const ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
@@ -124,6 +124,13 @@ impl DeliveryWorker {
         // event: they may be credentials, and the config may have changed),
         // and so are the sender-header rules (see `delivery_headers`).
         let label = HeaderValue::from_str(&route.name).expect("route names are validated");
+        // The attempt's span is a child of the request's, whose context was
+        // stored with the event (the header is dropped just below).
+        let parent = traces::stored_context(&event.headers);
+        let span = self
+            .metrics
+            .traces()
+            .deliver(parent, &route.name, "upstream", attempt);
         let mut headers = delivery_headers(
             event.headers,
             route.upstream.forward_headers.as_deref(),
@@ -134,6 +141,7 @@ impl DeliveryWorker {
             headers.insert(DELIVERY_ID, id);
         }
         headers.insert(ATTEMPT, HeaderValue::from(attempt));
+        span.inject(&mut headers);
         let started_at = now_ms();
         let started = Instant::now();
         let result = self
@@ -151,6 +159,7 @@ impl DeliveryWorker {
             Err(ForwardError::Timeout(after)) => (None, Some(format!("timed out after {after:?}"))),
             Err(e) => (None, Some(e.to_string())),
         };
+        span.finish(status, error.as_deref(), duration);
         let delivered = matches!(&result, Ok(status) if status.is_success());
         let now = now_ms();
         let decision = policy.decide(attempt, event.received_at, now, delivered);

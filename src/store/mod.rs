@@ -51,6 +51,9 @@
 //! ) WITHOUT ROWID;
 //! ```
 
+#[doc(hidden)]
+pub mod commit_gate;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -569,6 +572,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) -> (Result<(), StoreErro
         // SQLite already rolled the transaction back: nothing was written.
         return (Err(StoreError::RolledBack), callbacks);
     }
+    commit_gate::before_commit();
     (tx.commit().map_err(StoreError::from), callbacks)
 }
 

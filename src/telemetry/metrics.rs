@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{
 };
 
 use super::names::{self, Kind};
+use crate::console::activity::{Activity, RouteActivity, Seen};
 use crate::verify::VerifyError;
 
 /// A metric label as an enum: its values are the variants, so a value the
@@ -94,6 +95,25 @@ label! {
     }
 }
 
+impl Outcome {
+    /// Whether a request with this outcome passed its route's verification
+    /// (everything refused before or by verification is not).
+    pub fn passed_verification(self) -> bool {
+        !matches!(
+            self,
+            Outcome::Unauthorized
+                | Outcome::TooLarge
+                | Outcome::NotFound
+                | Outcome::MethodNotAllowed
+                | Outcome::BadRequest
+                | Outcome::Timeout
+                | Outcome::Forbidden
+                | Outcome::Overloaded
+                | Outcome::InternalError
+        )
+    }
+}
+
 label! {
     /// Upstream answer classes: the `class` label of
     /// `hookgate_upstream_responses_total`.
@@ -162,6 +182,11 @@ pub struct Metrics {
     store_commit_failures: Counter,
     reloads: [Counter; 2],
     reload_ok: Gauge,
+    /// The tracer (empty unless `telemetry.otlp` is set), handed to each
+    /// route with its metrics.
+    traces: super::traces::Traces,
+    /// The console's last hour per route, fed by the same calls.
+    activity: Arc<Activity>,
 }
 
 impl Default for Metrics {
@@ -223,7 +248,14 @@ impl Metrics {
             store_commit_failures,
             reloads,
             reload_ok,
+            traces: Default::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// What the console shows of each route's last hour.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Prometheus text exposition of every series.
@@ -320,7 +352,19 @@ impl Metrics {
             delivery_lag: histogram(r, names::DELIVERY_LAG_SECONDS, with(None)),
             request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
             upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
+            traces: self.traces.clone(),
+            activity: self.activity.route(route),
         }
+    }
+
+    /// These metrics with `traces` as the process's tracer.
+    pub fn with_traces(mut self, traces: super::traces::Traces) -> Metrics {
+        self.traces = traces;
+        self
+    }
+
+    pub fn traces(&self) -> &super::traces::Traces {
+        &self.traces
     }
 }
 
@@ -343,12 +387,26 @@ pub struct RouteMetrics {
     dedup_key_fallbacks: Counter,
     request_duration: Histogram,
     upstream_duration: Histogram,
+    traces: super::traces::Traces,
+    activity: Arc<RouteActivity>,
 }
 
 impl RouteMetrics {
+    /// The tracer for this route's requests and deliveries.
+    pub fn traces(&self) -> &super::traces::Traces {
+        &self.traces
+    }
+
     pub fn request(&self, outcome: Outcome, seconds: f64) {
         self.requests[outcome.index()].increment(1);
         self.request_duration.record(seconds);
+        self.activity.request();
+        if outcome == Outcome::Duplicate {
+            self.activity.count(Seen::Duplicate);
+        }
+        if outcome.passed_verification() {
+            self.activity.count(Seen::Verified);
+        }
     }
 
     pub fn verify_failure(&self, error: VerifyError) {
@@ -357,6 +415,19 @@ impl RouteMetrics {
             .position(|e| *e == error)
             .unwrap_or(0);
         self.verify_failures[i].increment(1);
+        self.activity.count(Seen::Rejected(error));
+    }
+
+    /// [`RouteMetrics::verify_failure`], and the console keeps the
+    /// request's time, sender and header names (never their values).
+    pub fn verify_failure_from(
+        &self,
+        error: VerifyError,
+        peer: std::net::SocketAddr,
+        headers: &http::HeaderMap,
+    ) {
+        self.verify_failure(error);
+        self.activity.reject(error, peer, headers);
     }
 
     pub fn secret_matched(&self, index: usize) {
@@ -385,6 +456,10 @@ impl RouteMetrics {
     pub fn delivery(&self, result: DeliveryResult, attempt_seconds: f64) {
         self.deliveries[result.index()].increment(1);
         self.attempt_duration.record(attempt_seconds);
+        self.activity.count(match result {
+            DeliveryResult::Delivered => Seen::Delivered,
+            DeliveryResult::Retry | DeliveryResult::DeadLetter => Seen::DeliveryFailed,
+        });
     }
 
     /// Records the time from receipt to delivery of one event.
@@ -409,6 +484,12 @@ impl RouteMetrics {
     pub fn upstream(&self, class: UpstreamClass, seconds: f64) {
         self.upstream_responses[class.index()].increment(1);
         self.upstream_duration.record(seconds);
+        // Only the sync path exchanges with the upstream here (async
+        // attempts are counted by `delivery`).
+        self.activity.count(match class {
+            UpstreamClass::Status2xx => Seen::Delivered,
+            _ => Seen::DeliveryFailed,
+        });
     }
 }
 
@@ -562,5 +643,46 @@ mod tests {
         assert!(text
             .contains("hookgate_request_duration_seconds_bucket{route=\"trutac\",le=\"0.025\"} 1"));
         assert!(text.contains("# HELP hookgate_requests_total"));
+    }
+
+    /// The console's last hour is fed by the same calls that count: one
+    /// call per event kind, and a route's buffers are shared by every
+    /// handle of that route (each reload makes new handles).
+    #[test]
+    fn counting_feeds_the_consoles_last_hour() {
+        let m = Metrics::new();
+        let (r, again) = (m.route("r", 1), m.route("r", 1));
+        r.request(Outcome::Accepted, 0.01);
+        again.request(Outcome::Duplicate, 0.01);
+        r.request(Outcome::Unauthorized, 0.01);
+        let peer = "192.0.2.1:1234".parse().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-sig", "value-never-kept".parse().unwrap());
+        r.verify_failure_from(VerifyError::StaleTimestamp, peer, &headers);
+        r.upstream(UpstreamClass::Status2xx, 0.01);
+        r.delivery(DeliveryResult::Delivered, 0.01);
+        r.delivery(DeliveryResult::Retry, 0.01);
+        let hour = m.activity().route("r").last_hour();
+        let sum = |f: fn(&crate::console::activity::Minute) -> u32| hour.iter().map(f).sum::<u32>();
+        assert_eq!(
+            sum(|m| m.verified),
+            2,
+            "accepted and duplicate passed verification"
+        );
+        assert_eq!(sum(|m| m.duplicate), 1);
+        assert_eq!(sum(|m| m.rejected_total()), 1);
+        assert_eq!(sum(|m| m.delivered), 2);
+        assert_eq!(sum(|m| m.delivery_failed), 1);
+        let rejections = m.activity().route("r").rejections();
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(rejections[0].reason, VerifyError::StaleTimestamp);
+        assert_eq!(rejections[0].header_names, ["x-sig"]);
+        assert!(m.activity().route("r").last_request().is_some());
+        assert!(
+            m.render().contains(
+                r#"hookgate_verify_failures_total{route="r",reason="stale_timestamp"} 1"#
+            ),
+            "the metric still counts"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod names;
+pub mod traces;
 
 pub use self::metrics::{
     DedupResult, DeliveryResult, Metrics, Outcome, RouteMetrics, UpstreamClass,

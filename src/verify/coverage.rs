@@ -42,6 +42,10 @@ pub struct Coverage {
     /// Header values in the payload, and a timestamp header the payload
     /// signs through `{timestamp}`.
     pub headers: Vec<HeaderName>,
+    /// Fields of the JSON body signed one by one (`{json:/pointer}`, and a
+    /// `json:` timestamp signed through `{timestamp}`), as pointers: what a
+    /// signature that does not cover the whole body does cover (Mailgun).
+    pub json: Vec<String>,
 }
 
 impl Coverage {
@@ -52,6 +56,7 @@ impl Coverage {
             form: false,
             url: false,
             headers: Vec::new(),
+            json: Vec::new(),
         };
         for part in payload.parts() {
             match part {
@@ -62,11 +67,12 @@ impl Coverage {
                 Part::FormSorted => c.form = true,
                 Part::Url => c.url = true,
                 Part::Header(h) => c.headers.push(h.clone()),
-                Part::Timestamp => {
-                    if let Some(TimestampSource::Header(h)) = timestamp.map(|t| &t.source) {
-                        c.headers.push(h.clone());
-                    }
-                }
+                Part::Json(p) => c.json.push(p.as_str().to_string()),
+                Part::Timestamp => match timestamp.map(|t| &t.source) {
+                    Some(TimestampSource::Header(h)) => c.headers.push(h.clone()),
+                    Some(TimestampSource::Json(p)) => c.json.push(p.as_str().to_string()),
+                    _ => {}
+                },
                 Part::Literal(_) | Part::Method => {}
             }
         }
@@ -99,7 +105,18 @@ impl Coverage {
                 .into_iter()
                 .filter(|h| other.headers.contains(h))
                 .collect(),
+            json: self
+                .json
+                .into_iter()
+                .filter(|p| other.json.contains(p))
+                .collect(),
         }
+    }
+
+    /// Whether the JSON body's field at `pointer` is signed: the whole body
+    /// is, or that field is on its own.
+    pub fn json_field(&self, pointer: &str) -> bool {
+        self.body || self.json.iter().any(|p| p == pointer)
     }
 
     pub fn header(&self, name: &HeaderName) -> bool {
@@ -119,6 +136,11 @@ impl Coverage {
         }
         for h in &self.headers {
             parts.push(format!("header {h}"));
+        }
+        if !self.body {
+            for p in &self.json {
+                parts.push(format!("body field {p}"));
+            }
         }
         if parts.is_empty() {
             return "no request part".to_string();
@@ -150,6 +172,7 @@ mod tests {
             scheme: "gitlab".into(),
             kind: SpecKind::Header {
                 header: HeaderName::from_static("x-gitlab-token"),
+                presented: crate::verify::Presented::Verbatim,
                 secrets: secrets(&["k"]),
             },
         };

@@ -19,6 +19,7 @@ use http::{HeaderMap, HeaderName, Uri};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use super::pointer::{Found, Pointer};
 use super::template::{Part, Template, Values};
 use super::timestamp::{TimestampSource, TimestampSpec};
 use super::{SignedRequest, Verified, VerifyError};
@@ -32,6 +33,10 @@ pub enum Algorithm {
     Sha1,
     Sha256,
     Sha512,
+    /// Not an HMAC: the SHA-256 digest of the secret followed by the
+    /// payload (HubSpot's v1 and v2 signatures). Presets only; a route's
+    /// `algorithm` cannot name it.
+    SecretPrefixedSha256,
 }
 
 impl Algorithm {
@@ -49,13 +54,14 @@ impl Algorithm {
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
+            Algorithm::SecretPrefixedSha256 => "sha256(secret + payload)",
         }
     }
 
     fn output_len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
-            Algorithm::Sha256 => 32,
+            Algorithm::Sha256 | Algorithm::SecretPrefixedSha256 => 32,
             Algorithm::Sha512 => 64,
         }
     }
@@ -197,6 +203,24 @@ pub struct SignatureSource {
     /// `{form_sorted}` signs nothing: the body is covered by its hash in
     /// the signed URL.
     pub body_sha256_param: Option<String>,
+    /// The source applies only when this header has this value (ASCII
+    /// case-insensitive): HubSpot's `X-HubSpot-Signature-Version: v1` or
+    /// `v2` chooses how `X-HubSpot-Signature` was made.
+    pub only_when: Option<(HeaderName, String)>,
+    /// The signature is the string at this JSON pointer of the body
+    /// (Mailgun's `/signature/signature`) rather than a header value;
+    /// `header` is then not read. The body is scanned, never parsed into a
+    /// tree, before it is authenticated.
+    pub body_signature: Option<Pointer>,
+    /// Also try `{url}` with the reserved characters HubSpot's v3 decodes
+    /// before signing (`%3A` `%2F` `%3F` `%40` `%21` `%24` `%27` `%28`
+    /// `%29` `%2A` `%2C` `%3B`, either case) decoded.
+    pub url_decode_reserved: bool,
+    /// Items of the list may hold several whitespace-separated parts
+    /// (Persona sends `t=…,v1=… t=…,v1=…` while its secret rotates, so one
+    /// comma-separated item reads `v1=… t=…`): the part that decodes is
+    /// the candidate.
+    pub items_split_on_whitespace: bool,
 }
 
 impl SignatureSource {
@@ -221,6 +245,10 @@ impl SignatureSource {
             url_port_variants: false,
             algorithm_header: None,
             body_sha256_param: None,
+            only_when: None,
+            body_signature: None,
+            url_decode_reserved: false,
+            items_split_on_whitespace: false,
         }
     }
 
@@ -280,19 +308,48 @@ impl SignatureSource {
         Some(bool::from(actual.as_bytes().ct_eq(expected.as_bytes())))
     }
 
-    fn present(&self, headers: &HeaderMap) -> bool {
+    fn present(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        if let Some((name, value)) = &self.only_when {
+            let chosen = headers.get(name).is_some_and(|v| {
+                v.as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(value.as_bytes())
+            });
+            if !chosen {
+                return false;
+            }
+        }
+        if let Some(pointer) = &self.body_signature {
+            // Present unless the body lacks the field: a body that is not
+            // JSON, or holds something else there, is malformed.
+            return !matches!(pointer.lookup(body), Some(Found::Missing));
+        }
         headers.contains_key(&self.header)
             || self.more_headers.iter().any(|h| headers.contains_key(h))
     }
 
     /// Every decodable candidate signature in the request, for a MAC made
     /// with `algorithm`.
-    fn candidates(&self, headers: &HeaderMap, algorithm: Algorithm) -> Vec<Vec<u8>> {
+    fn candidates(&self, headers: &HeaderMap, body: &[u8], algorithm: Algorithm) -> Vec<Vec<u8>> {
+        if let Some(pointer) = &self.body_signature {
+            return match pointer.lookup(body) {
+                Some(Found::Scalar(text)) => self
+                    .decode_candidate(&text, algorithm)
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            };
+        }
         let values = std::iter::once(&self.header)
             .chain(&self.more_headers)
             .flat_map(|name| headers.get_all(name));
         collect_candidates(values, self.separator.as_deref(), MAX_CANDIDATES, |item| {
-            self.decode_candidate(item, algorithm)
+            if self.items_split_on_whitespace {
+                item.split(u8::is_ascii_whitespace)
+                    .find_map(|part| self.decode_candidate(part, algorithm))
+            } else {
+                self.decode_candidate(item, algorithm)
+            }
         })
     }
 
@@ -405,6 +462,8 @@ pub(crate) enum KeyedMac {
     Sha1(Hmac<sha1::Sha1>),
     Sha256(Hmac<sha2::Sha256>),
     Sha512(Hmac<sha2::Sha512>),
+    /// A SHA-256 state that has already absorbed the secret.
+    SecretPrefixedSha256(sha2::Sha256),
 }
 
 impl KeyedMac {
@@ -415,6 +474,10 @@ impl KeyedMac {
             Algorithm::Sha1 => KeyedMac::Sha1(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
             Algorithm::Sha256 => KeyedMac::Sha256(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
             Algorithm::Sha512 => KeyedMac::Sha512(Hmac::new_from_slice(key).expect(ANY_LENGTH)),
+            Algorithm::SecretPrefixedSha256 => {
+                use sha2::Digest;
+                KeyedMac::SecretPrefixedSha256(sha2::Sha256::new_with_prefix(key))
+            }
         }
     }
 
@@ -436,6 +499,13 @@ impl KeyedMac {
             KeyedMac::Sha1(m) => run(m, parts),
             KeyedMac::Sha256(m) => run(m, parts),
             KeyedMac::Sha512(m) => run(m, parts),
+            KeyedMac::SecretPrefixedSha256(mut d) => {
+                use sha2::Digest;
+                for p in parts {
+                    d.update(p);
+                }
+                d.finalize().to_vec()
+            }
         }
     }
 }
@@ -479,10 +549,18 @@ impl PreparedSource {
         if self.bases.is_empty() {
             return vec![None];
         }
-        self.bases
-            .iter()
-            .map(|b| Some(with_query(b, query)))
-            .collect()
+        let mut urls: Vec<Option<String>> = Vec::new();
+        for base in &self.bases {
+            let url = with_query(base, query);
+            if self.source.url_decode_reserved {
+                let decoded = decode_reserved(&url);
+                if decoded != url {
+                    urls.push(Some(decoded));
+                }
+            }
+            urls.push(Some(url));
+        }
+        urls
     }
 }
 
@@ -523,11 +601,11 @@ impl HmacVerifier {
         let prepared = self
             .sources
             .iter()
-            .find(|p| p.source.present(req.headers))
+            .find(|p| p.source.present(req.headers, req.body))
             .ok_or(VerifyError::MissingCredentials)?;
         let source = &prepared.source;
         let algorithm = source.request_algorithm(req.headers)?;
-        let candidates = source.candidates(req.headers, algorithm);
+        let candidates = source.candidates(req.headers, req.body, algorithm);
         if candidates.is_empty() {
             return Err(VerifyError::MalformedSignature);
         }
@@ -597,6 +675,12 @@ impl HmacVerifier {
             bases,
         } = &self.sources[0];
         let key = keys[0].1.get(secret_index).ok_or("no such secret")?;
+        if let Some(pointer) = &source.body_signature {
+            return Err(format!(
+                "the signature travels in the body (json:{}), where hookgate sign cannot write it; the sender's own tools sign such requests",
+                pointer.as_str()
+            ));
+        }
         let mut headers = given.clone();
         let mut out: Vec<(HeaderName, String)> = Vec::new();
         let mut add = |headers: &mut HeaderMap, name: &HeaderName, value: String| {
@@ -605,29 +689,18 @@ impl HmacVerifier {
             }
             out.push((name.clone(), value));
         };
-        let mut in_signature = None;
-        let timestamp = match &source.timestamp {
-            None => None,
-            Some(ts) => Some(match &ts.source {
-                TimestampSource::Header(h) => {
-                    let t = ts.unit.format(now);
-                    add(&mut headers, h, t.clone());
-                    t
+        if let Some((name, value)) = &source.only_when {
+            add(&mut headers, name, value.clone());
+        }
+        let (timestamp, in_signature) = match &source.timestamp {
+            None => (None, None),
+            Some(ts) => {
+                let (t, placed) = signed_timestamp(source, ts, &headers, body, now)?;
+                if let Some(name) = placed.header {
+                    add(&mut headers, &name, t.clone());
                 }
-                TimestampSource::SignatureKey(k) => {
-                    let t = ts.unit.format(now);
-                    in_signature = Some(format!("{k}={t}"));
-                    t
-                }
-                TimestampSource::Json(p) => ts
-                    .extract(&headers, body, (&source.header, None))
-                    .map_err(|_| {
-                        format!(
-                            "the body must hold the timestamp at JSON pointer {}",
-                            p.as_str()
-                        )
-                    })?,
-            }),
+                (Some(t), placed.in_list)
+            }
         };
         let nonce = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -638,7 +711,13 @@ impl HmacVerifier {
                 add(&mut headers, h, format!("msg_hookgate{nonce}"));
             }
         }
-        let url = bases.first().map(|b| with_query(b, query));
+        let url = bases.first().map(|b| with_query(b, query)).map(|u| {
+            if source.url_decode_reserved {
+                decode_reserved(&u)
+            } else {
+                u
+            }
+        });
         let pieces = source
             .payload
             .render(&Values {
@@ -666,6 +745,83 @@ impl HmacVerifier {
             .iter()
             .any(|p| p.source.payload.uses(&Part::Url))
     }
+}
+
+/// Where `sign` puts the timestamp: in a header, or as an item of the
+/// signature list (`t=…`, or Recurly's bare leading value).
+struct PlacedTimestamp {
+    header: Option<HeaderName>,
+    in_list: Option<String>,
+}
+
+/// The timestamp `sign` signs at `now`, and where it goes; a timestamp in
+/// the body must already be there.
+fn signed_timestamp(
+    source: &SignatureSource,
+    ts: &TimestampSpec,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(String, PlacedTimestamp), String> {
+    let t = ts.unit.format(now);
+    let placed = |header, in_list| PlacedTimestamp { header, in_list };
+    Ok(match &ts.source {
+        TimestampSource::Header(h) => (t, placed(Some(h.clone()), None)),
+        TimestampSource::SignatureKey(k) => {
+            let item = format!("{k}={t}");
+            (t, placed(None, Some(item)))
+        }
+        // The bare timestamp leads the list (only item 0 is signed this way).
+        TimestampSource::SignatureItem(_) => (t.clone(), placed(None, Some(t))),
+        TimestampSource::Json(p) => {
+            let t = ts
+                .extract(headers, body, (&source.header, None))
+                .map_err(|_| {
+                    format!(
+                        "the body must hold the timestamp at JSON pointer {}",
+                        p.as_str()
+                    )
+                })?;
+            (t, placed(None, None))
+        }
+    })
+}
+
+/// `url` with the percent-escapes of the reserved characters HubSpot's v3
+/// signature decodes replaced by the characters; every other escape kept.
+fn decode_reserved(url: &str) -> String {
+    const RESERVED: &[(&str, char)] = &[
+        ("3A", ':'),
+        ("2F", '/'),
+        ("3F", '?'),
+        ("40", '@'),
+        ("21", '!'),
+        ("24", '$'),
+        ("27", '\''),
+        ("28", '('),
+        ("29", ')'),
+        ("2A", '*'),
+        ("2C", ','),
+        ("3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i + 1..i + 3);
+        match escape.and_then(|e| RESERVED.iter().find(|(hex, _)| hex.eq_ignore_ascii_case(e))) {
+            Some((_, c)) => {
+                out.push(*c);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `base` with the request's query string appended.
@@ -930,6 +1086,16 @@ mod tests {
             )])),
             Ok(Algorithm::Sha256)
         );
+    }
+
+    #[test]
+    fn hubspot_reserved_characters_are_decoded() {
+        assert_eq!(
+            decode_reserved("https://h.test/p?a=%3a%2F%3F%40%21%24%27%28%29%2A%2C%3B&b=%20%25%7e%"),
+            "https://h.test/p?a=:/?@!$'()*,;&b=%20%25%7e%"
+        );
+        assert_eq!(decode_reserved("https://h.test/%"), "https://h.test/%");
+        assert_eq!(decode_reserved("%2"), "%2");
     }
 
     #[test]

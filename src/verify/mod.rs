@@ -37,6 +37,7 @@ pub use self::hmac::{
 #[cfg(test)]
 pub(crate) use self::public_key::KEY_CHECKS;
 pub use self::public_key::{KeyAlgorithm, KeyFormat, PublicKey, PublicKeySpec, PublicKeyVerifier};
+pub use self::shared_secret::Presented;
 pub use self::template::Template;
 pub use self::timestamp::{TimeUnit, TimestampSource, TimestampSpec};
 
@@ -65,9 +66,11 @@ pub struct VerifySpec {
 pub enum SpecKind {
     /// No verification: an explicit opt-out.
     None,
-    /// The header's value must equal one of the secrets (TIMIFY style).
+    /// The header's value must equal one of the secrets (TIMIFY style), or
+    /// with `Presented::Basic` carry them as HTTP basic credentials.
     Header {
         header: HeaderName,
+        presented: Presented,
         secrets: Vec<SecretString>,
     },
     /// An API key in a header; `Authorization` carries `Bearer <key>`.
@@ -104,6 +107,13 @@ impl VerifySpec {
         let secrets = self.secret_count();
         match &self.kind {
             SpecKind::None => "none (requests are NOT verified)".to_string(),
+            SpecKind::Header {
+                presented: Presented::Basic,
+                ..
+            } => format!(
+                "{}: HTTP basic authentication, {secrets} user:password secret(s)",
+                self.scheme
+            ),
             SpecKind::Header { header, .. } => {
                 format!(
                     "{}: header {header} equals one of {secrets} secret(s)",
@@ -118,9 +128,13 @@ impl VerifySpec {
                     .sources
                     .iter()
                     .map(|s| {
+                        let at = match &s.body_signature {
+                            Some(p) => format!("body json:{}", p.as_str()),
+                            None => s.header.to_string(),
+                        };
                         let mut d = format!(
                             "{} {}({}{}) of {}",
-                            s.header,
+                            at,
                             s.algorithm.as_str(),
                             s.prefix,
                             s.encoding.as_str(),
@@ -213,14 +227,24 @@ impl Verifier {
     pub fn new(spec: &VerifySpec) -> Verifier {
         match &spec.kind {
             SpecKind::None => Verifier::None,
-            SpecKind::Header { header, secrets } => Verifier::SharedSecret(
-                shared_secret::SharedSecretVerifier::new(header.clone(), false, secrets),
-            ),
+            SpecKind::Header {
+                header,
+                presented,
+                secrets,
+            } => Verifier::SharedSecret(shared_secret::SharedSecretVerifier::new(
+                header.clone(),
+                *presented,
+                secrets,
+            )),
             SpecKind::ApiKey { header, secrets } => {
-                let bearer = header == http::header::AUTHORIZATION;
+                let presented = if header == http::header::AUTHORIZATION {
+                    Presented::Bearer
+                } else {
+                    Presented::Verbatim
+                };
                 Verifier::SharedSecret(shared_secret::SharedSecretVerifier::new(
                     header.clone(),
-                    bearer,
+                    presented,
                     secrets,
                 ))
             }

@@ -60,6 +60,8 @@ pub enum KeyFormat {
     Whpk,
     /// Base64 of a DER SubjectPublicKeyInfo (SendGrid's P-256 key).
     Base64Der,
+    /// Base64 of the raw 32-byte Ed25519 key (Telnyx).
+    Base64,
 }
 
 impl KeyFormat {
@@ -71,6 +73,7 @@ impl KeyFormat {
             KeyFormat::Base64Der => {
                 "a base64 DER (SubjectPublicKeyInfo) P-256 public key, without PEM header lines"
             }
+            KeyFormat::Base64 => "the base64 of a 32-byte Ed25519 public key",
         }
     }
 }
@@ -107,6 +110,7 @@ impl PublicKey {
         match (algorithm, format) {
             (KeyAlgorithm::Ed25519, KeyFormat::Hex) => ed25519(hex::decode(text).ok()?),
             (KeyAlgorithm::Ed25519, KeyFormat::Whpk) => ed25519(b64(text.strip_prefix("whpk_")?)?),
+            (KeyAlgorithm::Ed25519, KeyFormat::Base64) => ed25519(b64(text)?),
             (KeyAlgorithm::EcdsaP256Sha256, KeyFormat::Base64Der) => {
                 p256::ecdsa::VerifyingKey::from_public_key_der(&b64(text)?)
                     .ok()

@@ -1,5 +1,7 @@
-//! Shared-secret headers: `scheme: header` (TIMIFY's custom header) and
-//! `scheme: api_key` (with `Authorization: Bearer <key>`).
+//! Shared-secret headers: `scheme: header` (TIMIFY's custom header),
+//! `scheme: api_key` (with `Authorization: Bearer <key>`), and HTTP basic
+//! authentication (`Authorization: Basic <base64 of user:password>`, the
+//! secret written `user:password`: Postmark, Chargebee).
 //!
 //! The presented value and every secret are hashed to SHA-256 and the
 //! fixed-length digests compared in constant time, so neither the secret's
@@ -13,22 +15,33 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::{Verified, VerifyError};
 
+/// How the secret is written in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// The whole value is the secret.
+    Verbatim,
+    /// `Bearer <key>` (API keys in `Authorization`).
+    Bearer,
+    /// `Basic <base64 of user:password>` (RFC 7617); the secret is
+    /// `user:password`.
+    Basic,
+}
+
 pub struct SharedSecretVerifier {
     header: HeaderName,
-    /// The value is `Bearer <key>` (API keys in `Authorization`).
-    bearer: bool,
+    presented: Presented,
     digests: Vec<[u8; 32]>,
 }
 
 impl SharedSecretVerifier {
-    pub fn new(header: HeaderName, bearer: bool, secrets: &[SecretString]) -> Self {
+    pub fn new(header: HeaderName, presented: Presented, secrets: &[SecretString]) -> Self {
         let digests = secrets
             .iter()
             .map(|s| Sha256::digest(s.expose_secret().as_bytes()).into())
             .collect();
         SharedSecretVerifier {
             header,
-            bearer,
+            presented,
             digests,
         }
     }
@@ -38,12 +51,15 @@ impl SharedSecretVerifier {
             .get(&self.header)
             .ok_or(VerifyError::MissingCredentials)?
             .as_bytes();
-        let presented = if self.bearer {
-            bearer_token(value).ok_or(VerifyError::BadCredentials)?
-        } else {
-            value
+        let digest: [u8; 32] = match self.presented {
+            Presented::Verbatim => Sha256::digest(value).into(),
+            Presented::Bearer => {
+                Sha256::digest(bearer_token(value).ok_or(VerifyError::BadCredentials)?).into()
+            }
+            Presented::Basic => {
+                Sha256::digest(basic_credentials(value).ok_or(VerifyError::BadCredentials)?).into()
+            }
         };
-        let digest: [u8; 32] = Sha256::digest(presented).into();
 
         let mut found = subtle::Choice::from(0);
         let mut index = 0u32;
@@ -61,6 +77,20 @@ impl SharedSecretVerifier {
             Err(VerifyError::BadCredentials)
         }
     }
+}
+
+/// The decoded `user:password` of `Basic <base64>`, the scheme matched
+/// case-insensitively (RFC 7617).
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let (scheme, encoded) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .ok()?;
+    decoded.contains(&b':').then_some(decoded)
 }
 
 /// `Bearer <token>`, the scheme matched case-insensitively (RFC 6750).
@@ -88,7 +118,7 @@ mod tests {
     fn custom_header_matches_any_secret_and_is_stripped() {
         let v = SharedSecretVerifier::new(
             HeaderName::from_static("x-timify-secret"),
-            false,
+            Presented::Verbatim,
             &secrets(&["old", "new"]),
         );
         let ok = v.verify(&with("X-Timify-Secret", "new")).unwrap();
@@ -106,7 +136,7 @@ mod tests {
     fn wrong_prefix_suffix_and_missing_values_are_rejected() {
         let v = SharedSecretVerifier::new(
             HeaderName::from_static("x-timify-secret"),
-            false,
+            Presented::Verbatim,
             &secrets(&["secret"]),
         );
         for bad in ["secre", "secret ", "secretx", "SECRET", ""] {
@@ -128,7 +158,11 @@ mod tests {
 
     #[test]
     fn bearer_api_keys() {
-        let v = SharedSecretVerifier::new(http::header::AUTHORIZATION, true, &secrets(&["k1"]));
+        let v = SharedSecretVerifier::new(
+            http::header::AUTHORIZATION,
+            Presented::Bearer,
+            &secrets(&["k1"]),
+        );
         assert!(v.verify(&with("Authorization", "Bearer k1")).is_ok());
         assert!(v.verify(&with("Authorization", "bearer k1")).is_ok());
         for bad in ["k1", "Basic k1", "Bearer k2", "Bearer ", "Bearerk1"] {
@@ -138,5 +172,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// RFC 7617 section 2's example (`Aladdin:open sesame`), with every
+    /// rotated secret tried.
+    #[test]
+    fn basic_auth_credentials() {
+        let v = SharedSecretVerifier::new(
+            http::header::AUTHORIZATION,
+            Presented::Basic,
+            &secrets(&["old:pw", "Aladdin:open sesame"]),
+        );
+        let ok = v
+            .verify(&with("Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="))
+            .unwrap();
+        assert_eq!(ok.secret_index, Some(1));
+        assert_eq!(ok.strip_header.unwrap(), "authorization");
+        assert!(v.verify(&with("Authorization", "basic b2xkOnB3")).is_ok());
+        for bad in [
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZR==",
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZA==",
+            "Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+            "Basic !!!",
+            "Basic ",
+            "Aladdin:open sesame",
+        ] {
+            assert_eq!(
+                v.verify(&with("Authorization", bad)),
+                Err(VerifyError::BadCredentials),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            v.verify(&HeaderMap::new()),
+            Err(VerifyError::MissingCredentials)
+        );
     }
 }

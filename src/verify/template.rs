@@ -2,10 +2,12 @@
 //!
 //! `{body}` is the raw body, `{timestamp}` the timestamp exactly as sent,
 //! `{header:NAME}` a request header's value, `{method}` the HTTP method,
-//! `{url}` the route's `public_url` with the request's query string, and
+//! `{url}` the route's `public_url` with the request's query string,
 //! `{form_sorted}` the form-encoded body's parameters as Twilio's SDK signs
 //! them (names sorted, each name's values sorted and de-duplicated, written
-//! as `namevalue…`). `{{` and `}}` are literal braces.
+//! as `namevalue…`), and `{json:/pointer}` a string or number of the JSON
+//! body (Mailgun signs the body's `/signature/timestamp` and
+//! `/signature/token`, not the body). `{{` and `}}` are literal braces.
 //!
 //! Templates are parsed once, at start-up; rendering borrows the body
 //! instead of copying it.
@@ -15,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::{HeaderMap, HeaderName};
 
+use super::pointer::{Found, Pointer};
 use super::VerifyError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub enum Part {
     Method,
     Url,
     FormSorted,
+    /// A scalar of the JSON body, found by the streaming pointer scanner
+    /// (the body is not yet authenticated, so no document tree is built).
+    Json(Pointer),
 }
 
 /// A parsed payload template.
@@ -88,14 +94,18 @@ impl Template {
                 "method" => Part::Method,
                 "url" => Part::Url,
                 "form_sorted" => Part::FormSorted,
-                other => match other.strip_prefix("header:") {
-                    Some(h) => Part::Header(
+                other => match (other.strip_prefix("header:"), other.strip_prefix("json:")) {
+                    (Some(h), _) => Part::Header(
                         HeaderName::from_bytes(h.as_bytes())
                             .map_err(|_| format!("{h:?} is not a valid header name"))?,
                     ),
-                    None => {
+                    (_, Some(p)) if p.starts_with('/') => Part::Json(Pointer::parse(p)),
+                    (_, Some(p)) => {
+                        return Err(format!("{{json:{p}}}: a JSON pointer starts with `/`"))
+                    }
+                    (None, None) => {
                         return Err(format!(
-                        "unknown placeholder {{{other}}}: expected {{body}}, {{timestamp}}, {{header:NAME}}, {{method}}, {{url}} or {{form_sorted}}"
+                        "unknown placeholder {{{other}}}: expected {{body}}, {{timestamp}}, {{header:NAME}}, {{json:/pointer}}, {{method}}, {{url}} or {{form_sorted}}"
                     ))
                     }
                 },
@@ -144,6 +154,7 @@ impl Template {
                 Part::Method => "{method}".into(),
                 Part::Url => "{url}".into(),
                 Part::FormSorted => "{form_sorted}".into(),
+                Part::Json(p) => format!("{{json:{}}}", p.as_str()),
             })
             .collect()
     }
@@ -171,6 +182,14 @@ impl Template {
                 Part::Url => Cow::Borrowed(v.url.unwrap_or_default().as_bytes()),
                 Part::FormSorted if v.form => Cow::Owned(form_sorted(v.body)),
                 Part::FormSorted => Cow::Borrowed(&[][..]),
+                // A signed field the body lacks is missing credentials; one
+                // that is not a string or number (or a body that is not
+                // JSON) is malformed.
+                Part::Json(p) => match p.lookup(v.body) {
+                    Some(Found::Scalar(bytes)) => Cow::Owned(bytes),
+                    Some(Found::Missing) => return Err(VerifyError::MissingCredentials),
+                    Some(Found::NotScalar) | None => return Err(VerifyError::MalformedSignature),
+                },
             });
         }
         Ok(out)
@@ -263,8 +282,50 @@ mod tests {
     }
 
     #[test]
+    fn json_fields_of_the_body() {
+        let t = Template::parse("{json:/signature/timestamp}{json:/signature/token}").unwrap();
+        assert_eq!(
+            t.describe(),
+            "{json:/signature/timestamp}{json:/signature/token}"
+        );
+        let render = |body: &[u8]| {
+            flat(
+                &t,
+                &Values {
+                    body,
+                    headers: &HeaderMap::new(),
+                    method: "POST",
+                    timestamp: None,
+                    url: None,
+                    form: true,
+                },
+            )
+        };
+        assert_eq!(
+            render(br#"{"signature":{"token":"abc","timestamp":"17"},"x":1}"#).unwrap(),
+            b"17abc"
+        );
+        assert_eq!(
+            render(br#"{"signature":{"token":"abc","timestamp":17}}"#).unwrap(),
+            b"17abc"
+        );
+        assert_eq!(
+            render(br#"{"signature":{"token":"abc"}}"#),
+            Err(VerifyError::MissingCredentials)
+        );
+        for malformed in [
+            &br#"{"signature":{"token":[1],"timestamp":"1"}}"#[..],
+            b"not json",
+            b"",
+        ] {
+            assert_eq!(render(malformed), Err(VerifyError::MalformedSignature));
+        }
+    }
+
+    #[test]
     fn bad_templates_are_errors() {
         for bad in [
+            "{json:signature}",
             "",
             "{body",
             "body}",

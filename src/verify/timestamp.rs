@@ -18,6 +18,9 @@ pub enum TimestampSource {
     /// `signature:KEY`: the `KEY=value` item of the signature header list
     /// (Stripe's `t=`, Paddle's `ts=`).
     SignatureKey(String),
+    /// `signature:#N`: item N (from 0) of the signature header list, a bare
+    /// value (Recurly's `recurly-signature: <ms>,<hex>,<hex>`).
+    SignatureItem(usize),
     /// `json:/pointer`: a string or number in the JSON body (RFC 6901),
     /// found by the streaming pointer scanner: the body is not yet
     /// authenticated, so it is never parsed into a document tree.
@@ -33,6 +36,11 @@ impl TimestampSource {
                 .map_err(|_| format!("{h:?} is not a valid header name"));
         }
         if let Some(k) = text.strip_prefix("signature:") {
+            if let Some(n) = k.strip_prefix('#') {
+                return n.parse().map(TimestampSource::SignatureItem).map_err(|_| {
+                    format!("{k:?}: `#` is followed by the item's index, e.g. `signature:#0`")
+                });
+            }
             if k.is_empty() || k.contains(['=', ' ', ',', ';']) {
                 return Err(format!("{k:?} is not a key of the signature header"));
             }
@@ -53,6 +61,7 @@ impl TimestampSource {
         match self {
             TimestampSource::Header(h) => format!("header:{h}"),
             TimestampSource::SignatureKey(k) => format!("signature:{k}"),
+            TimestampSource::SignatureItem(n) => format!("signature:#{n}"),
             TimestampSource::Json(p) => format!("json:{}", p.as_str()),
         }
     }
@@ -182,6 +191,18 @@ impl TimestampSpec {
                     })
                     .ok_or(VerifyError::MalformedSignature)
             }
+            TimestampSource::SignatureItem(n) => {
+                let sep = signature.1.unwrap_or(",");
+                headers
+                    .get_all(signature.0)
+                    .iter()
+                    .next()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(sep).nth(*n))
+                    .map(|item| item.trim().to_string())
+                    .filter(|item| !item.is_empty())
+                    .ok_or(VerifyError::MalformedSignature)
+            }
             TimestampSource::Json(pointer) => match pointer.lookup(body) {
                 Some(Found::Scalar(bytes)) => {
                     String::from_utf8(bytes).map_err(|_| VerifyError::MalformedSignature)
@@ -281,6 +302,12 @@ mod tests {
         };
         assert_eq!(get("header:X-Ts", b"").unwrap(), "12");
         assert_eq!(get("signature:t", b"").unwrap(), "34");
+        assert_eq!(get("signature:#0", b"").unwrap(), "t=34");
+        assert_eq!(get("signature:#1", b"").unwrap(), "v1=ab");
+        assert_eq!(
+            get("signature:#2", b""),
+            Err(VerifyError::MalformedSignature)
+        );
         assert_eq!(get("json:/a/ts", br#"{"a":{"ts":56}}"#).unwrap(), "56");
         assert_eq!(get("json:/ts", br#"{"ts":"78"}"#).unwrap(), "78");
         assert_eq!(
@@ -304,6 +331,8 @@ mod tests {
             "x-ts",
             "header:bad name",
             "signature:",
+            "signature:#",
+            "signature:#x",
             "json:ts",
             "body:/x",
         ] {

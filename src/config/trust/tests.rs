@@ -4,7 +4,37 @@
 use std::collections::HashMap;
 
 use super::super::{Config, ConfigError, DedupMode};
-use crate::presets::{public_key_preset, NAMES};
+use crate::presets::{hmac_preset, preset, public_key_preset, PresetKind, NAMES};
+use crate::verify::template::Part;
+use crate::verify::SecretEncoding;
+
+/// `, public_url: …` for the presets whose signature covers the URL.
+fn public_url_of(name: &str) -> &'static str {
+    let signs_url = hmac_preset(name)
+        .is_some_and(|spec| spec.sources.iter().any(|s| s.payload.uses(&Part::Url)));
+    if signs_url {
+        ", public_url: \"https://x.test/in\""
+    } else {
+        ""
+    }
+}
+
+/// A secret preset `name` accepts: `whsec_…` for Standard Webhooks,
+/// `user:password` for basic authentication, else `plain` (valid base64 too).
+fn secret_for(name: &str, plain: &'static str) -> &'static str {
+    match preset(name).map(|p| p.kind) {
+        Some(PresetKind::BasicAuth) => "u:0123456789abcdef",
+        Some(PresetKind::Hmac(spec))
+            if spec
+                .sources
+                .iter()
+                .any(|s| s.secret_encoding == SecretEncoding::Whsec) =>
+        {
+            WHSEC
+        }
+        _ => plain,
+    }
+}
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ED25519_HEX: &str = "e73a4a1e8fc8de1e2b0a6d5d7c76a1bcbd1c0d2d1d9b6c8e1c3a2c0f1b2e3d4c";
@@ -139,23 +169,23 @@ fn every_preset_default_key_is_signed() {
     for name in NAMES {
         let verify = match *name {
             "discord" => format!("scheme: discord, public_keys: [\"{ED25519_HEX}\"]"),
-            "sendgrid" => continue, // a public-key preset like discord; same path
-            "standard_webhooks" | "svix" | "clerk" | "resend" => {
-                format!("scheme: {name}, secrets: [\"{WHSEC}\"]")
-            }
-            "hubspot" | "twilio" | "square" => format!(
-                "scheme: {name}, secrets: [\"0123456789abcdef\"], public_url: \"https://x.test/in\""
+            // Public-key presets like discord; same path.
+            "sendgrid" | "telnyx" => continue,
+            _ => format!(
+                "scheme: {name}, secrets: [\"{}\"]{}",
+                secret_for(name, "0123456789abcdef"),
+                public_url_of(name)
             ),
-            _ => format!("scheme: {name}, secrets: [\"0123456789abcdef\"]"),
         };
         let c = route(&verify, "").unwrap_or_else(|e| panic!("{name}: {e}"));
         let DedupMode::On(d) = &c.routes[0].dedup else {
             panic!("{name}")
         };
         let expected = match *name {
-            "standard_webhooks" => "{header:webhook-id}",
+            "standard_webhooks" | "openai" => "{header:webhook-id}",
+            "mailgun" => "{json:/signature/token}",
             "stripe" => "{json:/id}",
-            "twilio" => "{form_sha256}",
+            "twilio" | "mandrill" => "{form_sha256}",
             _ => "{body_sha256}",
         };
         assert_eq!(d.key.as_str(), expected, "{name}");
@@ -267,11 +297,10 @@ fn a_timestamp_outside_the_payload_warns() {
     // Every preset signs its timestamp.
     let mut checked = 0;
     for name in NAMES {
-        let url = match *name {
-            "hubspot" | "twilio" | "square" => ", public_url: \"https://x.test/in\"",
-            _ => "",
-        };
-        let yaml = format!("scheme: {name}, secrets: [\"{WHSEC}\"]{url}");
+        let url = public_url_of(name);
+        // Standard Webhooks' secret is also valid base64 and plain text.
+        let secret = secret_for(name, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let yaml = format!("scheme: {name}, secrets: [\"{secret}\"]{url}");
         // Public-key presets take no secrets: not HMAC, nothing to check.
         if let Ok(c) = route(&yaml, ", events: { allow: [\"*\"], ack_only: [] }") {
             let w = c.trust_warnings();
@@ -279,9 +308,13 @@ fn a_timestamp_outside_the_payload_warns() {
             checked += 1;
         }
     }
+    let public_key_only = NAMES
+        .iter()
+        .filter(|n| matches!(preset(n).unwrap().kind, PresetKind::PublicKey(_)))
+        .count();
     assert_eq!(
         checked,
-        NAMES.len() - 2,
+        NAMES.len() - public_key_only,
         "every HMAC and shared-secret preset"
     );
 }

@@ -56,6 +56,18 @@ fn dedup_key(
             None => parse(natural_key(&verify.scheme).unwrap_or(BODY_SHA256)),
         };
     };
+    // A preset whose signature covers some fields of the body but not the
+    // body (Mailgun's `token`): its natural key is built from those fields
+    // only, which the key module's body-wide rule cannot see.
+    if written.is_none() {
+        if let Some(text) = natural_key(&verify.scheme) {
+            if !coverage.body && signs_every_field_of(text, &coverage) {
+                let mut key = parse(text)?;
+                key.set_fallback(&coverage);
+                return Ok(key);
+            }
+        }
+    }
     let mut key = match written {
         Some(key) => key,
         None => {
@@ -75,4 +87,22 @@ fn dedup_key(
             .map_err(|e| at.error(e))?;
     }
     Ok(key)
+}
+
+/// Whether `text` is made of `{json:/pointer}` parts only (no literal
+/// text), each a field the signature covers on its own.
+fn signs_every_field_of(text: &str, coverage: &crate::verify::Coverage) -> bool {
+    let mut rest = text;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix("{json:").and_then(|r| r.split_once('}')) else {
+            return false;
+        };
+        if !coverage.json.iter().any(|p| p == inner.0) {
+            return false;
+        }
+        parts += 1;
+        rest = inner.1;
+    }
+    parts > 0
 }

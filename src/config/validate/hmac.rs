@@ -71,7 +71,11 @@ fn timestamp(
         return Ok(None);
     };
     let source = raw.from.0;
-    if matches!(source, TimestampSource::SignatureKey(_)) && !has_separator {
+    if matches!(
+        source,
+        TimestampSource::SignatureKey(_) | TimestampSource::SignatureItem(_)
+    ) && !has_separator
+    {
         return Err(at
             .field("timestamp.from")
             .error("`signature:KEY` needs `separator`: the signature header must be a list"));

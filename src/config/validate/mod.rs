@@ -86,6 +86,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .collect(),
         log: raw.log.map(sections::log).unwrap_or_default(),
         reload: raw.reload.map(sections::reload).unwrap_or_default(),
+        otlp: match raw.telemetry.and_then(|t| t.otlp) {
+            Some(otlp) => Some(sections::otlp(&At::new("telemetry.otlp"), otlp)?),
+            None => None,
+        },
         routes,
     })
 }

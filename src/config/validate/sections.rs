@@ -1,8 +1,11 @@
-//! The top-level sections: no rules between their fields, only defaults.
+//! The top-level sections: defaults, and the few rules within one section.
 
 use super::super::leaf::{LogFormat, Parsed, Positive};
-use super::super::raw::{RawLimits, RawLog, RawRedis, RawReload, RawTls};
-use super::super::{Limits, LogConfig, RedisConfig, ReloadConfig, TlsConfig};
+use super::super::raw::{RawLimits, RawLog, RawOtlp, RawRedis, RawReload, RawTls};
+use super::super::{
+    ConfigError, Limits, LogConfig, OtlpConfig, RedisConfig, ReloadConfig, TlsConfig,
+};
+use super::At;
 
 pub fn limits(raw: RawLimits) -> Limits {
     let d = Limits::default();
@@ -62,4 +65,42 @@ pub fn reload(raw: RawReload) -> ReloadConfig {
         watch: raw.watch.unwrap_or(d.watch),
         interval: raw.interval.map_or(d.interval, Parsed::into_inner),
     }
+}
+
+/// `telemetry.otlp`: the traces URL from the collector's base URL, a
+/// service name, and a sample ratio between 0 and 1.
+pub fn otlp(at: &At, raw: RawOtlp) -> Result<OtlpConfig, ConfigError> {
+    let sample_ratio = raw.sample_ratio.unwrap_or(OtlpConfig::DEFAULT_SAMPLE_RATIO);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        return Err(at
+            .field("sample_ratio")
+            .error("must be between 0.0 and 1.0 (the share of traces recorded)"));
+    }
+    let service_name = raw
+        .service_name
+        .unwrap_or_else(|| OtlpConfig::DEFAULT_SERVICE_NAME.to_string());
+    if service_name.trim().is_empty() {
+        return Err(at.field("service_name").error("must not be empty"));
+    }
+    let base = raw.endpoint.0 .0;
+    let path = base.path().trim_end_matches('/');
+    let path = if path.ends_with("/v1/traces") {
+        path.to_string()
+    } else {
+        format!("{path}/v1/traces")
+    };
+    let mut parts = base.into_parts();
+    parts.path_and_query = Some(path.parse().map_err(|_| {
+        at.field("endpoint")
+            .error("cannot add /v1/traces to this URL")
+    })?);
+    let traces_url = http::Uri::from_parts(parts).map_err(|_| {
+        at.field("endpoint")
+            .error("cannot add /v1/traces to this URL")
+    })?;
+    Ok(OtlpConfig {
+        traces_url,
+        service_name,
+        sample_ratio,
+    })
 }

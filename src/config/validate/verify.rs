@@ -11,7 +11,8 @@ use super::keys::{check_secrets_decode, public_keys, secrets};
 use super::{hmac, At};
 use crate::presets::{self, Preset, PresetKind};
 use crate::verify::template::Part;
-use crate::verify::{HmacSpec, PublicKeySpec, SpecKind, VerifySpec};
+use crate::verify::{HmacSpec, Presented, PublicKeySpec, SpecKind, VerifySpec};
+use secrecy::ExposeSecret;
 
 /// `scheme: api_key` without `header`.
 const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -66,6 +67,7 @@ pub fn verify(at: &At, mut raw: RawVerify) -> Result<(VerifySpec, Option<Preset>
         (true, _) => public_key_kind(at, raw, public_key_spec, tolerance)?,
         (false, "none") => SpecKind::None,
         (false, "header") => SpecKind::Header {
+            presented: Presented::Verbatim,
             header: raw
                 .header
                 .ok_or_else(|| at.field("header").error("required for scheme `header`"))?
@@ -219,8 +221,27 @@ fn preset_kind(
         PresetKind::Header(header) => {
             return Ok(SpecKind::Header {
                 header,
+                presented: Presented::Verbatim,
                 secrets: secrets(at, raw.secrets)?,
             })
+        }
+        PresetKind::BasicAuth => {
+            let secrets = secrets(at, raw.secrets)?;
+            // `user:password`: without the colon no basic credentials can
+            // ever match (the secret's value is never quoted).
+            if let Some(i) = secrets
+                .iter()
+                .position(|s| !s.expose_secret().contains(':'))
+            {
+                return Err(at.field("secrets").index(i).error(format!(
+                    "`{scheme}` uses HTTP basic authentication: write the secret as `user:password`"
+                )));
+            }
+            return Ok(SpecKind::Header {
+                header: http::header::AUTHORIZATION,
+                presented: Presented::Basic,
+                secrets,
+            });
         }
         PresetKind::Hmac(spec) => spec,
         PresetKind::PublicKey(_) => unreachable!("public-key presets are handled by the caller"),
