@@ -29,6 +29,12 @@
 #      with DEDUP_SMALL (1,000): each round runs nginx, then hookgate on
 #      both stores (order alternating by round), each store copied fresh
 #      from one made once by seed_dedup.py. Reported as 10M / 1k ratios.
+#   8  (optional, not in the default list) ack: async on PostgreSQL
+#      (store.backend: postgres), a private
+#      cluster started for the run (initdb + pg_ctl as the postgres user,
+#      fsync and synchronous_commit on: durable, as scenario 4); the same
+#      delivery check as 4. Also reports the PostgreSQL server's CPU per
+#      event, to estimate how many replicas one primary can serve.
 # hookgate is restarted with an empty data_dir (and Redis flushed) for each
 # round, so every round's event ids are new to it.
 #
@@ -41,6 +47,7 @@
 #   BASE_PORT=18100  WORK=/tmp/hookgate-bench.XXXX  PERF=0  NO_BUILD=0
 #   HG_CONCURRENCY= (async: upstream.concurrency; unset = hookgate's default)
 #   BACKLOG=1000000 (scenario 6)  DEDUP_KEYS=10000000 DEDUP_SMALL=1000 (scenario 7)
+#   PG_POOL=16 (scenario 8: store.postgres.pool_size)
 # The defaults finish in about 8 minutes on 2 cores.
 #
 # Needs nginx, wrk, redis-server (scenario 3), python3, cargo; installs the
@@ -62,6 +69,7 @@ BASE_PORT=${BASE_PORT:-18100}
 PERF=${PERF:-0}
 NO_BUILD=${NO_BUILD:-0}
 HG_CONCURRENCY=${HG_CONCURRENCY:-}
+PG_POOL=${PG_POOL:-16}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
@@ -73,6 +81,7 @@ PX_PORT=$((BASE_PORT + 2))
 HG_PORT=$((BASE_PORT + 3))
 ADMIN_PORT=$((BASE_PORT + 4))
 REDIS_PORT=$((BASE_PORT + 5))
+PG_PORT=$((BASE_PORT + 6))
 HOOK_PATH=/hooks/trutac
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -85,6 +94,9 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v python3 >/dev/null || need+=(python3)
 case " $SCENARIOS " in *" 3 "*)
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need+=(redis-server) ;;
+esac
+case " $SCENARIOS " in *" 8 "*)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql) ;;
 esac
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -271,6 +283,27 @@ case " $SCENARIOS " in *" 3 "*)
   wait_port "$REDIS_PORT" ;;
 esac
 
+# ---------------------------------------------------------------- postgres
+# Scenario 8: a private cluster (the machine's own may be shared), durable
+# settings. initdb refuses root, so as root it runs as `postgres`, in a
+# directory of its own (WORK is private to root).
+PG_PID=""
+case " $SCENARIOS " in *" 8 "*)
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  PG_DIR=$(mktemp -d /tmp/hookgate-bench-pg.XXXXXX)
+  as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR"
+  as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-instructions >/dev/null
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200" \
+    start >/dev/null
+  PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+  pg_stop() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+  trap 'cleanup; pg_stop' EXIT
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  wait_port "$PG_PORT" ;;
+esac
+
 # ---------------------------------------------------------------- hookgate
 hookgate_config() { # scenario -> YAML
   local s=$1 ack=sync fsync=true dedup=off url="/sync" extra="" redis="" conc=""
@@ -284,13 +317,16 @@ hookgate_config() { # scenario -> YAML
        [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        # Room for every event of a run: a 503 spool_full is not what is measured.
        extra="max_pending: 10000000" ;;
+    8) ack=async url="/async"
+       [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
+       extra="max_pending: 10000000" ;;
     *) die "unknown scenario $s" ;;
   esac
   cat <<EOF
 listen: "127.0.0.1:$HG_PORT"
 admin: { listen: "127.0.0.1:$ADMIN_PORT" }
 data_dir: "$WORK/hookgate/data"
-store: { fsync: $fsync }
+$( [ "$s" = 8 ] && echo "store: { backend: postgres, postgres: { url: \"$PG_URL\", schema: hookgate_bench, pool_size: $PG_POOL } }" || echo "store: { fsync: $fsync }" )
 log: { level: "$HG_LEVEL" }
 $redis
 routes:
@@ -346,6 +382,9 @@ start_hookgate() { # scenario [dedup keys stored, scenario 7]
   mkdir -p "$WORK/hookgate"
   hookgate_config "$1" >"$WORK/hookgate/config.yaml"
   [ "$1" = 3 ] && redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  # Scenario 8: an empty schema each round (hookgate migrates it).
+  [ "$1" = 8 ] && as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc \
+    "DROP SCHEMA IF EXISTS hookgate_bench CASCADE" postgres >/dev/null
   if [ "$1" = 6 ]; then
     mkdir -p "$WORK/hookgate/data"
     cp "$WORK/backlog/data/hookgate.db" "$WORK/hookgate/data/"
@@ -425,7 +464,7 @@ log "warming up nginx"
 DURATION=2s run_wrk "$PX_PORT" warmup >/dev/null
 
 RESULTS="$WORK/results.tsv"
-printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\tcommits_over_100ms\n' >"$RESULTS"
+printf 'scenario\tround\ttarget\trps\tp50_ms\tp99_ms\tnon2xx\terrors\twraps\tpeak_rss_kib\tidle_rss_kib\tdrain_s\tacked\tdelivered\tcpu_us_per_req\tpending_at_end\tcommits\tcommit_ms_avg\tcommits_over_100ms\tpostgres_cpu_us_per_req\n' >"$RESULTS"
 for s in $SCENARIOS; do
   [ "$s" = 6 ] && make_backlog
   [ "$s" = 7 ] && make_dedup_store "$DEDUP_SMALL" && make_dedup_store "$DEDUP_KEYS"
@@ -453,6 +492,7 @@ for s in $SCENARIOS; do
     sleep 0.5
     idle=$(mem_kib VmRSS "$HG_PID")
     t0=$(cpu_ticks "$HG_PID")
+    pg0=0; [ -n "$PG_PID" ] && pg0=$(cpu_ticks "$PG_PID")
     read -r rps p50 p99 non2xx errors wraps requests < <(run_wrk "$HG_PORT" "s$s-r$r-$target")
     peak=$(mem_kib VmHWM "$HG_PID")
     drain="" acked="" delivered="" left=""
@@ -461,12 +501,14 @@ for s in $SCENARIOS; do
       acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
       left=${left%.*} acked=${acked%.*}
     fi
-    if [ "$s" = 4 ] || [ "$s" = 5 ]; then
+    if [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 8 ]; then
       # Delivery included: the CPU an event costs until it is delivered.
       read -r drain acked delivered left < <(check_delivery)
       peak=$(mem_kib VmHWM "$HG_PID")
     fi
     cpu=$(us_per_req $(($(cpu_ticks "$HG_PID") - t0)) "$requests")
+    pg_cpu=""
+    [ "$s" = 8 ] && pg_cpu=$(us_per_req $(($(cpu_ticks "$PG_PID") - pg0)) "$requests")
     commits=$(metric hookgate_store_commit_duration_seconds_count)
     commit_ms=$(awk -v s="$(metric hookgate_store_commit_duration_seconds_sum)" -v n="$commits" \
       'BEGIN { if (n > 0) printf "%.2f", s * 1000 / n }')
@@ -479,8 +521,8 @@ for s in $SCENARIOS; do
     dups=$(metric 'hookgate_dedup_total{route="bench",result="duplicate"}')
     [ "${dups%.*}" = 0 ] || log "WARNING: $dups duplicates: raise EVENTS"
     stop_hookgate
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$target" "$rps" "$p50" "$p99" \
-      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" "$slow" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$target" "$rps" "$p50" "$p99" \
+      "$non2xx" "$errors" "$wraps" "$peak" "$idle" "$drain" "$acked" "$delivered" "$cpu" "$left" "${commits%.*}" "$commit_ms" "$slow" "$pg_cpu" >>"$RESULTS"
     tail -1 "$RESULTS" | cut -f3-6,12- | sed 's/^/    /' >&2
     done
   done
@@ -505,6 +547,7 @@ name() {
     5) echo "5 async, fsync off" ;;
     6) echo "6 async, fsync on, $BACKLOG backlog" ;;
     7) echo "7 sync, local dedup, $DEDUP_SMALL keys stored" ;;
+    8) echo "8 async, PostgreSQL store" ;;
   esac
 }
 
@@ -535,13 +578,13 @@ for s in $SCENARIOS; do
     "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 11)")" "$(mib "$(colmax "$s" hookgate 10)")" \
     "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)"
 done
-case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*)
+case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 8 "*)
   echo
   echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
   echo
   echo "| scenario | round | acked | delivered (distinct ids at upstream) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6) {
+  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6 || $1 == 8) {
       rate = ($12 > 0) ? sprintf("%.0f", $16 / $12) : "-"
       check = ($14 == "") ? "not checked" : ($13 == $14 ? $14 : $14 " MISMATCH")
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $13, check, $16, $12, rate, $17, $18
@@ -564,6 +607,14 @@ case " $SCENARIOS " in *" 7 "*)
     "$(ratio "$(col 7 hookgate-big 5)" "$(col 7 hookgate 5)")" \
     "$(ratio "$(col 7 hookgate-big 6)" "$(col 7 hookgate 6)")" "$(round_ratios 7 6 hookgate-big hookgate)" \
     "$(ratio "$(col 7 hookgate-big 15)" "$(col 7 hookgate 15)")" "$(round_ratios 7 15 hookgate-big hookgate)" ;;
+esac
+case " $SCENARIOS " in *" 8 "*)
+  hc=$(col 8 hookgate 15); pc=$(col 8 hookgate 20)
+  echo
+  echo "Scenario 8, CPU per acknowledged and delivered event: hookgate $hc µs, PostgreSQL server $pc µs."
+  echo "One primary core serves about $(awk -v p="$pc" 'BEGIN { if (p > 0) printf "%.0f", 1e6 / p; else print "-" }') events/s;"
+  echo "a replica at the rate it reached here ($(col 8 hookgate 4) ev/s) needs $(awk -v p="$pc" -v r="$(col 8 hookgate 4)" 'BEGIN { printf "%.2f", p * r / 1e6 }') primary cores."
+  ;;
 esac
 # Copies only matter to hookgate (dedup answers them without forwarding).
 wraps=$(awk -F'\t' 'NR > 1 && $3 ~ /^hookgate/ { n += $9 } END { print n + 0 }' "$RESULTS")

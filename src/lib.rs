@@ -49,7 +49,7 @@ use telemetry::Metrics;
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the dedup store: {0}")]
+    #[error("cannot open the store: {0}")]
     Store(#[from] dedup::StoreError),
     #[error("{0}")]
     Tls(String),

@@ -525,13 +525,24 @@ fn summary(config: &Config) -> String {
         "limits   body {} bytes, headers within {:?}, body within {:?}, idle connections closed after {:?}",
         l.max_body_bytes, l.header_read_timeout, l.body_read_timeout, l.idle_timeout
     );
-    let _ = writeln!(
-        out,
-        "store    {} (fsync {}, delivered events kept {:?})",
-        config.data_dir.join("hookgate.db").display(),
-        if config.store.fsync { "on" } else { "off" },
-        config.store.retention
-    );
+    let _ = match &config.store.postgres {
+        // The URL without its password.
+        Some(pg) => writeln!(
+            out,
+            "store    postgres {} schema {} (pool of {}, durability: the server's synchronous_commit, delivered events kept {:?})",
+            pg.redacted_url(),
+            pg.schema,
+            pg.pool_size,
+            config.store.retention
+        ),
+        None => writeln!(
+            out,
+            "store    sqlite {} (fsync {}, delivered events kept {:?})",
+            config.data_dir.join("hookgate.db").display(),
+            if config.store.fsync { "on" } else { "off" },
+            config.store.retention
+        ),
+    };
     let _ = writeln!(
         out,
         "admin API {}",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::config::{AckMode, Config, DedupBackend, DedupMode, StoreErrorPolicy};
+use crate::config::{AckMode, Config, DedupBackend, DedupMode, StoreBackend, StoreErrorPolicy};
 use crate::dedup::{self, SharedDedupStore, StoreError};
 use crate::health::Healthcheck;
 use crate::spool::{self, Spool};
@@ -31,8 +31,9 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Opens the backends `config`'s routes use: the local database (for
-    /// local dedup and the spool of async routes) and Redis.
+    /// Opens the backends `config`'s routes use: the store (`store.backend`:
+    /// the SQLite file or PostgreSQL, for `backend: store` dedup and the
+    /// spool of async routes) and Redis.
     ///
     /// Readiness waits for the local database (every request that uses it
     /// fails without it) but for Redis only when a route rejects requests
@@ -43,19 +44,9 @@ impl Stores {
         let mut stores = Stores::default();
         let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
         if any_async || uses(config, DedupBackend::Local) {
-            let db = open_db(config, metrics)?;
-            if uses(config, DedupBackend::Local) {
-                let (store, check) = dedup::LocalStore::build(db.clone()).await?;
-                stores.add_dedup(DedupBackend::Local, store, Some(check));
-            }
-            if any_async {
-                let spool = open_spool(config, metrics, db).await?;
-                let probe = spool.clone();
-                stores.health.push(Healthcheck::new("local_store", move || {
-                    let spool = probe.clone();
-                    async move { spool.check().await }
-                }));
-                stores.spool = Some(spool);
+            match config.store.backend {
+                StoreBackend::Sqlite => stores.open_sqlite(config, metrics, any_async).await?,
+                StoreBackend::Postgres => stores.open_postgres(config, metrics, any_async).await?,
             }
         }
         if uses(config, DedupBackend::Redis) {
@@ -75,6 +66,72 @@ impl Stores {
             stores.add_dedup(DedupBackend::Redis, store, required.then_some(check));
         }
         Ok(stores)
+    }
+
+    /// The SQLite file in `data_dir`: `backend: store` dedup and the spool.
+    async fn open_sqlite(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        any_async: bool,
+    ) -> Result<(), StoreError> {
+        let db = open_db(config, metrics)?;
+        if uses(config, DedupBackend::Local) {
+            let (store, check) = dedup::LocalStore::build(db.clone()).await?;
+            self.add_dedup(DedupBackend::Local, store, Some(check));
+        }
+        if any_async {
+            let spool =
+                open_spool(config, metrics, Arc::new(spool::SqliteSpoolStore::new(db))).await?;
+            let probe = spool.clone();
+            self.health.push(Healthcheck::new("local_store", move || {
+                let spool = probe.clone();
+                async move { spool.check().await }
+            }));
+            self.spool = Some(spool);
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL, shared by the replicas: `backend: store` dedup and the
+    /// spool, on one pool. Readiness waits for it whatever the routes'
+    /// `on_store_error` (the spool cannot acknowledge without it, and a
+    /// sync route's dedup is as shared as the spool).
+    async fn open_postgres(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        any_async: bool,
+    ) -> Result<(), StoreError> {
+        let settings = config
+            .store
+            .postgres
+            .as_ref()
+            .expect("validated: backend postgres has a postgres block");
+        let observer = metrics.clone();
+        let db = store::postgres::PgStore::open(
+            settings,
+            Box::new(move |took, _jobs, committed| {
+                observer.store_commit(took.as_secs_f64(), committed)
+            }),
+        )
+        .await
+        .map_err(StoreError::Local)?;
+        let (store, check) = dedup::PostgresStore::build(db.clone());
+        if uses(config, DedupBackend::Local) {
+            self.add_dedup(DedupBackend::Local, store, None);
+        }
+        self.health.push(check);
+        if any_async {
+            let spool = open_spool(
+                config,
+                metrics,
+                Arc::new(spool::PostgresSpoolStore::new(db)),
+            )
+            .await?;
+            self.spool = Some(spool.shared());
+        }
+        Ok(())
     }
 
     fn add_dedup(
@@ -142,7 +199,7 @@ fn open_db(config: &Config, metrics: &Metrics) -> Result<store::Db, StoreError> 
 async fn open_spool(
     config: &Config,
     metrics: &Metrics,
-    db: store::Db,
+    store: Arc<dyn spool::SpoolStore>,
 ) -> Result<Spool, StoreError> {
     let routes = config
         .routes
@@ -155,7 +212,5 @@ async fn open_spool(
             )
         })
         .collect();
-    Spool::open(Arc::new(spool::SqliteSpoolStore::new(db)), routes)
-        .await
-        .map_err(StoreError::Local)
+    Spool::open(store, routes).await.map_err(StoreError::Local)
 }

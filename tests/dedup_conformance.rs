@@ -1,6 +1,6 @@
 //! One conformance suite for every dedup backend: the invariants documented
 //! in `src/dedup/mod.rs`, checked against the embedded store (a SQLite file
-//! on disk) and a real Redis server.
+//! on disk), a real Redis server and a real PostgreSQL server.
 
 mod support;
 
@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookgate::dedup::{
-    Claim, ClaimToken, DedupStore, EventKey, LocalStore, RedisStore, SharedDedupStore,
+    Claim, ClaimToken, DedupStore, EventKey, LocalStore, PostgresStore, RedisStore,
+    SharedDedupStore,
 };
 use hookgate::health::Healthcheck;
+use hookgate::store::postgres::PgStore;
+use support::postgres::{PgCluster, TestSchema};
 use support::redis::{shared_redis, unique_prefix};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -234,6 +237,100 @@ async fn redis_store_fails_cleanly_while_redis_is_down_and_recovers() {
     }
     assert!(matches!(
         store.claim("r", &key(32), LONG).await.unwrap(),
+        Claim::New(_)
+    ));
+}
+
+async fn pg_store(schema: &TestSchema) -> PgStore {
+    PgStore::open(&schema.config(), Box::new(|_, _, _| {}))
+        .await
+        .expect("open the PostgreSQL store")
+}
+
+async fn postgres_store(schema: &TestSchema) -> SharedDedupStore {
+    PostgresStore::build(pg_store(schema).await).0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms() {
+    let schema = TestSchema::new();
+    let built = PostgresStore::build(pg_store(&schema).await);
+    conformance(built, "postgres_store").await;
+}
+
+/// Two replicas on one database see each other's claims, in flight and
+/// committed, and of concurrent claims from both exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_claims_are_shared_by_replicas() {
+    let schema = TestSchema::new();
+    let (a, b) = (postgres_store(&schema).await, postgres_store(&schema).await);
+    let k = key(40);
+    let t = token(a.claim("r", &k, LONG).await.unwrap());
+    assert_eq!(b.claim("r", &k, LONG).await.unwrap(), Claim::InFlight);
+    a.commit("r", &k, t, LONG).await.unwrap();
+    assert_eq!(b.claim("r", &k, LONG).await.unwrap(), Claim::Duplicate);
+
+    let k = key(41);
+    let handles = (0..40).map(|n| {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move { store.claim("r", &k, LONG).await.unwrap() })
+    });
+    let claims = futures_join_all(handles).await;
+    let winners = claims.iter().filter(|c| matches!(c, Claim::New(_))).count();
+    assert_eq!(winners, 1, "{claims:?}");
+}
+
+#[tokio::test]
+async fn postgres_store_prunes_expired_keys() {
+    let schema = TestSchema::new();
+    let s = postgres_store(&schema).await;
+    for n in 0..5 {
+        let k = key(50 + n);
+        let t = token(s.claim("r", &k, LONG).await.unwrap());
+        s.commit("r", &k, t, Duration::from_millis(1))
+            .await
+            .unwrap();
+    }
+    let kept = key(60);
+    let t = token(s.claim("r", &kept, LONG).await.unwrap());
+    s.commit("r", &kept, t, LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(s.prune_expired().await.unwrap(), 5);
+    assert_eq!(s.prune_expired().await.unwrap(), 0);
+    assert_eq!(s.claim("r", &kept, LONG).await.unwrap(), Claim::Duplicate);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_fails_cleanly_while_postgres_is_down_and_recovers() {
+    let cluster = PgCluster::start();
+    let schema = TestSchema::on(&cluster.url());
+    let store = postgres_store(&schema).await;
+    let k = key(70);
+    let t = token(store.claim("r", &k, LONG).await.unwrap());
+    store.commit("r", &k, t, LONG).await.unwrap();
+    cluster.kill();
+    assert!(store.claim("r", &key(71), LONG).await.is_err());
+    let error = store.check().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("dedup store unavailable: postgres"),
+        "{error}"
+    );
+    cluster.up();
+    // The pool makes new connections by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.check().await.is_err() {
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        store.claim("r", &k, LONG).await.unwrap(),
+        Claim::Duplicate,
+        "the committed key survived the restart"
+    );
+    assert!(matches!(
+        store.claim("r", &key(72), LONG).await.unwrap(),
         Claim::New(_)
     ));
 }

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use hookgate::config::{AckMode, DedupBackend, DedupMode};
+use hookgate::config::{AckMode, DedupBackend, DedupMode, StoreBackend};
 use hookgate::telemetry::names::{self, Kind};
 use hookgate::telemetry::{DeliveryResult, Metrics, Outcome, UpstreamClass};
 use hookgate::Config;
 
-const KUBERNETES: [&str; 2] = ["sidecar", "edge"];
+const KUBERNETES: [&str; 3] = ["sidecar", "edge", "edge-postgres"];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -228,6 +228,7 @@ fn validate_with_files(text: &str, dir: &str, label: &str) -> (Config, BTreeSet<
     for key in &keys {
         let value = match key.as_str() {
             "redis-url" => "redis://127.0.0.1:6379/0\n",
+            "postgres-url" => "postgres://hookgate:a-password@127.0.0.1:5432/hookgate\n",
             _ => "a-test-secret-of-32-characters!!\n",
         };
         std::fs::write(tmp.path().join(key), value).unwrap();
@@ -444,6 +445,31 @@ fn data_dir_volume_fits_the_ack_mode() {
     for name in KUBERNETES {
         let kube = Kube::load(name);
         let config = kube_config(&kube);
+        if config.store.backend == StoreBackend::Postgres {
+            // Acknowledged events are in PostgreSQL: the replicas are
+            // interchangeable, hold no volume, and share dedup there.
+            assert_eq!(name, "edge-postgres");
+            assert_eq!(str_of(&kube.workload()["kind"]), "Deployment");
+            assert!(kube.workload()["spec"]["volumeClaimTemplates"].is_null());
+            assert!(kube.workload()["spec"]["replicas"].as_u64().unwrap() > 1);
+            for volume in seq(&kube.pod_spec()["volumes"]) {
+                assert!(
+                    !volume["persistentVolumeClaim"].is_mapping(),
+                    "{name}: {volume:?}"
+                );
+            }
+            assert!(config.routes.iter().all(|r| r.ack == AckMode::Async));
+            for route in &config.routes {
+                if let DedupMode::On(d) = &route.dedup {
+                    assert_eq!(d.backend, DedupBackend::Local, "{name}: {}", route.name);
+                }
+            }
+            // A PodDisruptionBudget keeps replicas serving through drains.
+            let budget = kube.one("PodDisruptionBudget", "hookgate");
+            assert!(budget["spec"]["minAvailable"].as_u64().unwrap() >= 1);
+            kube.mount_at("/tmp");
+            continue;
+        }
         let data_dir = config.data_dir.to_str().unwrap();
         let (volume, mount) = kube.mount_at(data_dir);
         assert_ne!(

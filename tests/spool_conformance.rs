@@ -1,7 +1,10 @@
 //! One conformance suite for every spool store: the invariants documented
-//! in `src/spool/mod.rs`, checked by [`conformance`] against each backend
-//! (today the SQLite store, on a real file in a temporary directory). A new
+//! in `src/spool/mod.rs`, checked by [`conformance`] against each backend:
+//! the SQLite store on a real file in a temporary directory, and PostgreSQL
+//! (a schema of its own on the test server, see `support::postgres`). A new
 //! backend implements [`Backend`] and gets one `#[tokio::test]` below.
+
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,11 +12,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hookgate::dedup::EventKey;
 use hookgate::spool::{
-    Appended, AttemptOutcome, DeliveryState, Due, Lease, LocalClaim, NewEvent, NextState, Recorded,
-    Replay, SpoolCounts, SpoolStore, SqliteSpoolStore,
+    Appended, AttemptOutcome, DeliveryState, Due, Lease, LocalClaim, NewEvent, NextState,
+    PostgresSpoolStore, Recorded, Replay, SpoolCounts, SpoolStore, SqliteSpoolStore,
 };
+use hookgate::store::postgres::PgStore;
 use hookgate::store::{now_ms, Db};
 use http::{HeaderMap, HeaderValue};
+use support::postgres::TestSchema;
 
 /// Long enough never to expire during a test.
 const LONG: Duration = Duration::from_secs(600);
@@ -871,4 +876,93 @@ async fn sqlite_store_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_follows_the_model() {
     model(&Sqlite::new()).await;
+}
+
+/// PostgreSQL: each store on a schema of its own on the test server,
+/// dropped when the backend goes.
+struct Postgres {
+    schemas: Mutex<Vec<TestSchema>>,
+}
+
+impl Postgres {
+    fn new() -> Postgres {
+        Postgres {
+            schemas: Mutex::default(),
+        }
+    }
+
+    async fn open_on(schema: &TestSchema) -> Arc<PostgresSpoolStore> {
+        let db = PgStore::open(&schema.config(), Box::new(|_, _, _| {}))
+            .await
+            .expect("open the PostgreSQL store");
+        Arc::new(PostgresSpoolStore::new(db))
+    }
+
+    fn schema_of(&self, store: &PostgresSpoolStore) -> TestSchema {
+        let schemas = self.schemas.lock().unwrap();
+        let schema = schemas
+            .iter()
+            .find(|s| s.name == store.db().schema())
+            .expect("a schema this backend made");
+        // A second handle on the same schema, not dropped by the caller.
+        TestSchema {
+            name: schema.name.clone(),
+            url: schema.url.clone(),
+        }
+    }
+}
+
+impl Backend for Postgres {
+    type Store = PostgresSpoolStore;
+
+    async fn open(&self) -> Arc<PostgresSpoolStore> {
+        let schema = TestSchema::new();
+        let store = Postgres::open_on(&schema).await;
+        self.schemas.lock().unwrap().push(schema);
+        store
+    }
+
+    async fn crash_and_reopen(&self, store: Arc<PostgresSpoolStore>) -> Arc<PostgresSpoolStore> {
+        let schema = self.schema_of(&store);
+        // The process goes away: its connections close with nothing
+        // finished for it; its leases are rows, and expire there.
+        store.db().close();
+        drop(store);
+        let reopened = Postgres::open_on(&schema).await;
+        std::mem::forget(schema);
+        reopened
+    }
+
+    async fn fail_inserts(&self, store: &PostgresSpoolStore, fail: bool) {
+        let schema = self.schema_of(store);
+        let client = schema.connect().await;
+        let name = &schema.name;
+        // A trigger: the claim is made, then the insert fails in the same
+        // transaction.
+        let sql = if fail {
+            format!(
+                "CREATE FUNCTION {name}.fail_inserts() RETURNS trigger LANGUAGE plpgsql
+                     AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$;
+                 CREATE TRIGGER fail_inserts BEFORE INSERT ON {name}.deliveries
+                     FOR EACH ROW EXECUTE FUNCTION {name}.fail_inserts();"
+            )
+        } else {
+            format!(
+                "DROP TRIGGER fail_inserts ON {name}.deliveries;
+                 DROP FUNCTION {name}.fail_inserts();"
+            )
+        };
+        client.batch_execute(&sql).await.unwrap();
+        std::mem::forget(schema);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms() {
+    conformance(&Postgres::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_follows_the_model() {
+    model(&Postgres::new()).await;
 }

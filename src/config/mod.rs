@@ -216,21 +216,100 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// The embedded store's durability and retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the spool and `backend: store` dedup keys live, their
+/// durability and retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Sync to disk on every commit: acked events survive power loss.
+    pub backend: StoreBackend,
+    /// SQLite: sync to disk on every commit, so acked events survive power
+    /// loss. PostgreSQL's durability is its own (`synchronous_commit`).
     pub fsync: bool,
     /// How long delivered events are kept for inspection.
     pub retention: Duration,
+    /// Set when `backend` is `postgres`.
+    pub postgres: Option<PostgresConfig>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: StoreBackend::default(),
             fsync: true,
             retention: Duration::from_secs(7 * 86400),
+            postgres: None,
         }
+    }
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreBackend {
+    /// One SQLite file in `data_dir`: a sidecar or a single edge replica.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by several replicas.
+    Postgres,
+}
+
+impl StoreBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreBackend::Sqlite => "sqlite",
+            StoreBackend::Postgres => "postgres",
+        }
+    }
+}
+
+/// `store.postgres`.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:5432/db`: holds a password.
+    pub url: SecretString,
+    /// Where hookgate's tables are (created and migrated at start-up).
+    pub schema: String,
+    /// Connections per replica.
+    pub pool_size: usize,
+}
+
+/// Compared by a reload (a change needs a restart), the URL included.
+impl PartialEq for PostgresConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.url.expose_secret() == other.url.expose_secret()
+            && self.schema == other.schema
+            && self.pool_size == other.pool_size
+    }
+}
+
+impl Eq for PostgresConfig {}
+
+impl PostgresConfig {
+    pub const DEFAULT_SCHEMA: &'static str = "hookgate";
+    pub const DEFAULT_POOL_SIZE: usize = 16;
+
+    /// The URL without its password (and without any query parameters,
+    /// which may carry one too), for display.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
+
+/// `scheme://user:***@host/path` from a URL that may hold a password; the
+/// query string is dropped (it may hold `password=`).
+fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return "<redacted>".to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user_info = &rest[..at];
+            let user = user_info.split(':').next().unwrap_or_default();
+            let hidden = if user_info.contains(':') { ":***" } else { "" };
+            format!("{}{user}{hidden}{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -281,7 +360,8 @@ impl Dedup {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DedupBackend {
-    /// SQLite in `data_dir`.
+    /// The configured store (`store.backend`): the SQLite file in
+    /// `data_dir`, or PostgreSQL. Written `store` (or `local`, its old name).
     #[default]
     Local,
     /// The top-level `redis` server, shared by replicas.
@@ -291,7 +371,7 @@ pub enum DedupBackend {
 impl DedupBackend {
     pub fn as_str(self) -> &'static str {
         match self {
-            DedupBackend::Local => "local",
+            DedupBackend::Local => "store",
             DedupBackend::Redis => "redis",
         }
     }

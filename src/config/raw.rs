@@ -20,10 +20,10 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::leaf::{
     self, AdminToken, AtLeast, ListedHeader, LogFormat, LogLevel, NonEmptyList, Parsed, Pattern,
-    Positive, PublicUrl, RedisUrl, RouteName, RoutePath, Secret, Separator, SettableHeaders,
-    SuccessStatus, UnsignedKey, UpstreamUrl,
+    Positive, PostgresUrl, PublicUrl, RedisUrl, RouteName, RoutePath, SchemaName, Secret,
+    Separator, SettableHeaders, SuccessStatus, UnsignedKey, UpstreamUrl,
 };
-use super::{AckMode, DedupBackend, StoreErrorPolicy};
+use super::{AckMode, DedupBackend, StoreBackend, StoreErrorPolicy};
 use crate::dedup::KeyTemplate;
 use crate::events::EventSource;
 use crate::verify::{Algorithm, Encoding, SecretEncoding, Template, TimeUnit, TimestampSource};
@@ -96,8 +96,19 @@ pub struct RawRateLimit {
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
+    pub backend: Option<Parsed<StoreBackend>>,
     pub fsync: Option<bool>,
     pub retention: Option<Parsed<Duration>>,
+    pub postgres: Option<RawPostgres>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Holds a password: a secret.
+    pub url: Parsed<PostgresUrl>,
+    pub schema: Option<Parsed<SchemaName>>,
+    pub pool_size: Option<Positive<u32>>,
 }
 
 #[derive(serde::Deserialize)]

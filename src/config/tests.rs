@@ -809,3 +809,123 @@ fn typed_leaves_name_the_field_and_never_the_value() {
     // A plain word in a field of fixed words is shown: it is a typo.
     expect_error("ack: sync", "ack: later", "routes[0].ack", "\"later\"");
 }
+
+/// `store.backend: postgres` with its block, the defaults, `backend: store`
+/// (and `local`, its alias) on routes, and the rules between the fields.
+#[test]
+fn store_section_postgres() {
+    let pg_env = env(&[
+        ("TRUTAC_SECRET", "t-secret"),
+        (
+            "PG_URL",
+            "postgres://hookgate:hunter2@db.internal:5432/hooks",
+        ),
+    ]);
+    let with_store = |store: &str| {
+        Config::from_yaml(
+            &format!(
+                "store:\n{store}\n{}",
+                MINIMAL.replace("dedup: off", "dedup: { backend: store }")
+            ),
+            &pg_env,
+        )
+    };
+    let c = with_store("  backend: postgres\n  postgres: { url: \"${PG_URL}\" }").unwrap();
+    assert_eq!(c.store.backend, StoreBackend::Postgres);
+    let pg = c.store.postgres.as_ref().unwrap();
+    assert_eq!(pg.schema, "hookgate");
+    assert_eq!(pg.pool_size, 16);
+    assert_eq!(
+        pg.redacted_url(),
+        "postgres://hookgate:***@db.internal:5432/hooks"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+    let DedupMode::On(d) = &c.routes[0].dedup else {
+        panic!("dedup on");
+    };
+    assert_eq!(d.backend, DedupBackend::Local);
+    assert_eq!(d.backend.as_str(), "store");
+
+    let c = with_store(
+        "  backend: postgres\n  postgres: { url: \"${PG_URL}\", schema: edge_1, pool_size: 4 }",
+    )
+    .unwrap();
+    let pg = c.store.postgres.as_ref().unwrap();
+    assert_eq!((pg.schema.as_str(), pg.pool_size), ("edge_1", 4));
+
+    // The default stays SQLite, and `local` still means the store.
+    let c = load(&MINIMAL.replace("dedup: off", "dedup: { backend: local }")).unwrap();
+    assert_eq!(c.store.backend, StoreBackend::Sqlite);
+    assert!(c.store.postgres.is_none());
+    assert!(matches!(&c.routes[0].dedup, DedupMode::On(d) if d.backend == DedupBackend::Local));
+
+    for (store, path, needle) in [
+        ("  backend: postgres", "store.postgres", "needs a `postgres:` block"),
+        (
+            "  postgres: { url: \"${PG_URL}\" }",
+            "store.postgres",
+            "only with `backend: postgres`",
+        ),
+        (
+            "  backend: postgres\n  fsync: true\n  postgres: { url: \"${PG_URL}\" }",
+            "store.fsync",
+            "does not apply to PostgreSQL",
+        ),
+        ("  backend: mysql", "store.backend", "`sqlite` or `postgres`"),
+        (
+            "  backend: postgres\n  postgres: { url: \"mysql://u:hunter2@h/db\" }",
+            "store.postgres.url",
+            "postgres://",
+        ),
+        (
+            "  backend: postgres\n  postgres: { url: \"postgres://u:hunter2@h:notaport/db\" }",
+            "store.postgres.url",
+            "not a valid PostgreSQL URL",
+        ),
+        (
+            "  backend: postgres\n  postgres: { url: \"postgres://u:hunter2@h/db?sslmode=require\" }",
+            "store.postgres.url",
+            "sslmode=require is not supported",
+        ),
+        (
+            "  backend: postgres\n  postgres: { url: \"${PG_URL}\", schema: \"a; DROP TABLE x\" }",
+            "store.postgres.schema",
+            "not a valid schema name",
+        ),
+        (
+            "  backend: postgres\n  postgres: { url: \"${PG_URL}\", schema: pg_catalog }",
+            "store.postgres.schema",
+            "reserved",
+        ),
+        (
+            "  backend: postgres\n  postgres: { url: \"${PG_URL}\", pool_size: 0 }",
+            "store.postgres.pool_size",
+            "greater than zero",
+        ),
+    ] {
+        let err = with_store(store).unwrap_err();
+        assert_eq!(err.path, path, "{store}: {err}");
+        assert!(err.message.contains(needle), "{store}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn postgres_urls_are_shown_without_their_password() {
+    let url = |u: &str| PostgresConfig {
+        url: SecretString::from(u.to_string()),
+        schema: "hookgate".into(),
+        pool_size: 1,
+    };
+    for (given, shown) in [
+        ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
+        ("postgres://u@h/db", "postgres://u@h/db"),
+        (
+            "postgresql://h/db?password=pw&sslmode=disable",
+            "postgresql://h/db",
+        ),
+        ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+    ] {
+        assert_eq!(url(given).redacted_url(), shown);
+    }
+}

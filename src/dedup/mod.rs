@@ -19,6 +19,7 @@
 
 pub mod key;
 pub mod local;
+pub mod postgres;
 pub mod redis;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use key::{EventKey, KeyTemplate};
 pub use local::LocalStore;
+pub use postgres::PostgresStore;
 pub use redis::RedisStore;
 
 use crate::health::Healthcheck;

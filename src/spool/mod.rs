@@ -1,6 +1,6 @@
 //! The async spool: events acknowledged to their sender and not yet
-//! delivered, kept by a [`SpoolStore`] (the SQLite file, [`sqlite`]; the
-//! schema is in `crate::store`), and the [`Spool`] handle the ingress, the
+//! delivered, kept by a [`SpoolStore`] (the SQLite file, [`sqlite`], or
+//! PostgreSQL, [`postgres`]; the schemas are in `crate::store`), and the [`Spool`] handle the ingress, the
 //! delivery workers and the admin API use, whatever the store.
 //!
 //! # What every store must keep
@@ -50,6 +50,7 @@
 //! hand-written dispatch enum). The price is one boxed future per store
 //! call, next to a transaction commit.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod worker;
 
@@ -70,6 +71,7 @@ use crate::dedup::EventKey;
 use crate::store::now_ms;
 pub use crate::store::StoreError;
 use crate::telemetry::RouteMetrics;
+pub use postgres::PostgresSpoolStore;
 pub use sqlite::SqliteSpoolStore;
 
 /// One call to a [`SpoolStore`], in progress.
@@ -309,6 +311,9 @@ impl AttemptOutcome {
     }
 }
 
+/// How often a shared spool re-reads its counts from the store.
+pub const SHARED_COUNTS_REFRESH: Duration = Duration::from_secs(2);
+
 /// Per-route counters behind the gauges and `max_pending`.
 struct RouteCounts {
     pending: AtomicI64,
@@ -332,9 +337,9 @@ impl RouteCounts {
 ///
 /// The counts start from [`SpoolStore::counts`] and follow this process's
 /// own appends, records, replays and drops: exact while one process owns
-/// the store. A store shared by several processes needs them refreshed
-/// from the store, and workers woken by a poll rather than only by
-/// [`Spool::wait_for_work`].
+/// the store. A store shared by several processes has them refreshed from
+/// the store ([`Spool::shared`]), and its workers are woken by a poll as
+/// well as by [`Spool::wait_for_work`].
 #[derive(Clone)]
 pub struct Spool {
     store: Arc<dyn SpoolStore>,
@@ -358,6 +363,48 @@ impl Spool {
             spool.add_route(name, metrics).await?;
         }
         Ok(spool)
+    }
+
+    /// For a store shared by several processes (PostgreSQL): the per-route
+    /// counts (behind `max_pending` and the gauges) are re-read from the
+    /// store every [`SHARED_COUNTS_REFRESH`], since other replicas append
+    /// and deliver too; between refreshes they follow this process's own
+    /// changes. (Workers notice other replicas' appends by polling
+    /// [`Spool::next_due_at`], at least once a second.) The refresh ends
+    /// when the last handle of this spool is dropped.
+    pub fn shared(self) -> Spool {
+        let routes = Arc::downgrade(&self.routes);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SHARED_COUNTS_REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(routes) = routes.upgrade() else {
+                    return;
+                };
+                let known: Vec<(String, Arc<RouteCounts>)> = routes
+                    .read()
+                    .unwrap()
+                    .iter()
+                    .map(|(name, counts)| (name.clone(), counts.clone()))
+                    .collect();
+                drop(routes);
+                for (route, counts) in known {
+                    match store.counts(&route).await {
+                        Ok(SpoolCounts { pending, dead }) => {
+                            counts.pending.store(pending, Ordering::Relaxed);
+                            counts.dead.store(dead, Ordering::Relaxed);
+                            counts.publish();
+                        }
+                        Err(error) => {
+                            tracing::debug!(%route, %error, "refreshing the spool counts failed")
+                        }
+                    }
+                }
+            }
+        });
+        self
     }
 
     /// Makes `route` known (at start-up, or when a reload adds it); a route

@@ -1,3 +1,6 @@
+//! The stores: this file is the embedded one; [`postgres`] is the shared
+//! one (`store.backend: postgres`), with the same tables.
+//!
 //! The embedded store: one SQLite file, `data_dir/hookgate.db`, in WAL mode.
 //! It holds the dedup claims of `local` routes and the async spool, so that
 //! claiming an event and spooling it is one transaction.
@@ -59,6 +62,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+pub mod postgres;
+
 /// The store could not do what was asked (I/O error, disk full, closed).
 ///
 /// Each message names what failed and, for the variants with a cause, ends
@@ -119,6 +124,26 @@ pub enum StoreError {
     /// before running it): nothing was written.
     #[error("store: the write could not be committed")]
     NotCommitted,
+    /// A statement, the commit or the connection failed in PostgreSQL
+    /// (see `postgres`). `detail` is the driver's message with its causes
+    /// (the driver's own `Display` stops at "db error"); never the URL.
+    #[error("store: postgres: {detail}")]
+    Postgres {
+        detail: String,
+        #[source]
+        source: Arc<tokio_postgres::Error>,
+    },
+    /// The PostgreSQL connection settings or pool could not be set up.
+    #[error("store: postgres: {detail}")]
+    PostgresSetup { detail: String },
+    /// No PostgreSQL connection could be had from the pool (the server is
+    /// down or every connection is busy past the wait timeout).
+    #[error("store: postgres: no connection: {detail}")]
+    PostgresPool {
+        detail: String,
+        #[source]
+        source: Arc<deadpool_postgres::PoolError>,
+    },
 }
 
 impl StoreError {
@@ -136,6 +161,24 @@ impl StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sqlite {
+            source: Arc::new(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres {
+            detail: postgres::describe(&e),
+            source: Arc::new(e),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::PostgresPool {
+            detail: postgres::describe(&e),
             source: Arc::new(e),
         }
     }

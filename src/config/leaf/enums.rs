@@ -2,7 +2,7 @@
 //! `verify.algorithm`, …
 
 use super::Leaf;
-use crate::config::{AckMode, DedupBackend, StoreErrorPolicy};
+use crate::config::{AckMode, DedupBackend, StoreBackend, StoreErrorPolicy};
 use crate::verify::{Algorithm, Encoding, SecretEncoding, TimeUnit};
 
 /// `unknown <what> "<word>": <expected>`, with the word only when it is
@@ -38,11 +38,27 @@ words!(AckMode, "ack mode", "`async` or `sync`", |w| match w {
     "async" => Some(AckMode::Async),
     _ => None,
 });
-words!(DedupBackend, "backend", "`local` or `redis`", |w| match w {
-    "local" => Some(DedupBackend::Local),
-    "redis" => Some(DedupBackend::Redis),
-    _ => None,
-});
+words!(
+    DedupBackend,
+    "backend",
+    "`store` (or `local`, its old name) or `redis`",
+    |w| match w {
+        // `local` is the old name of `store`, kept as an alias.
+        "store" | "local" => Some(DedupBackend::Local),
+        "redis" => Some(DedupBackend::Redis),
+        _ => None,
+    }
+);
+words!(
+    StoreBackend,
+    "store backend",
+    "`sqlite` or `postgres`",
+    |w| match w {
+        "sqlite" => Some(StoreBackend::Sqlite),
+        "postgres" => Some(StoreBackend::Postgres),
+        _ => None,
+    }
+);
 words!(
     StoreErrorPolicy,
     "policy",

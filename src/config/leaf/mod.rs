@@ -24,8 +24,8 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 pub use self::http::{ListedHeader, SettableHeaders, UpstreamUrl};
 pub use enums::{unknown, LogFormat, UnsignedKey};
 pub use text::{
-    AdminToken, LogLevel, NonEmptyList, Pattern, PublicUrl, RedisUrl, RouteName, RoutePath, Secret,
-    Separator,
+    AdminToken, LogLevel, NonEmptyList, Pattern, PostgresUrl, PublicUrl, RedisUrl, RouteName,
+    RoutePath, SchemaName, Secret, Separator,
 };
 
 /// Starts a message written here, so `error_text::serde_message` keeps it

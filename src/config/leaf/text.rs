@@ -150,6 +150,59 @@ impl Leaf for RedisUrl {
     }
 }
 
+/// `store.postgres.url`: `postgres://user:password@host:5432/db`. Holds a
+/// password, so it is a secret; the driver parses it here, so a bad URL is
+/// refused at its field, without printing it.
+#[derive(Debug, Clone)]
+pub struct PostgresUrl(pub SecretString);
+
+impl Leaf for PostgresUrl {
+    const EXPECTING: &'static str = "a postgres:// URL";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|s| text.starts_with(s))
+        {
+            return Err("must be a postgres:// (or postgresql://) URL".into());
+        }
+        let config: tokio_postgres::Config = text
+            .parse()
+            .map_err(|_| "is not a valid PostgreSQL URL".to_string())?;
+        // Connections are made without TLS (see docs/configuration.md):
+        // refuse a URL that asks for it rather than ignore the request.
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err("sslmode=require is not supported yet: hookgate connects to PostgreSQL without TLS (use a private network or a sidecar proxy)".into());
+        }
+        Ok(PostgresUrl(SecretString::from(text)))
+    }
+}
+
+/// `store.postgres.schema`: a plain SQL identifier (it is written into
+/// statements unquoted), not one of PostgreSQL's own (`pg_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaName(pub String);
+
+impl Leaf for SchemaName {
+    const EXPECTING: &'static str = "a schema name like hookgate";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut bytes = text.bytes();
+        let valid = (1..=63).contains(&text.len())
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err("not a valid schema name: use 1 to 63 lower-case letters, digits and `_`, starting with a letter or `_`".into());
+        }
+        if text.starts_with("pg_") || text == "information_schema" {
+            return Err("is reserved by PostgreSQL: choose another schema name".into());
+        }
+        Ok(SchemaName(text.to_string()))
+    }
+}
+
 /// `admin.token`: long enough not to be guessed.
 #[derive(Debug, Clone)]
 pub struct AdminToken(pub SecretString);

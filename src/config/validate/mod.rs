@@ -8,6 +8,7 @@ mod hmac;
 mod keys;
 mod route;
 mod sections;
+mod store;
 mod upstream;
 mod verify;
 
@@ -62,6 +63,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .error("must differ from `listen`: the admin endpoints are served on their own port"));
     }
     let redis = raw.redis.map(sections::redis);
+    let store = raw.store.map(store::store).transpose()?.unwrap_or_default();
     let routes = routes(raw.routes, redis.is_some())?;
     Ok(Config {
         listen,
@@ -74,7 +76,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .shutdown_timeout
             .map_or(Config::DEFAULT_SHUTDOWN_TIMEOUT, Parsed::into_inner),
         redis,
-        store: raw.store.map(sections::store).unwrap_or_default(),
+        store,
         admin_token: admin.token.map(|t| t.0),
         tls: raw.tls.map(sections::tls),
         trusted_proxies: raw

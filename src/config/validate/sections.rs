@@ -1,9 +1,9 @@
 //! The top-level sections: defaults, and the few rules within one section.
 
 use super::super::leaf::{LogFormat, Parsed, Positive};
-use super::super::raw::{RawLimits, RawLog, RawOtlp, RawRedis, RawReload, RawStore, RawTls};
+use super::super::raw::{RawLimits, RawLog, RawOtlp, RawRedis, RawReload, RawTls};
 use super::super::{
-    ConfigError, Limits, LogConfig, OtlpConfig, RedisConfig, ReloadConfig, StoreConfig, TlsConfig,
+    ConfigError, Limits, LogConfig, OtlpConfig, RedisConfig, ReloadConfig, TlsConfig,
 };
 use super::At;
 
@@ -41,14 +41,6 @@ pub fn redis(raw: RawRedis) -> RedisConfig {
         timeout: raw
             .timeout
             .map_or(RedisConfig::DEFAULT_TIMEOUT, Parsed::into_inner),
-    }
-}
-
-pub fn store(raw: RawStore) -> StoreConfig {
-    let d = StoreConfig::default();
-    StoreConfig {
-        fsync: raw.fsync.unwrap_or(d.fsync),
-        retention: raw.retention.map_or(d.retention, Parsed::into_inner),
     }
 }
 
