@@ -260,27 +260,7 @@ impl StoreBackend {
     }
 }
 
-/// `store.postgres`.
-#[derive(Debug, Clone)]
-pub struct PostgresConfig {
-    /// `postgres://user:password@host:5432/db`: holds a password.
-    pub url: SecretString,
-    /// Where hookgate's tables are (created and migrated at start-up).
-    pub schema: String,
-    /// Connections per replica.
-    pub pool_size: usize,
-}
-
-/// Compared by a reload (a change needs a restart), the URL included.
-impl PartialEq for PostgresConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.url.expose_secret() == other.url.expose_secret()
-            && self.schema == other.schema
-            && self.pool_size == other.pool_size
-    }
-}
-
-impl Eq for PostgresConfig {}
+pub use crate::store::postgres::PostgresConfig;
 
 impl PostgresConfig {
     pub const DEFAULT_SCHEMA: &'static str = "hookgate";

@@ -69,7 +69,7 @@ use tokio::sync::Notify;
 
 use crate::dedup::EventKey;
 use crate::store::now_ms;
-pub use crate::store::StoreError;
+pub use crate::store::{Appended, Recorded, StoreError};
 use crate::telemetry::RouteMetrics;
 pub use postgres::PostgresSpoolStore;
 pub use sqlite::SqliteSpoolStore;
@@ -133,14 +133,6 @@ pub struct NewEvent {
 pub struct LocalClaim {
     pub key: EventKey,
     pub ttl: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Appended {
-    /// Committed; the delivery id.
-    Spooled(String),
-    Duplicate,
-    InFlight,
 }
 
 /// Where a delivery is in its life. Stored as the same lowercase text it
@@ -225,16 +217,6 @@ pub enum Replay {
 pub struct SpoolCounts {
     pub pending: i64,
     pub dead: i64,
-}
-
-/// What [`SpoolStore::record`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// The attempt and the next state are committed.
-    Written,
-    /// Nothing changed: this attempt was recorded already, or the delivery
-    /// is no longer pending at that attempt.
-    Stale,
 }
 
 /// One row of the admin API's delivery listings.

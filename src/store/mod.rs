@@ -597,6 +597,27 @@ impl<T, F: FnOnce(Result<T, StoreError>)> Drop for Once<T, F> {
     }
 }
 
+/// What appending an event to the spool did (see `crate::spool`, which
+/// re-exports it; it lives here so the stores' writers need not import the
+/// spool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Committed; the delivery id.
+    Spooled(String),
+    Duplicate,
+    InFlight,
+}
+
+/// What recording a delivery attempt did (`crate::spool::SpoolStore::record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The attempt and the next state are committed.
+    Written,
+    /// Nothing changed: this attempt was recorded already, or the delivery
+    /// is no longer pending at that attempt.
+    Stale,
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

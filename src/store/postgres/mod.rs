@@ -58,8 +58,31 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
 use tokio_postgres::NoTls;
 
+use secrecy::SecretString;
+
 use super::StoreError;
-use crate::config::PostgresConfig;
+
+/// `store.postgres` (the config module re-exports it).
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:5432/db`: holds a password.
+    pub url: SecretString,
+    /// Where hookgate's tables are (created and migrated at start-up).
+    pub schema: String,
+    /// Connections per replica.
+    pub pool_size: usize,
+}
+
+/// Compared by a reload (a change needs a restart), the URL included.
+impl PartialEq for PostgresConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.url.expose_secret() == other.url.expose_secret()
+            && self.schema == other.schema
+            && self.pool_size == other.pool_size
+    }
+}
+
+impl Eq for PostgresConfig {}
 
 /// How long a call waits for a pooled connection (or for a new one to be
 /// made) before it fails: a request waits this long at most when

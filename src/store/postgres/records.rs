@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use crate::spool::Recorded;
+use crate::store::Recorded;
 
 /// How many queued records one commit may carry.
 const MAX_GROUP: usize = 512;

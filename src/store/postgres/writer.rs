@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Statement;
 
 use super::{CommitObserver, StoreError};
-use crate::spool::Appended;
+use crate::store::Appended;
 
 /// How many queued appends one commit may carry.
 const MAX_GROUP: usize = 512;
