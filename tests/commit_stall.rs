@@ -2,8 +2,9 @@
 //! the store's group commit is held at its test seam
 //! (`hookgate::store::commit_gate`) while an event is sent; the sender
 //! must get no answer and the upstream nothing until the commit happens,
-//! then the answer and the delivery follow. The gate is process-wide, so
-//! this file is its own test binary and its tests run one at a time.
+//! then the answer and the delivery follow; on SQLite and on PostgreSQL.
+//! The gate is process-wide, so this file is its own test binary and its
+//! tests run one at a time.
 
 mod support;
 
@@ -17,9 +18,9 @@ use support::*;
 /// turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn config(upstream: &str, dedup: &str) -> String {
+fn config(upstream: &str, dedup: &str, store: &str) -> String {
     format!(
-        "routes:\n  - name: orders\n    path: /hooks/orders\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"s3cret\"] }}\n    ack: async\n    dedup: {dedup}\n    upstream:\n      url: \"{upstream}\"\n      timeout: 2s\n      retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 100ms }}\n"
+        "{store}routes:\n  - name: orders\n    path: /hooks/orders\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"s3cret\"] }}\n    ack: async\n    dedup: {dedup}\n    upstream:\n      url: \"{upstream}\"\n      timeout: 2s\n      retry: {{ max_attempts: 50, initial_backoff: 20ms, max_backoff: 100ms }}\n"
     )
 }
 
@@ -45,10 +46,10 @@ async fn held(gate: CommitGate) -> CommitGate {
     .unwrap()
 }
 
-async fn no_ack_until_the_commit(dedup: &str) {
+async fn no_ack_until_the_commit(dedup: &str, store: &str) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let upstream = Upstream::start().await;
-    let gateway = Gateway::start(&config(&upstream.url("/orders"), dedup)).await;
+    let gateway = Gateway::start(&config(&upstream.url("/orders"), dedup, store)).await;
     // Start-up's own writes are done, and the path works.
     let first = send(&gateway, r#"{"id":"first"}"#).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
@@ -87,10 +88,33 @@ async fn no_ack_until_the_commit(dedup: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_no_ack_until_the_commit() {
-    no_ack_until_the_commit("off").await;
+    no_ack_until_the_commit("off", "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_no_ack_until_the_commit_with_dedup_in_the_same_transaction() {
-    no_ack_until_the_commit("{ key: \"{body_sha256}\" }").await;
+    no_ack_until_the_commit("{ key: \"{body_sha256}\" }", "").await;
+}
+
+fn postgres(schema: &support::postgres::TestSchema) -> String {
+    format!(
+        "store:\n  backend: postgres\n  postgres: {{ url: \"{}\", schema: {}, pool_size: 4 }}\n",
+        schema.url, schema.name
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_ack_until_the_commit() {
+    let schema = support::postgres::TestSchema::new();
+    no_ack_until_the_commit("off", &postgres(&schema)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_ack_until_the_commit_with_dedup_in_the_same_transaction() {
+    let schema = support::postgres::TestSchema::new();
+    no_ack_until_the_commit(
+        "{ key: \"{body_sha256}\", backend: store }",
+        &postgres(&schema),
+    )
+    .await;
 }

@@ -3,8 +3,8 @@
 //! the gateway does while an event is *not yet committed* can be observed
 //! deterministically (no race against a microsecond window, no sleep).
 //!
-//! Each store's writer calls [`before_commit`] right before it commits a
-//! group. While the gate is open (always, outside tests) that is one
+//! Each store's writer calls [`before_commit`] (or, from an async task,
+//! [`before_commit_async`]) right before it commits a group. While the gate is open (always, outside tests) that is one
 //! relaxed atomic load. A test closes it with [`CommitGate::close`], waits
 //! until a writer is held there ([`CommitGate::wait_for_held`]), checks
 //! that nobody was acknowledged, and opens it again by dropping the guard.
@@ -42,6 +42,16 @@ pub fn before_commit() {
     }
     state.held -= 1;
     CHANGED.notify_all();
+}
+
+/// [`before_commit`] for a writer running as an async task (PostgreSQL):
+/// while the gate is closed it waits on a blocking thread, never on the
+/// runtime's own.
+pub async fn before_commit_async() {
+    if !CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(before_commit).await;
 }
 
 /// The closed gate; dropping it opens the gate again.

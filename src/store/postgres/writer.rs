@@ -279,6 +279,7 @@ async fn pipelined(
             outcomes.insert(outcome.0, outcome.1);
         }
     }
+    crate::store::commit_gate::before_commit_async().await;
     tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
     jobs.iter()
         .map(|job| {
@@ -326,6 +327,7 @@ async fn one_by_one(
             }
         }
     }
+    crate::store::commit_gate::before_commit_async().await;
     tx.commit().await?;
     Ok(outcomes)
 }
