@@ -464,15 +464,20 @@ async fn redis_stream_conforms() {
         "redis",
     )
     .await;
+    remove_stream(&mut conn, &stream).await;
+}
+
+/// Deletes a test's stream and the delivery-id markers kept beside it.
+async fn remove_stream(conn: &mut redis::aio::MultiplexedConnection, stream: &str) {
     let markers: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{stream}:hookgate-ids:*"))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(&stream)
+        .arg(stream)
         .arg(&markers)
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .unwrap();
 }
@@ -495,25 +500,13 @@ async fn a_redis_stream_is_trimmed_to_about_maxlen() {
     // Approximate trimming removes whole nodes: at least maxlen stay, and
     // far fewer than were added.
     assert!((10..300).contains(&len), "{len}");
-    let markers: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{stream}:hookgate-ids:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg(&stream)
-        .arg(&markers)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    remove_stream(&mut conn, &stream).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_conforms() {
-    let upstream = support::Upstream::start().await;
-    let proxy = Proxy::start(socket(&upstream.url("/"), 80)).await;
+/// An HTTP destination posting to `url` with the defaults of `upstream:`.
+fn http_destination(url: &str) -> HttpDestination {
     let config = hookgate::config::Upstream {
-        url: via(&upstream.url("/hook"), &proxy).parse().unwrap(),
+        url: url.parse().unwrap(),
         timeout: TIMEOUT,
         headers: HeaderMap::new(),
         forward_headers: None,
@@ -521,7 +514,14 @@ async fn http_conforms() {
         concurrency: 4,
         retry: Default::default(),
     };
-    let destination = HttpDestination::new(config, hookgate::forward::UpstreamClient::new(65536));
+    HttpDestination::new(config, hookgate::forward::UpstreamClient::new(65536))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_conforms() {
+    let upstream = support::Upstream::start().await;
+    let proxy = Proxy::start(socket(&upstream.url("/"), 80)).await;
+    let destination = http_destination(&via(&upstream.url("/hook"), &proxy));
     let recorder = Arc::new(upstream);
     let seen = recorder.clone();
     let read = move || {
@@ -560,16 +560,7 @@ async fn an_http_answer_with_retry_after_asks_for_a_pause() {
         r
     })
     .await;
-    let config = hookgate::config::Upstream {
-        url: upstream.url("/hook").parse().unwrap(),
-        timeout: TIMEOUT,
-        headers: HeaderMap::new(),
-        forward_headers: None,
-        relay_headers: Vec::new(),
-        concurrency: 4,
-        retry: Default::default(),
-    };
-    let destination = HttpDestination::new(config, hookgate::forward::UpstreamClient::new(65536));
+    let destination = http_destination(&upstream.url("/hook"));
     let answer = destination.deliver(&message(1)).await.unwrap();
     assert_eq!(
         answer,

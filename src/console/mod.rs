@@ -27,6 +27,7 @@ mod mask;
 mod pages;
 mod session;
 
+use secrecy::SecretString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,22 +148,7 @@ impl Console {
         match (&method, path.as_str()) {
             (&Method::GET, "/ui/style.css") => return stylesheet(),
             (&Method::GET, "/ui/login") => return pages::login(None),
-            (&Method::POST, "/ui/login") => {
-                let form = match read_form(request).await {
-                    Ok(form) => form,
-                    Err(page) => return page,
-                };
-                let presented = form.get("token").unwrap_or_default();
-                if !session::token_matches(presented.as_bytes(), token) {
-                    tracing::info!("console: login refused (wrong token)");
-                    return pages::login(Some("That is not the admin token."));
-                }
-                tracing::info!("console: logged in");
-                let id = self.inner.sessions.open(token);
-                let mut page = redirect("/ui/");
-                set_cookie(&mut page, &self.session_cookie(id, false));
-                return page;
-            }
+            (&Method::POST, "/ui/login") => return self.login(request, token).await,
             _ => {}
         }
         let cookie = session_id(&request);
@@ -206,6 +192,29 @@ impl Console {
             return page;
         }
         self.post(&path, &form, &session).await
+    }
+
+    /// `POST /ui/login`: the `token` field against `admin.token`, in
+    /// constant time; a session on success.
+    async fn login<B>(&self, request: Request<B>, token: &SecretString) -> Page
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let form = match read_form(request).await {
+            Ok(form) => form,
+            Err(page) => return page,
+        };
+        let presented = form.get("token").unwrap_or_default();
+        if !session::token_matches(presented.as_bytes(), token) {
+            tracing::info!("console: login refused (wrong token)");
+            return pages::login(Some("That is not the admin token."));
+        }
+        tracing::info!("console: logged in");
+        let id = self.inner.sessions.open(token);
+        let mut page = redirect("/ui/");
+        set_cookie(&mut page, &self.session_cookie(id, false));
+        page
     }
 
     async fn get(&self, path: &str, query: Option<&str>, session: &Session) -> Page {
