@@ -13,9 +13,11 @@
 //! PyPI cannot be reached the tests say SKIPPED and pass, except under CI
 //! (`CI` set), where they fail.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +25,7 @@ use base64::Engine;
 use ed25519_dalek::Signer;
 use hookgate::verify::{HmacSpec, HmacVerifier, SignedRequest, SpecKind, Verifier, VerifyError};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Each sender's official Python SDK, pinned.
 const PACKAGES: &[&str] = &[
@@ -180,7 +182,6 @@ fn sdk_says(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (bool, String) {
-    use std::io::Write;
     let headers: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
@@ -192,21 +193,9 @@ fn sdk_says(
         "headers": headers,
         "body": std::str::from_utf8(body).unwrap(),
     });
-    let mut child = Command::new(python)
-        .args(["-c", SDK])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the SDK script failed for {sdk}");
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut command = Command::new(python);
+    command.args(["-c", SDK]);
+    let answer = support::run_json(command, &request, &format!("the SDK script for {sdk}"));
     (
         answer["valid"].as_bool().unwrap(),
         answer["error"].as_str().unwrap().to_string(),

@@ -14,9 +14,11 @@
 //! use; if the registry cannot be reached the tests say SKIPPED and pass,
 //! except under CI (`CI` set), where they fail.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -123,23 +125,9 @@ fn sdk_dir() -> Option<&'static PathBuf> {
 }
 
 fn sdk(dir: &PathBuf, request: Value) -> Value {
-    use std::io::Write;
-    let mut child = Command::new("node")
-        .args(["-e", SDK])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the SDK script failed: {request}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut command = Command::new("node");
+    command.args(["-e", SDK]).current_dir(dir);
+    support::run_json(command, &request, &format!("the SDK script ({request})"))
 }
 
 fn headers_json(h: &HeaderMap) -> HashMap<String, String> {

@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use http::StatusCode;
@@ -96,22 +96,9 @@ fn sdk_python() -> Option<&'static PathBuf> {
 }
 
 fn sdk(python: &PathBuf, request: Value) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(python)
-        .args(["-c", SDK])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the SDK script failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut command = Command::new(python);
+    command.args(["-c", SDK]);
+    support::run_json(command, &request, "the SDK script")
 }
 
 fn form_body(params: &[(&str, &str)]) -> String {

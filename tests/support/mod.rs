@@ -503,3 +503,29 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs `command` with `input` as JSON on its stdin and returns the JSON it
+/// prints (the senders' SDK scripts answer this way); `what` names the
+/// script in the failure message.
+pub fn run_json(
+    mut command: std::process::Command,
+    input: &serde_json::Value,
+    what: &str,
+) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what} failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
