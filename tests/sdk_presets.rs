@@ -149,7 +149,7 @@ fn sdk_python() -> Option<&'static PathBuf> {
                 .is_ok_and(|s| s.success());
             let installed = created
                 && Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "--quiet"])
+                    .args(["install", "--quiet", "--no-cache-dir"])
                     .args(PACKAGES)
                     .status()
                     .is_ok_and(|s| s.success());
