@@ -20,7 +20,7 @@ use secrecy::SecretString;
 
 use hookgate::dedup::key::{EventKey, KeyTemplate};
 use hookgate::presets::{hmac_preset, public_key_preset};
-use hookgate::spool::{LocalClaim, NewEvent, Spool, SqliteSpoolStore};
+use hookgate::spool::{LocalClaim, NewDelivery, NewEvent, Spool, SqliteSpoolStore, UPSTREAM};
 use hookgate::store::Db;
 use hookgate::telemetry::Metrics;
 use hookgate::verify::{
@@ -202,6 +202,8 @@ fn spool_append(c: &mut Criterion) {
         headers: headers.clone(),
         query: None,
         body: body.clone(),
+        deliveries: vec![NewDelivery::to(UPSTREAM)],
+        dedup_key: None,
     };
     let keys = AtomicU64::new(0);
     let next_claim = || {

@@ -508,6 +508,51 @@ fn upstream_summary(upstream: &hookgate::config::Upstream) -> String {
     text
 }
 
+/// One destination for `hookgate check`: its kind and address (no
+/// credentials), and how it is delivered to.
+fn destination_summary(
+    route: &hookgate::config::Route,
+    index: usize,
+    d: &hookgate::config::Destination,
+) -> String {
+    use hookgate::config::DestinationKind;
+    use std::fmt::Write;
+    let address = match &d.kind {
+        DestinationKind::Http(upstream) => upstream_summary(upstream),
+        other => format!("{} {}", other.as_str(), other.describe()),
+    };
+    let mut text = format!("    destination {} {address}", d.name);
+    if index == 0 && route.ack == hookgate::config::AckMode::Sync {
+        text.push_str("; forwarded while the sender waits");
+        return text;
+    }
+    let r = &d.retry;
+    let _ = write!(
+        text,
+        "; delivery: {} in flight, {} attempts, backoff {:?}..{:?}, max age {:?}",
+        d.concurrency, r.max_attempts, r.initial_backoff, r.max_backoff, r.max_age
+    );
+    if let hookgate::config::RetryOn::Only { classes, statuses } = &d.retry_on {
+        let on: Vec<String> = classes
+            .iter()
+            .map(|c| format!("{c}xx"))
+            .chain(statuses.iter().map(u16::to_string))
+            .collect();
+        let _ = write!(text, ", retried on [{}] only", on.join(", "));
+    }
+    if let Some(rate) = &d.rate_limit {
+        let _ = write!(
+            text,
+            ", at most {}/s (burst {})",
+            rate.per_second, rate.burst
+        );
+    }
+    if let Some(key) = &d.ordering {
+        let _ = write!(text, ", in order per {}", key.as_str());
+    }
+    text
+}
+
 /// What `hookgate check` prints: every setting that matters, no secret.
 fn summary(config: &Config) -> String {
     use std::fmt::Write;
@@ -557,27 +602,22 @@ fn summary(config: &Config) -> String {
         let _ = writeln!(out, "- {} POST {}", route.name, route.path);
         let _ = writeln!(out, "    verify    {}", route.verify.summary());
         let _ = match route.ack {
-            hookgate::config::AckMode::Sync => {
-                writeln!(out, "    ack       sync (the upstream's answer is relayed)")
-            }
-            hookgate::config::AckMode::Async => {
-                let r = &route.upstream.retry;
-                writeln!(
-                    out,
-                    "    ack       async: {} once spooled (max {} pending); delivery: {} in flight, {} attempts, backoff {:?}..{:?}, max age {:?}",
-                    route.ack_status.as_u16(),
-                    route.max_pending,
-                    route.upstream.concurrency,
-                    r.max_attempts,
-                    r.initial_backoff,
-                    r.max_backoff,
-                    r.max_age
-                )
-            }
+            hookgate::config::AckMode::Sync => writeln!(
+                out,
+                "    ack       sync (the first destination's answer is relayed)"
+            ),
+            hookgate::config::AckMode::Async => writeln!(
+                out,
+                "    ack       async: {} once spooled (max {} pending)",
+                route.ack_status.as_u16(),
+                route.max_pending,
+            ),
         };
         let _ = writeln!(out, "    dedup     {}", dedup_summary(config, route));
         let _ = writeln!(out, "    events    {}", route.events.summary());
-        let _ = writeln!(out, "    upstream  {}", upstream_summary(&route.upstream));
+        for (i, d) in route.destinations.iter().enumerate() {
+            let _ = writeln!(out, "{}", destination_summary(route, i, d));
+        }
     }
     out
 }

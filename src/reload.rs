@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::config::{AckMode, Config, ConfigError, DedupMode};
+use crate::config::{Config, ConfigError, DedupMode};
 use crate::forward::UpstreamClient;
 use crate::server::tls::SharedTls;
 use crate::server::Gateway;
@@ -146,15 +146,35 @@ impl Live {
             Some(spool) => config
                 .routes
                 .iter()
-                .filter(|r| r.ack == AckMode::Async)
-                .map(|route| {
-                    let worker = DeliveryWorker {
-                        route: route.clone(),
-                        spool: spool.clone(),
-                        client: self.client.clone(),
-                        metrics: self.metrics.route(&route.name, route.verify.secret_count()),
-                    };
-                    tokio::spawn(worker.run(stop_rx.clone(), config.shutdown_timeout))
+                .flat_map(|route| {
+                    let metrics = self.metrics.route(&route.name, route.verify.secret_count());
+                    route
+                        .spooled_destinations()
+                        .iter()
+                        .map(move |d| (route.name.clone(), d.clone(), metrics.clone()))
+                })
+                .map(|(route, destination, route_metrics)| {
+                    let metrics =
+                        self.metrics
+                            .destination(&route_metrics, &route, &destination.name);
+                    let (spool, client, stop) =
+                        (spool.clone(), self.client.clone(), stop_rx.clone());
+                    let drain = config.shutdown_timeout;
+                    tokio::spawn(async move {
+                        let Some(target) =
+                            build_destination(&route, &destination, &client, stop.clone()).await
+                        else {
+                            return;
+                        };
+                        let worker = DeliveryWorker {
+                            route,
+                            config: destination,
+                            destination: target,
+                            spool,
+                            metrics,
+                        };
+                        worker.run(stop, drain).await
+                    })
                 })
                 .collect(),
         };
@@ -212,7 +232,7 @@ impl Live {
             shared.store(loaded);
         }
         if let Some(spool) = self.stores.spool() {
-            for route in new.routes.iter().filter(|r| r.ack == AckMode::Async) {
+            for route in new.routes.iter().filter(|r| r.spools()) {
                 spool
                     .add_route(
                         route.name.clone(),
@@ -272,6 +292,28 @@ impl Live {
 }
 
 /// What a reload cannot change: the error names it.
+/// The destination's client, trying again every few seconds while it
+/// cannot be made (its deliveries wait, pending); `None` once stopped.
+async fn build_destination(
+    route: &str,
+    destination: &crate::config::Destination,
+    client: &UpstreamClient,
+    mut stop: watch::Receiver<bool>,
+) -> Option<crate::destination::SharedDestination> {
+    loop {
+        match crate::destination::build(&destination.kind, destination.timeout, client).await {
+            Ok(target) => return Some(target),
+            Err(error) => {
+                tracing::error!(%route, destination = %destination.name, %error, "cannot set up the destination; its deliveries wait, pending");
+                tokio::select! {
+                    _ = stop.changed() => return None,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
+    }
+}
+
 fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), ReloadError> {
     let redis = |c: &Config| {
         c.redis.as_ref().map(|r| {
@@ -297,7 +339,7 @@ fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), R
         }
     }
     for route in &new.routes {
-        if route.ack == AckMode::Async && stores.spool().is_none() {
+        if route.spools() && stores.spool().is_none() {
             return Err(ReloadError::NoSpool(route.name.clone()));
         }
         if let DedupMode::On(d) = &route.dedup {

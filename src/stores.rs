@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::config::{AckMode, Config, DedupBackend, DedupMode, StoreBackend, StoreErrorPolicy};
+use crate::config::{Config, DedupBackend, DedupMode, Route, StoreBackend, StoreErrorPolicy};
 use crate::dedup::{self, SharedDedupStore, StoreError};
 use crate::health::Healthcheck;
 use crate::spool::{self, Spool};
@@ -42,7 +42,7 @@ impl Stores {
     /// load balancer would turn it into an outage.
     pub async fn open(config: &Config, metrics: &Metrics) -> Result<Stores, StoreError> {
         let mut stores = Stores::default();
-        let any_async = config.routes.iter().any(|r| r.ack == AckMode::Async);
+        let any_async = config.routes.iter().any(Route::spools);
         if any_async || uses(config, DedupBackend::Local) {
             match config.store.backend {
                 StoreBackend::Sqlite => stores.open_sqlite(config, metrics, any_async).await?,
@@ -204,7 +204,7 @@ async fn open_spool(
     let routes = config
         .routes
         .iter()
-        .filter(|r| r.ack == AckMode::Async)
+        .filter(|r| r.spools())
         .map(|r| {
             (
                 r.name.clone(),

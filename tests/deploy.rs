@@ -565,8 +565,10 @@ fn registered_metrics() -> BTreeMap<String, String> {
     let route = metrics.route("r", 1);
     route.request(Outcome::Accepted, 0.01);
     route.upstream(UpstreamClass::Status2xx, 0.01);
-    route.delivery(DeliveryResult::Delivered, 0.01);
-    route.delivery_lag(1.0);
+    let destination = metrics.destination(&route, "r", "upstream");
+    destination.delivery(DeliveryResult::Delivered, 0.01);
+    destination.delivery_lag(1.0);
+    destination.paused(false);
     metrics.store_commit(0.001, true);
     metrics.run_upkeep();
     let mut known: BTreeMap<String, String> = metrics
@@ -866,8 +868,8 @@ fn worst_case_memory(config: &Config) -> u64 {
     let deliveries: u64 = config
         .routes
         .iter()
-        .filter(|r| r.ack == AckMode::Async)
-        .map(|r| r.upstream.concurrency as u64)
+        .flat_map(|r| r.spooled_destinations())
+        .map(|d| d.concurrency as u64)
         .sum();
     memory::BASELINE
         + l.max_connections as u64 * (l.max_header_bytes as u64 + memory::PER_CONNECTION)

@@ -391,7 +391,8 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
         post(&gateway.url("/cut_async"), &[], "{}").await.status,
         StatusCode::OK
     );
-    let delivered = r#"hookgate_deliveries_total{route="cut_async",result="delivered"}"#;
+    let delivered =
+        r#"hookgate_deliveries_total{route="cut_async",destination="upstream",result="delivered"}"#;
     let g = &gateway;
     wait_until(
         "the cut-off 200 to be delivered",
@@ -401,11 +402,12 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
     .await;
     assert_eq!(
         gateway
-            .metric(r#"hookgate_deliveries_total{route="cut_async",result="retry"}"#)
+            .metric(r#"hookgate_deliveries_total{route="cut_async",destination="upstream",result="retry"}"#)
             .await,
         0.0
     );
-    let retries = r#"hookgate_deliveries_total{route="later",result="retry"}"#;
+    let retries =
+        r#"hookgate_deliveries_total{route="later",destination="upstream",result="retry"}"#;
     wait_until("3 retries", Duration::from_secs(10), || async move {
         g.metric(retries).await >= 3.0
     })
@@ -414,7 +416,7 @@ async fn broken_upstream_answers_are_502_in_sync_mode_and_retried_in_async_mode(
     assert_eq!(
         metric_value(
             &m,
-            r#"hookgate_deliveries_total{route="later",result="delivered"}"#
+            r#"hookgate_deliveries_total{route="later",destination="upstream",result="delivered"}"#
         ),
         Some(0.0)
     );
@@ -567,7 +569,7 @@ async fn async_deliveries_survive_upstream_faults_and_are_delivered_once_it_reco
         assert_eq!(got, acked, "{fault:?}");
         let retries = gateway
             .metric(&format!(
-                r#"hookgate_deliveries_total{{route="{name}",result="retry"}}"#
+                r#"hookgate_deliveries_total{{route="{name}",destination="upstream",result="retry"}}"#
             ))
             .await;
         match fault {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookgate::dedup::EventKey;
-use hookgate::spool::{Appended, LocalClaim, NewEvent, PostgresSpoolStore, SpoolStore};
+use hookgate::spool::{
+    Appended, LocalClaim, NewDelivery, NewEvent, PostgresSpoolStore, SpoolStore, UPSTREAM,
+};
 use hookgate::store::postgres::PgStore;
 use http::HeaderMap;
 use support::postgres::TestSchema;
@@ -31,6 +33,8 @@ fn event(body: String) -> NewEvent {
         headers: HeaderMap::new(),
         query: None,
         body: Bytes::from(body),
+        deliveries: vec![NewDelivery::to(UPSTREAM)],
+        dedup_key: None,
     }
 }
 
@@ -89,7 +93,7 @@ async fn replicas_claiming_at_once_never_share_a_delivery() {
     let claims: Vec<_> = (0..12)
         .map(|n| {
             let store = replicas[n % 3].clone();
-            tokio::spawn(async move { store.claim_due("r", 7, LONG).await.unwrap() })
+            tokio::spawn(async move { store.claim_due("r", UPSTREAM, 7, LONG).await.unwrap() })
         })
         .collect();
     let mut handed_out = Vec::new();
@@ -191,13 +195,13 @@ async fn concurrent_records_of_one_delivery_apply_once() {
             panic!("spooled");
         };
         let old = store
-            .claim_due("r", 1, Duration::from_millis(50))
+            .claim_due("r", UPSTREAM, 1, Duration::from_millis(50))
             .await
             .unwrap()
             .remove(0)
             .lease;
         let new = loop {
-            let mut due = store.claim_due("r", 1, LONG).await.unwrap();
+            let mut due = store.claim_due("r", UPSTREAM, 1, LONG).await.unwrap();
             if let Some(d) = due.pop() {
                 break d.lease;
             }

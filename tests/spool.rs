@@ -80,7 +80,8 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
         20.0
     );
     // Deliveries are being tried, and failing, while the upstream is down.
-    let retries = r#"hookgate_deliveries_total{route="timekit",result="retry"}"#;
+    let retries =
+        r#"hookgate_deliveries_total{route="timekit",destination="upstream",result="retry"}"#;
     let g = &gateway;
     wait_until(
         "a delivery attempt",
@@ -132,16 +133,22 @@ async fn events_acked_while_the_upstream_is_down_are_all_delivered_when_it_retur
     let m = gateway.metrics().await;
     let value = |series: &str| metric_value(&m, series).unwrap_or_else(|| panic!("{series}"));
     assert_eq!(
-        value(r#"hookgate_delivery_lag_seconds_count{route="timekit"}"#),
+        value(r#"hookgate_delivery_lag_seconds_count{route="timekit",destination="upstream"}"#),
         20.0
     );
     assert_eq!(
-        value(r#"hookgate_deliveries_total{route="timekit",result="delivered"}"#),
+        value(
+            r#"hookgate_deliveries_total{route="timekit",destination="upstream",result="delivered"}"#
+        ),
         20.0
     );
-    let attempts = value(r#"hookgate_deliveries_total{route="timekit",result="retry"}"#) + 20.0;
+    let attempts = value(
+        r#"hookgate_deliveries_total{route="timekit",destination="upstream",result="retry"}"#,
+    ) + 20.0;
     assert_eq!(
-        value(r#"hookgate_delivery_attempt_duration_seconds_count{route="timekit"}"#),
+        value(
+            r#"hookgate_delivery_attempt_duration_seconds_count{route="timekit",destination="upstream"}"#
+        ),
         attempts
     );
     assert!(value("hookgate_store_commit_duration_seconds_count") >= 1.0);
@@ -186,14 +193,14 @@ async fn failing_deliveries_become_dead_letters_after_max_attempts_and_replay_de
     assert_eq!(
         metric_value(
             &m,
-            r#"hookgate_deliveries_total{route="orders",result="retry"}"#
+            r#"hookgate_deliveries_total{route="orders",destination="upstream",result="retry"}"#
         ),
         Some(2.0)
     );
     assert_eq!(
         metric_value(
             &m,
-            r#"hookgate_deliveries_total{route="orders",result="dead_letter"}"#
+            r#"hookgate_deliveries_total{route="orders",destination="upstream",result="dead_letter"}"#
         ),
         Some(1.0)
     );

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hookgate::dedup::EventKey;
 use hookgate::spool::{
-    Appended, AttemptOutcome, DeliveryState, Due, Lease, LocalClaim, NewEvent, NextState,
-    PostgresSpoolStore, Recorded, Replay, SpoolCounts, SpoolStore, SqliteSpoolStore,
+    Appended, AttemptOutcome, DeliveryState, Due, Lease, ListFilter, LocalClaim, NewDelivery,
+    NewEvent, NextState, PostgresSpoolStore, Recorded, Replay, SpoolCounts, SpoolStore,
+    SqliteSpoolStore, UPSTREAM,
 };
 use hookgate::store::postgres::PgStore;
 use hookgate::store::{now_ms, Db};
@@ -79,6 +80,8 @@ fn event(route: &str, body: &str) -> NewEvent {
         headers,
         query: Some("a=1".into()),
         body: Bytes::from(body.to_string()),
+        deliveries: vec![NewDelivery::to(UPSTREAM)],
+        dedup_key: None,
     }
 }
 
@@ -123,7 +126,7 @@ async fn record<S: SpoolStore>(s: &S, lease: &Lease, next: NextState) {
 async fn claim_when_due<S: SpoolStore>(s: &S, route: &str, want: &str) -> Due {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let due = s.claim_due(route, 10, LONG).await.unwrap();
+        let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
         if let Some(d) = due.into_iter().find(|d| d.lease.id == want) {
             return d;
         }
@@ -192,7 +195,15 @@ async fn append_and_claim<B: Backend>(backend: &B, s: &Arc<B::Store>) {
         s.append(event(route, "{}"), claim(k)).await.unwrap(),
         Appended::Spooled(_)
     ));
-    let listed = s.list(Some(route.into()), None, 100).await.unwrap();
+    let listed = s
+        .list(ListFilter {
+            route: Some(route.into()),
+            state: None,
+            limit: 100,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 3, "the failed append left no event");
 }
 
@@ -200,14 +211,14 @@ async fn append_and_claim<B: Backend>(backend: &B, s: &Arc<B::Store>) {
 /// and become due again at the time their record says.
 async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
     let route = "due";
-    assert_eq!(s.next_due_at(route).await.unwrap(), None);
+    assert_eq!(s.next_due_at(route, UPSTREAM).await.unwrap(), None);
     let (a, b, c) = (
         append(s, route, "a").await,
         append(s, route, "b").await,
         append(s, route, "c").await,
     );
-    assert!(s.next_due_at(route).await.unwrap().unwrap() <= now_ms());
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    assert!(s.next_due_at(route, UPSTREAM).await.unwrap().unwrap() <= now_ms());
+    let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     let mut got = ids(&due);
     got.sort();
     let mut want = vec![a.clone(), b.clone(), c.clone()];
@@ -221,7 +232,11 @@ async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
         .iter()
         .all(|d| d.headers.get_all("x-event").iter().count() == 2));
     // Leased: not handed out again.
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Retries due in the past, in the order b, c, a.
     let now = now_ms();
@@ -229,7 +244,7 @@ async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
     record(s, &by_id(&a), NextState::RetryAt(now - 1000)).await;
     record(s, &by_id(&b), NextState::RetryAt(now - 3000)).await;
     record(s, &by_id(&c), NextState::RetryAt(now - 2000)).await;
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     assert_eq!(ids(&due), [b.clone(), c.clone(), a.clone()]);
     assert!(due.iter().all(|d| d.lease.attempt == 2));
 
@@ -239,8 +254,12 @@ async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
     record(s, &due[0].lease, NextState::RetryAt(later)).await;
     record(s, &due[1].lease, NextState::Delivered).await;
     record(s, &due[2].lease, NextState::Dead("max_attempts")).await;
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
-    assert_eq!(s.next_due_at(route).await.unwrap(), Some(later));
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.next_due_at(route, UPSTREAM).await.unwrap(), Some(later));
     let retried = s.get(&b).await.unwrap().unwrap().summary;
     assert_eq!(retried.next_attempt_at, Some(later));
     assert_eq!(retried.attempts, 2);
@@ -262,20 +281,29 @@ async fn due_order_and_next_attempt_times<S: SpoolStore>(s: &S) {
     for n in 0..3 {
         append(s, route, &n.to_string()).await;
     }
-    let first = s.claim_due(route, 2, LONG).await.unwrap();
+    let first = s.claim_due(route, UPSTREAM, 2, LONG).await.unwrap();
     assert_eq!(first.len(), 2);
-    let rest = s.claim_due(route, 5, LONG).await.unwrap();
+    let rest = s.claim_due(route, UPSTREAM, 5, LONG).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert!(!ids(&first).contains(&rest[0].lease.id));
     // Other routes are not handed out.
-    assert!(s.claim_due("nobody", 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_due("nobody", UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Recording is keyed by delivery id and attempt: at most once.
 async fn attempts_are_recorded_once<S: SpoolStore>(s: &S) {
     let route = "once";
     let id = append(s, route, "x").await;
-    let first = s.claim_due(route, 10, LONG).await.unwrap().remove(0).lease;
+    let first = s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .remove(0)
+        .lease;
     let retry = outcome(NextState::RetryAt(now_ms() - 1));
     assert_eq!(
         s.record(&first, retry.clone()).await.unwrap(),
@@ -288,7 +316,12 @@ async fn attempts_are_recorded_once<S: SpoolStore>(s: &S) {
     assert_eq!(detail.attempt_history[0].attempt, 1);
     assert_eq!(detail.attempt_history[0].duration_ms, 7);
 
-    let second = s.claim_due(route, 10, LONG).await.unwrap().remove(0).lease;
+    let second = s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .remove(0)
+        .lease;
     assert_eq!(second.attempt, 2);
     // The first attempt's lease cannot record over the second.
     assert_eq!(
@@ -310,8 +343,12 @@ async fn attempts_are_recorded_once<S: SpoolStore>(s: &S) {
     assert_eq!(detail.summary.attempts, 2);
     assert_eq!(detail.attempt_history.len(), 2);
     // Delivered: never due again.
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
-    assert_eq!(s.next_due_at(route).await.unwrap(), None);
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.next_due_at(route, UPSTREAM).await.unwrap(), None);
     assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());
 }
 
@@ -320,7 +357,12 @@ async fn attempts_are_recorded_once<S: SpoolStore>(s: &S) {
 async fn leases_expire_and_renew<S: SpoolStore>(s: &S) {
     let route = "lease";
     let id = append(s, route, "y").await;
-    let old = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    let old = s
+        .claim_due(route, UPSTREAM, 10, SHORT)
+        .await
+        .unwrap()
+        .remove(0)
+        .lease;
     let new = claim_when_due(s, route, &id).await.lease;
     assert_eq!(
         new.attempt, old.attempt,
@@ -347,11 +389,20 @@ async fn leases_expire_and_renew<S: SpoolStore>(s: &S) {
 
     // A renewed lease outlives its first term.
     let id = append(s, route, "z").await;
-    let lease = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    let lease = s
+        .claim_due(route, UPSTREAM, 10, SHORT)
+        .await
+        .unwrap()
+        .remove(0)
+        .lease;
     assert!(s.renew(&lease, LONG).await.unwrap());
     tokio::time::sleep(SHORT * 3).await;
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
-    let next = s.next_due_at(route).await.unwrap().unwrap();
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+    let next = s.next_due_at(route, UPSTREAM).await.unwrap().unwrap();
     assert!(next > now_ms(), "the renewed lease ends in the future");
     record(s, &lease, NextState::Delivered).await;
     assert_eq!(state(s, &id).await, DeliveryState::Delivered);
@@ -363,7 +414,7 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
     for body in ["1", "2", "3"] {
         append(s, route, body).await;
     }
-    let first_leases = s.claim_due(route, 10, LONG).await.unwrap();
+    let first_leases = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     for d in &first_leases {
         let mut failed = outcome(NextState::Dead("max_attempts"));
         failed.status = Some(500);
@@ -371,7 +422,12 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
         assert_eq!(s.record(&d.lease, failed).await.unwrap(), Recorded::Written);
     }
     let dead = s
-        .list(Some(route.into()), Some(DeliveryState::Dead), 10)
+        .list(ListFilter {
+            route: Some(route.into()),
+            state: Some(DeliveryState::Dead),
+            limit: 10,
+            ..ListFilter::default()
+        })
         .await
         .unwrap();
     assert_eq!(dead.len(), 3);
@@ -384,7 +440,12 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
             Some("HTTP 500 (dead letter: max_attempts)")
         );
     }
-    let pending = s.list(Some(route.into()), Some(DeliveryState::Pending), 10);
+    let pending = s.list(ListFilter {
+        route: Some(route.into()),
+        state: Some(DeliveryState::Pending),
+        limit: 10,
+        ..ListFilter::default()
+    });
     assert!(pending.await.unwrap().is_empty());
     assert_eq!(
         s.counts(route).await.unwrap(),
@@ -393,7 +454,11 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
             dead: 3
         }
     );
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
 
     // One replayed: pending, due now, its attempts counted afresh.
     let one = dead[0].id.clone();
@@ -407,7 +472,7 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
     let late = s.record(&old.lease, outcome(NextState::Delivered));
     assert_eq!(late.await.unwrap(), Recorded::Stale);
     assert_eq!(state(s, &one).await, DeliveryState::Pending);
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     assert_eq!(ids(&due), std::slice::from_ref(&one));
     assert_eq!(due[0].lease.attempt, 1);
     record(s, &due[0].lease, NextState::Delivered).await;
@@ -421,7 +486,11 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
     assert!(s.replay(Replay::One(one.clone())).await.unwrap().is_empty());
     assert_eq!(s.drop_dead(&one).await.unwrap(), None);
     assert_eq!(state(s, &one).await, DeliveryState::Delivered);
-    assert!(s.claim_due(route, 10, LONG).await.unwrap().is_empty());
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(s
         .replay(Replay::One("no-such-id".into()))
         .await
@@ -445,7 +514,7 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
         .is_empty());
 
     // Dropped: gone with its attempts; only once.
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     assert_eq!(due.len(), 2);
     record(s, &due[0].lease, NextState::Dead("max_age")).await;
     let gone = &due[0].lease.id;
@@ -476,7 +545,7 @@ async fn counts_and_oldest_pending<S: SpoolStore>(s: &S) {
     let (_, at) = oldest(s.oldest_pending().await.unwrap()).unwrap();
     assert!(at <= received, "the oldest is no younger than the first");
     assert_eq!(s.counts(route).await.unwrap().pending, 2);
-    for d in s.claim_due(route, 10, LONG).await.unwrap() {
+    for d in s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap() {
         record(s, &d.lease, NextState::Delivered).await;
     }
     assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());
@@ -490,11 +559,19 @@ async fn retention_prunes_only_delivered<S: SpoolStore>(s: &S) {
     for body in ["delivered", "dead", "retrying", "new"] {
         append(s, route, body).await;
     }
-    let due = s.claim_due(route, 3, LONG).await.unwrap();
+    let due = s.claim_due(route, UPSTREAM, 3, LONG).await.unwrap();
     record(s, &due[0].lease, NextState::Delivered).await;
     record(s, &due[1].lease, NextState::Dead("max_attempts")).await;
     record(s, &due[2].lease, NextState::RetryAt(now_ms() + HOUR_MS)).await;
-    let all = s.list(Some(route.into()), None, 10).await.unwrap();
+    let all = s
+        .list(ListFilter {
+            route: Some(route.into()),
+            state: None,
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 4);
 
     // Finished after the cutoff: kept.
@@ -503,7 +580,15 @@ async fn retention_prunes_only_delivered<S: SpoolStore>(s: &S) {
     // Before it: only the delivered one goes.
     assert_eq!(s.prune_delivered(now_ms() + HOUR_MS).await.unwrap(), 1);
     assert!(s.get(&due[0].lease.id).await.unwrap().is_none());
-    let kept = s.list(Some(route.into()), None, 10).await.unwrap();
+    let kept = s
+        .list(ListFilter {
+            route: Some(route.into()),
+            state: None,
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 3);
     assert!(kept.iter().all(|d| d.state != DeliveryState::Delivered));
     let dead = s.get(&due[1].lease.id).await.unwrap().unwrap();
@@ -524,13 +609,18 @@ async fn committed_state_survives_a_crash<B: Backend>(backend: &B) {
         panic!("spooled");
     };
     let dead = append(&*s, route, "x").await;
-    let due = s.claim_due(route, 10, LONG).await.unwrap();
+    let due = s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap();
     let by_id = |id: &str| due.iter().find(|d| d.lease.id == id).unwrap().lease.clone();
     record(&*s, &by_id(&delivered), NextState::Delivered).await;
     record(&*s, &by_id(&dead), NextState::Dead("max_attempts")).await;
     // In flight at the crash, and not yet attempted.
     let in_flight = append(&*s, route, "f").await;
-    let lease = s.claim_due(route, 10, SHORT).await.unwrap().remove(0).lease;
+    let lease = s
+        .claim_due(route, UPSTREAM, 10, SHORT)
+        .await
+        .unwrap()
+        .remove(0)
+        .lease;
     assert_eq!(lease.id, in_flight);
     let waiting = append(&*s, route, "w").await;
 
@@ -565,7 +655,7 @@ async fn committed_state_survives_a_crash<B: Backend>(backend: &B) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while handed_out.len() < 2 {
         assert!(Instant::now() < deadline, "handed out only {handed_out:?}");
-        handed_out.extend(s.claim_due(route, 10, LONG).await.unwrap());
+        handed_out.extend(s.claim_due(route, UPSTREAM, 10, LONG).await.unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut got = ids(&handed_out);
@@ -637,7 +727,15 @@ async fn model_run<S: SpoolStore>(s: &S, seed: u64, steps: usize) {
         };
         let ctx = format!("seed {seed}, step {step} ({what})");
         assert_eq!(s.counts(route).await.unwrap(), m.counts(), "{ctx}");
-        let listed = s.list(Some(route.into()), None, 1000).await.unwrap();
+        let listed = s
+            .list(ListFilter {
+                route: Some(route.into()),
+                state: None,
+                limit: 1000,
+                ..ListFilter::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(listed.len(), m.deliveries.len(), "{ctx}");
         for d in listed {
             let want = &m.deliveries[&d.id];
@@ -682,7 +780,7 @@ async fn model_append<S: SpoolStore>(
 async fn model_claim<S: SpoolStore>(s: &S, m: &mut Model, rng: &mut fastrand::Rng) -> &'static str {
     let limit = rng.usize(1..5);
     let due = m.ids(|d| d.state == DeliveryState::Pending && d.due && d.lease.is_none());
-    let got = s.claim_due("model", limit, LONG).await.unwrap();
+    let got = s.claim_due("model", UPSTREAM, limit, LONG).await.unwrap();
     assert_eq!(
         got.len(),
         limit.min(due.len()),
@@ -750,7 +848,7 @@ async fn model_replay<S: SpoolStore>(
     };
     let replayed = match &which {
         Replay::One(id) => dead.iter().filter(|d| *d == id).cloned().collect(),
-        Replay::Route(_) => dead,
+        Replay::Route(_) | Replay::Destination { .. } => dead,
     };
     let moved = s.replay(which).await.unwrap();
     let n: i64 = moved.iter().map(|(_, n)| n).sum();

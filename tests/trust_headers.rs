@@ -277,7 +277,7 @@ fn header_lists_refuse_what_hookgate_manages_and_relay_needs_a_sync_route() {
         &env,
     )
     .unwrap();
-    let upstream = &ok.routes[0].upstream;
+    let upstream = ok.routes[0].sync_upstream().expect("an http upstream");
     assert_eq!(
         upstream.forward_headers.as_deref().unwrap(),
         ["content-type", "x-github-event"]

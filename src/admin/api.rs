@@ -16,7 +16,7 @@ use http_body_util::Full;
 
 use super::json_value;
 use crate::server::json_error;
-use crate::spool::{DeliveryState, DeliverySummary, Replay, Spool};
+use crate::spool::{DeliveryState, DeliverySummary, ListFilter, Replay, Spool};
 use crate::store::StoreError;
 
 type Answer = Result<Response<Full<Bytes>>, StoreError>;
@@ -67,7 +67,7 @@ pub(super) async fn spool(
                 Some(Ok(state)) => Some(state),
                 Some(Err(_)) => return Ok(json_error(StatusCode::BAD_REQUEST, "bad_state")),
             };
-            Ok(items(spool.list(query.param("route"), state, limit).await?))
+            Ok(items(spool.list(filter(query, state, limit)).await?))
         }
         (&Method::GET, ["deliveries", id]) => Ok(match spool.get(id).await? {
             Some(detail) => json_value(
@@ -78,7 +78,7 @@ pub(super) async fn spool(
         }),
         (&Method::GET, ["dead-letters"]) => {
             let dead = Some(DeliveryState::Dead);
-            Ok(items(spool.list(query.param("route"), dead, limit).await?))
+            Ok(items(spool.list(filter(query, dead, limit)).await?))
         }
         (&Method::POST, ["dead-letters", "replay"]) => replay_route(spool, query).await,
         (&Method::POST, ["dead-letters", id, "replay"]) => {
@@ -110,12 +110,27 @@ pub(super) async fn spool(
     }
 }
 
-/// `POST /admin/dead-letters/replay?route=R`: every dead letter of `R`.
+/// `?route=R&destination=D`: the listing's filters.
+fn filter(query: &Query, state: Option<DeliveryState>, limit: usize) -> ListFilter {
+    ListFilter {
+        route: query.param("route"),
+        destination: query.param("destination"),
+        state,
+        limit,
+    }
+}
+
+/// `POST /admin/dead-letters/replay?route=R[&destination=D]`: every dead
+/// letter of `R` (at `D`).
 async fn replay_route(spool: &Spool, query: &Query) -> Answer {
     let Some(route) = query.param("route") else {
         return Ok(json_error(StatusCode::BAD_REQUEST, "route_required"));
     };
-    let moved = spool.replay(Replay::Route(route)).await?;
+    let which = match query.param("destination") {
+        Some(destination) => Replay::Destination { route, destination },
+        None => Replay::Route(route),
+    };
+    let moved = spool.replay(which).await?;
     let n: i64 = moved.iter().map(|(_, n)| n).sum();
     Ok(json_value(
         StatusCode::OK,

@@ -142,7 +142,135 @@ pub struct Route {
     /// Senders allowed to call this route (empty: everyone).
     pub allow_ips: Vec<ipnet::IpNet>,
     pub rate_limit: Option<RateLimit>,
-    pub upstream: Upstream,
+    /// Where the route's events go, at least one; `upstream:` is one HTTP
+    /// destination named `upstream`. A sync route's first is HTTP.
+    pub destinations: Vec<Destination>,
+}
+
+impl Route {
+    /// The first destination: a sync route's, whose answer is relayed.
+    pub fn first(&self) -> &Destination {
+        &self.destinations[0]
+    }
+
+    /// The HTTP service a sync route forwards to (its first destination).
+    pub fn sync_upstream(&self) -> Option<&Upstream> {
+        match &self.first().kind {
+            DestinationKind::Http(upstream) => Some(upstream.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Whether some of the route's deliveries go through the spool.
+    pub fn spools(&self) -> bool {
+        !self.spooled_destinations().is_empty()
+    }
+
+    /// The destinations delivered from the spool: all of an async route's,
+    /// a sync route's after the first.
+    pub fn spooled_destinations(&self) -> &[Destination] {
+        match self.ack {
+            AckMode::Async => &self.destinations,
+            AckMode::Sync => &self.destinations[1..],
+        }
+    }
+}
+
+/// One place a route's events are delivered to, with its own retries,
+/// dead letters, rate and order.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// `[a-z0-9_-]+`, unique in the route: the `destination` metric label.
+    pub name: String,
+    pub kind: DestinationKind,
+    /// Bound on one attempt.
+    pub timeout: Duration,
+    /// Attempts in flight at once.
+    pub concurrency: u32,
+    pub retry: RetryConfig,
+    /// Which answers are retried; another non-2xx dead-letters at once.
+    pub retry_on: RetryOn,
+    /// Deliveries started per second.
+    pub rate_limit: Option<RateLimit>,
+    /// FIFO per key: events with the same key are delivered one at a time,
+    /// in the order they were accepted.
+    pub ordering: Option<KeyTemplate>,
+}
+
+/// What a destination is.
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    /// An HTTP service; its `timeout`, `concurrency` and `retry` are the
+    /// destination's.
+    Http(Box<Upstream>),
+    /// A NATS JetStream subject. The URL may hold credentials.
+    Nats { url: String, subject: String },
+    /// An AMQP 0-9-1 exchange. The URL may hold credentials.
+    Amqp {
+        url: String,
+        exchange: String,
+        routing_key: String,
+    },
+    /// A Redis stream. The URL may hold credentials.
+    Redis {
+        url: String,
+        stream: String,
+        maxlen: Option<u64>,
+    },
+}
+
+impl DestinationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DestinationKind::Http(_) => "http",
+            DestinationKind::Nats { .. } => "nats",
+            DestinationKind::Amqp { .. } => "amqp",
+            DestinationKind::Redis { .. } => "redis",
+        }
+    }
+
+    /// Where it delivers, without credentials: for logs and `check`.
+    pub fn describe(&self) -> String {
+        let at = |url: &str| crate::destination::redacted(url);
+        match self {
+            DestinationKind::Http(upstream) => upstream.url.to_string(),
+            DestinationKind::Nats { url, subject } => format!("{} subject {subject}", at(url)),
+            DestinationKind::Amqp {
+                url,
+                exchange,
+                routing_key,
+            } => format!(
+                "{} exchange {exchange:?} routing key {routing_key:?}",
+                at(url)
+            ),
+            DestinationKind::Redis { url, stream, .. } => format!("{} stream {stream}", at(url)),
+        }
+    }
+}
+
+/// `retry.on`: the HTTP answers worth another attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RetryOn {
+    /// Any non-2xx (the default).
+    #[default]
+    AnyFailure,
+    /// Only these; `classes` are the hundreds (5 for `5xx`).
+    Only {
+        classes: Vec<u16>,
+        statuses: Vec<u16>,
+    },
+}
+
+impl RetryOn {
+    /// Whether an answer with `status` (not 2xx) is retried.
+    pub fn retries(&self, status: u16) -> bool {
+        match self {
+            RetryOn::AnyFailure => true,
+            RetryOn::Only { classes, statuses } => {
+                statuses.contains(&status) || classes.contains(&(status / 100))
+            }
+        }
+    }
 }
 
 impl Route {

@@ -199,7 +199,56 @@ pub struct RawRoute {
     pub events: Option<RawEvents>,
     pub allow_ips: Option<NonEmptyList<Parsed<IpNet>>>,
     pub rate_limit: Option<RawRateLimit>,
-    pub upstream: RawUpstream,
+    pub upstream: Option<RawUpstream>,
+    pub destinations: Option<Vec<RawDestination>>,
+}
+
+/// One entry of `destinations:`: the `upstream:` keys, a name, and the
+/// kind's own block (the URL's scheme says which kind it is).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub name: Parsed<RouteName>,
+    pub url: String,
+    pub timeout: Option<Parsed<Duration>>,
+    #[serde(default)]
+    pub headers: SettableHeaders,
+    pub forward_headers: Option<Vec<Parsed<ListedHeader>>>,
+    pub relay_headers: Option<Vec<Parsed<ListedHeader>>>,
+    pub concurrency: Option<Positive<u32>>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub ordering: Option<RawOrdering>,
+    pub nats: Option<RawNats>,
+    pub amqp: Option<RawAmqp>,
+    pub redis: Option<RawRedisStream>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrdering {
+    pub key: Parsed<KeyTemplate>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNats {
+    pub subject: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmqp {
+    pub exchange: String,
+    #[serde(default)]
+    pub routing_key: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisStream {
+    pub stream: String,
+    pub maxlen: Option<Positive<u64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -262,4 +311,6 @@ pub struct RawRetry {
     pub initial_backoff: Option<Parsed<Duration>>,
     pub max_backoff: Option<Parsed<Duration>>,
     pub max_age: Option<Parsed<Duration>>,
+    /// `[5xx, 429, 408]`: the answers retried (default: any non-2xx).
+    pub on: Option<Vec<String>>,
 }

@@ -52,8 +52,11 @@ fn the_issue_example_parses_with_defaults() {
     assert_eq!(r.name, "trutac");
     assert_eq!(r.ack, AckMode::Sync);
     assert_eq!(r.dedup, DedupMode::Off);
-    assert_eq!(r.upstream.timeout, Duration::from_secs(10));
-    assert_eq!(r.upstream.headers["x-source"], "trutac");
+    let upstream = r.sync_upstream().expect("an http upstream");
+    assert_eq!(upstream.timeout, Duration::from_secs(10));
+    assert_eq!(upstream.headers["x-source"], "trutac");
+    assert_eq!(r.destinations.len(), 1);
+    assert_eq!(r.first().name, "upstream");
     match &r.verify.kind {
         SpecKind::Hmac { secrets, .. } => assert_eq!(secrets[0].expose_secret(), "t-secret"),
         other => panic!("{other:?}"),
@@ -453,11 +456,11 @@ fn async_acknowledgement_settings() {
     assert_eq!(r.ack, AckMode::Async);
     assert_eq!(r.ack_status, http::StatusCode::NO_CONTENT);
     assert_eq!(r.max_pending, 50);
-    assert_eq!(r.upstream.concurrency, 4);
-    assert_eq!(r.upstream.retry.max_attempts, 3);
-    assert_eq!(r.upstream.retry.initial_backoff, Duration::from_secs(2));
-    assert_eq!(r.upstream.retry.max_backoff, Duration::from_secs(60));
-    assert_eq!(r.upstream.retry.max_age, Duration::from_secs(3600));
+    assert_eq!(r.first().concurrency, 4);
+    assert_eq!(r.first().retry.max_attempts, 3);
+    assert_eq!(r.first().retry.initial_backoff, Duration::from_secs(2));
+    assert_eq!(r.first().retry.max_backoff, Duration::from_secs(60));
+    assert_eq!(r.first().retry.max_age, Duration::from_secs(3600));
 
     let d = load(&MINIMAL.replace("    ack: sync\n", "")).unwrap();
     assert!(d.store.fsync, "fsync is on by default");
@@ -468,10 +471,10 @@ fn async_acknowledgement_settings() {
         (r.ack_status, r.max_pending),
         (http::StatusCode::OK, 100_000)
     );
-    assert_eq!(r.upstream.concurrency, 16);
-    assert_eq!(r.upstream.retry.max_attempts, 15);
-    assert_eq!(r.upstream.retry.max_backoff, Duration::from_secs(600));
-    assert_eq!(r.upstream.retry.max_age, Duration::from_secs(72 * 3600));
+    assert_eq!(r.first().concurrency, 16);
+    assert_eq!(r.first().retry.max_attempts, 15);
+    assert_eq!(r.first().retry.max_backoff, Duration::from_secs(600));
+    assert_eq!(r.first().retry.max_age, Duration::from_secs(72 * 3600));
 
     expect_error(
         "ack: sync",

@@ -3,7 +3,7 @@
 //! may be in them) and upstream URLs (shown without their query string or
 //! userinfo).
 
-use crate::config::{Config, Route};
+use crate::config::{Config, DestinationKind, Route};
 
 /// The value shown for a masked header.
 pub const MASKED: &str = "•••• (masked)";
@@ -23,13 +23,11 @@ pub fn mask_headers(
         .map(|h| h.as_str().to_string())
         .collect();
     if let Some(route) = route {
-        sensitive.extend(
-            route
-                .upstream
-                .headers
-                .keys()
-                .map(|k| k.as_str().to_string()),
-        );
+        for d in &route.destinations {
+            if let DestinationKind::Http(upstream) = &d.kind {
+                sensitive.extend(upstream.headers.keys().map(|k| k.as_str().to_string()));
+            }
+        }
     }
     headers
         .iter()
@@ -57,10 +55,29 @@ pub fn mask_headers(
         .collect()
 }
 
-/// A route's upstream as shown: scheme, host, port and path; never its
-/// userinfo or query string (either may hold a credential).
+/// A route's destinations as shown: `name: address` each, an HTTP
+/// address as scheme, host, port and path; never a userinfo or query
+/// string (either may hold a credential).
 pub fn destination(route: &Route) -> String {
-    let url = &route.upstream.url;
+    let shown: Vec<String> = route
+        .destinations
+        .iter()
+        .map(|d| {
+            let address = match &d.kind {
+                DestinationKind::Http(upstream) => http_address(&upstream.url),
+                other => other.describe(),
+            };
+            if route.destinations.len() == 1 {
+                address
+            } else {
+                format!("{}: {address}", d.name)
+            }
+        })
+        .collect();
+    shown.join(", ")
+}
+
+fn http_address(url: &http::Uri) -> String {
     let host = url.host().unwrap_or("");
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")

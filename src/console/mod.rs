@@ -41,7 +41,7 @@ use maud::Markup;
 
 use crate::config::{AckMode, Config, Route};
 use crate::reload::Live;
-use crate::spool::{DeliveryState, Replay, Spool};
+use crate::spool::{DeliveryState, ListFilter, Replay, Spool};
 use crate::telemetry::Metrics;
 pub use mask::{destination, mask_headers, MASKED};
 use session::{Session, Sessions};
@@ -313,9 +313,14 @@ impl Console {
         };
         let event_filter = query.get("event").filter(|e| !e.is_empty());
         let mut events = Vec::new();
-        if let (Some(spool), AckMode::Async) = (&self.inner.spool, route.ack) {
+        if let (Some(spool), true) = (&self.inner.spool, route.spools()) {
             let list = spool
-                .list(Some(route.name.clone()), state, ROUTE_EVENTS)
+                .list(ListFilter {
+                    route: Some(route.name.clone()),
+                    state,
+                    limit: ROUTE_EVENTS,
+                    ..ListFilter::default()
+                })
                 .await?;
             for summary in list {
                 // The event type is read from each event as stored.
@@ -404,7 +409,12 @@ impl Console {
             None => (Vec::new(), 0),
             Some(spool) => {
                 let items = spool
-                    .list(route.clone(), Some(DeliveryState::Dead), LIST_LIMIT)
+                    .list(ListFilter {
+                        route: route.clone(),
+                        state: Some(DeliveryState::Dead),
+                        limit: LIST_LIMIT,
+                        ..ListFilter::default()
+                    })
                     .await?;
                 (items, self.dead_count(config, route.as_deref()))
             }

@@ -220,6 +220,45 @@ impl KeyTemplate {
         }
     }
 
+    /// The key's values as text, for operators (the dedup key on the
+    /// console): digests as hex, joined by `|`, at most 200 bytes; `None`
+    /// when a part is missing (the claim fell back to the body digest).
+    pub fn display(&self, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Option<String> {
+        let values = self.values(headers, query, body)?;
+        let text: Vec<String> = self
+            .parts
+            .iter()
+            .zip(values)
+            .map(|(part, value)| match part {
+                Part::BodySha256 | Part::FormSha256 => hex::encode(value),
+                _ => String::from_utf8_lossy(&value).into_owned(),
+            })
+            .collect();
+        let mut text = text.join("|");
+        if text.len() > 200 {
+            let mut end = 200;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        Some(text)
+    }
+
+    /// An ordering key: the digest of the key's values under `scope` (hex),
+    /// or `None` when a part is missing (such an event is unordered).
+    pub fn ordering(
+        &self,
+        scope: &str,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Option<String> {
+        let values = self.values(headers, query, body)?;
+        Some(digest(scope, values.iter().map(|v| v.as_slice())).hex())
+    }
+
     fn values(
         &self,
         headers: &HeaderMap,

@@ -160,6 +160,45 @@ pub trait Destination: Send + Sync + 'static {
 /// A destination as the delivery workers hold it.
 pub type SharedDestination = Arc<dyn Destination>;
 
+/// The destination `kind` describes, ready to deliver (brokers connect
+/// lazily or in the background: start-up never waits for one).
+pub async fn build(
+    kind: &crate::config::DestinationKind,
+    timeout: Duration,
+    client: &crate::forward::UpstreamClient,
+) -> Result<SharedDestination, DeliverError> {
+    use crate::config::DestinationKind as Kind;
+    Ok(match kind {
+        Kind::Http(upstream) => Arc::new(http::HttpDestination::new(
+            upstream.as_ref().clone(),
+            client.clone(),
+        )),
+        Kind::Nats { url, subject } => {
+            Arc::new(nats::NatsDestination::new(url, subject, timeout).await?)
+        }
+        Kind::Amqp {
+            url,
+            exchange,
+            routing_key,
+        } => Arc::new(amqp::AmqpDestination::new(
+            url,
+            exchange,
+            routing_key,
+            timeout,
+        )),
+        Kind::Redis {
+            url,
+            stream,
+            maxlen,
+        } => Arc::new(redis_stream::RedisStreamDestination::new(
+            url,
+            stream,
+            maxlen.unwrap_or(0),
+            timeout,
+        )?),
+    })
+}
+
 /// Runs `work` within `timeout`, naming `target` if it runs out.
 pub(crate) async fn bounded<T>(
     target: &str,

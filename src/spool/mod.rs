@@ -80,28 +80,34 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Where acknowledged events wait for delivery. Times are unix ms. See the
 /// module docs for the invariants every implementation keeps.
 pub trait SpoolStore: Send + Sync + 'static {
-    /// Appends `event` as a pending delivery due now, with `claim` (when
-    /// given) in the same transaction; resolves after the commit.
+    /// Appends `event` with one pending delivery per destination, due now,
+    /// and `claim` (when given), in one transaction; resolves after the
+    /// commit with the event's id.
     fn append(&self, event: NewEvent, claim: Option<LocalClaim>) -> StoreFuture<'_, Appended>;
-    /// Leases up to `limit` pending deliveries of `route` that are due now
-    /// and not leased, earliest `next_attempt_at` first, each for `lease`.
-    fn claim_due(&self, route: &str, limit: usize, lease: Duration) -> StoreFuture<'_, Vec<Due>>;
+    /// Leases up to `limit` pending deliveries of `route` to `destination`
+    /// that are due now and not leased, earliest `next_attempt_at` first,
+    /// each for `lease`. A delivery with an ordering key is due only when
+    /// no delivery of an earlier event with that key is pending at that
+    /// destination (FIFO per key).
+    fn claim_due(
+        &self,
+        route: &str,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Due>>;
     /// Extends `lease` by `lease_for` from now if its holder still holds
     /// it; false if it was lost (expired and taken, or recorded).
     fn renew(&self, lease: &Lease, lease_for: Duration) -> StoreFuture<'_, bool>;
     /// The earliest time [`SpoolStore::claim_due`] may return something for
-    /// `route` (a due time or a lease expiry), if anything is pending.
-    fn next_due_at(&self, route: &str) -> StoreFuture<'_, Option<i64>>;
+    /// `route`'s `destination` (a due time or a lease expiry), if anything
+    /// is pending there.
+    fn next_due_at(&self, route: &str, destination: &str) -> StoreFuture<'_, Option<i64>>;
     /// Records attempt `lease.attempt` and the delivery's next state in one
     /// transaction, and ends the lease.
     fn record(&self, lease: &Lease, outcome: AttemptOutcome) -> StoreFuture<'_, Recorded>;
-    /// Deliveries, newest first, filtered by route and state.
-    fn list(
-        &self,
-        route: Option<String>,
-        state: Option<DeliveryState>,
-        limit: usize,
-    ) -> StoreFuture<'_, Vec<DeliverySummary>>;
+    /// Deliveries, newest first, filtered.
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<DeliverySummary>>;
     /// One delivery with its attempt history.
     fn get(&self, id: &str) -> StoreFuture<'_, Option<DeliveryDetail>>;
     /// Moves dead letters back to pending, due now, their attempts reset;
@@ -127,6 +133,52 @@ pub struct NewEvent {
     pub headers: HeaderMap,
     pub query: Option<String>,
     pub body: Bytes,
+    /// One delivery per destination (at least one).
+    pub deliveries: Vec<NewDelivery>,
+    /// The event's dedup key as the sender's values (for operators; the
+    /// claim itself is a digest), when the route deduplicates.
+    pub dedup_key: Option<String>,
+}
+
+/// One destination's delivery of a new event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub destination: String,
+    /// Deliveries with the same key are made in order, one at a time.
+    pub order_key: Option<String>,
+}
+
+impl NewDelivery {
+    pub fn to(destination: &str) -> NewDelivery {
+        NewDelivery {
+            destination: destination.to_string(),
+            order_key: None,
+        }
+    }
+}
+
+/// The id of an event's delivery to `destination`: the event's id for the
+/// destination `upstream` (so a route with one `upstream` keeps the ids it
+/// always had), `<event id>.<destination>` for the others. Destination
+/// names are `[a-z0-9_-]+`, so the id stays one URL path segment.
+pub fn delivery_id(event_id: &str, destination: &str) -> String {
+    if destination == UPSTREAM {
+        event_id.to_string()
+    } else {
+        format!("{event_id}.{destination}")
+    }
+}
+
+/// The destination a route's `upstream:` is: its one HTTP destination.
+pub const UPSTREAM: &str = "upstream";
+
+/// What [`SpoolStore::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub route: Option<String>,
+    pub destination: Option<String>,
+    pub state: Option<DeliveryState>,
+    pub limit: usize,
 }
 
 /// A dedup claim to make in the same transaction as the insert.
@@ -189,6 +241,7 @@ pub struct Lease {
     /// The delivery id.
     pub id: String,
     pub route: String,
+    pub destination: String,
     /// The attempt this lease is for: the attempts recorded so far, plus one.
     pub attempt: u32,
     /// Tells this holder from a later one of the same delivery.
@@ -199,6 +252,8 @@ pub struct Lease {
 #[derive(Debug, Clone)]
 pub struct Due {
     pub lease: Lease,
+    /// The event's id: `hookgate-delivery-id`, the same at every destination.
+    pub event_id: String,
     pub received_at: i64,
     pub headers: HeaderMap,
     pub query: Option<String>,
@@ -210,6 +265,22 @@ pub struct Due {
 pub enum Replay {
     One(String),
     Route(String),
+    /// A route's dead letters at one destination.
+    Destination {
+        route: String,
+        destination: String,
+    },
+}
+
+impl Replay {
+    /// `(id, route, destination)` filters, `None` for any.
+    pub fn filters(self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Replay::One(id) => (Some(id), None, None),
+            Replay::Route(route) => (None, Some(route), None),
+            Replay::Destination { route, destination } => (None, Some(route), Some(destination)),
+        }
+    }
 }
 
 /// Deliveries of a route by state.
@@ -223,7 +294,12 @@ pub struct SpoolCounts {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliverySummary {
     pub id: String,
+    /// The event this delivery is of (the same for each destination).
+    pub event_id: String,
     pub route: String,
+    pub destination: String,
+    /// The event's dedup key as sent, when the route deduplicates.
+    pub dedup_key: Option<String>,
     pub state: DeliveryState,
     pub received_at: i64,
     pub attempts: u32,
@@ -300,8 +376,34 @@ pub const SHARED_COUNTS_REFRESH: Duration = Duration::from_secs(2);
 struct RouteCounts {
     pending: AtomicI64,
     dead: AtomicI64,
-    wake: Notify,
+    /// One per destination a worker waits on.
+    wakes: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
     metrics: RouteMetrics,
+}
+
+impl RouteCounts {
+    fn wake(&self, destination: &str) -> Arc<Notify> {
+        self.wakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(destination.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes the workers of `destinations` (a wake-up waits for a worker
+    /// not waiting yet), or of every destination.
+    fn wake_up(&self, destinations: Option<&[String]>) {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|p| p.into_inner());
+        match destinations {
+            Some(destinations) => {
+                for destination in destinations {
+                    wakes.entry(destination.clone()).or_default().notify_one();
+                }
+            }
+            None => wakes.values().for_each(|wake| wake.notify_one()),
+        }
+    }
 }
 
 impl RouteCounts {
@@ -399,7 +501,7 @@ impl Spool {
         let counts = RouteCounts {
             pending: AtomicI64::new(pending),
             dead: AtomicI64::new(dead),
-            wake: Notify::new(),
+            wakes: std::sync::Mutex::default(),
             metrics,
         };
         counts.publish();
@@ -445,9 +547,10 @@ impl Spool {
         self.store.oldest_pending().await
     }
 
-    /// Resolves when `route` may have new work.
-    pub async fn wait_for_work(&self, route: &str) {
-        self.counts(route).wake.notified().await
+    /// Resolves when `route`'s `destination` may have new work.
+    pub async fn wait_for_work(&self, route: &str, destination: &str) {
+        let wake = self.counts(route).wake(destination);
+        wake.notified().await
     }
 
     /// Appends an event, with its dedup claim when given, in one
@@ -458,24 +561,33 @@ impl Spool {
         claim: Option<LocalClaim>,
     ) -> Result<Appended, StoreError> {
         let route = event.route.clone();
+        let destinations: Vec<String> = event
+            .deliveries
+            .iter()
+            .map(|d| d.destination.clone())
+            .collect();
         let appended = self.store.append(event, claim).await?;
         if let Appended::Spooled(_) = appended {
             let counts = self.counts(&route);
-            counts.pending.fetch_add(1, Ordering::Relaxed);
+            counts
+                .pending
+                .fetch_add(destinations.len() as i64, Ordering::Relaxed);
             counts.publish();
-            counts.wake.notify_one();
+            counts.wake_up(Some(&destinations));
         }
         Ok(appended)
     }
 
-    /// Leases up to `limit` due events of `route` (see [`SpoolStore::claim_due`]).
+    /// Leases up to `limit` due deliveries of `route` to `destination`
+    /// (see [`SpoolStore::claim_due`]).
     pub async fn claim_due(
         &self,
         route: &str,
+        destination: &str,
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Due>, StoreError> {
-        self.store.claim_due(route, limit, lease).await
+        self.store.claim_due(route, destination, limit, lease).await
     }
 
     /// Extends a lease its holder still holds.
@@ -483,9 +595,14 @@ impl Spool {
         self.store.renew(lease, lease_for).await
     }
 
-    /// When `route` may next have something to claim (unix ms), if ever.
-    pub async fn next_due_at(&self, route: &str) -> Result<Option<i64>, StoreError> {
-        self.store.next_due_at(route).await
+    /// When `route`'s `destination` may next have something to claim
+    /// (unix ms), if ever.
+    pub async fn next_due_at(
+        &self,
+        route: &str,
+        destination: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.store.next_due_at(route, destination).await
     }
 
     /// Sets each known route's `hookgate_spool_oldest_pending_age_seconds`
@@ -521,14 +638,9 @@ impl Spool {
         Ok(recorded)
     }
 
-    /// Deliveries, newest first, filtered by route and state.
-    pub async fn list(
-        &self,
-        route: Option<String>,
-        state: Option<DeliveryState>,
-        limit: usize,
-    ) -> Result<Vec<DeliverySummary>, StoreError> {
-        self.store.list(route, state, limit).await
+    /// Deliveries, newest first, filtered.
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<DeliverySummary>, StoreError> {
+        self.store.list(filter).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<DeliveryDetail>, StoreError> {
@@ -544,7 +656,7 @@ impl Spool {
                 counts.dead.fetch_sub(*n, Ordering::Relaxed);
                 counts.pending.fetch_add(*n, Ordering::Relaxed);
                 counts.publish();
-                counts.wake.notify_one();
+                counts.wake_up(None);
             }
         }
         Ok(moved)
@@ -632,6 +744,8 @@ mod tests {
             headers: HeaderMap::new(),
             query: None,
             body: Bytes::from_static(body.as_bytes()),
+            deliveries: vec![NewDelivery::to(UPSTREAM)],
+            dedup_key: None,
         }
     }
 
@@ -656,7 +770,7 @@ mod tests {
             }
         }
         assert_eq!(spool.pending("r"), 3);
-        let due = spool.claim_due("r", 10, LEASE).await.unwrap();
+        let due = spool.claim_due("r", UPSTREAM, 10, LEASE).await.unwrap();
         let ids: Vec<String> = due.iter().map(|d| d.lease.id.clone()).collect();
         assert_eq!(ids.len(), 3);
         spool
@@ -703,7 +817,7 @@ mod tests {
             for body in ["1", "2"] {
                 spool.append(event(body), None).await.unwrap();
             }
-            let due = spool.claim_due("r", 10, LEASE).await.unwrap();
+            let due = spool.claim_due("r", UPSTREAM, 10, LEASE).await.unwrap();
             spool
                 .record(&due[0].lease, outcome(NextState::Dead("max_age")))
                 .await
@@ -712,7 +826,12 @@ mod tests {
         let spool = spool(dir.path()).await;
         assert_eq!(spool.pending("r"), 1);
         let dead = spool
-            .list(Some("r".into()), Some(DeliveryState::Dead), 10)
+            .list(ListFilter {
+                route: Some("r".into()),
+                state: Some(DeliveryState::Dead),
+                limit: 10,
+                ..ListFilter::default()
+            })
             .await
             .unwrap();
         assert_eq!(dead.len(), 1);

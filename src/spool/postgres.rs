@@ -29,8 +29,8 @@ use tokio_postgres::Row;
 
 use super::{
     decode_headers, encode_headers, Appended, AttemptOutcome, AttemptRecord, DeliveryDetail,
-    DeliveryState, DeliverySummary, Due, Lease, LocalClaim, NewEvent, NextState, Recorded, Replay,
-    SpoolCounts, SpoolStore, StoreFuture,
+    DeliveryState, DeliverySummary, Due, Lease, ListFilter, LocalClaim, NewEvent, NextState,
+    Recorded, Replay, SpoolCounts, SpoolStore, StoreFuture,
 };
 use crate::dedup::ClaimToken;
 use crate::store::postgres::{locks, records::RecordJob, writer::AppendJob, PgStore};
@@ -39,31 +39,50 @@ use crate::store::StoreError;
 /// Rows deleted per transaction when pruning, so no transaction is long.
 const PRUNE_BATCH: i64 = 1000;
 
-const CLAIM_DUE: &str = "
-WITH due AS (
-    SELECT id FROM deliveries
-    WHERE state = 'pending' AND route = $1
+/// FIFO per ordering key: a delivery whose key has an earlier event's
+/// delivery pending at the same destination (leased, locked by another
+/// replica's claim, or waiting for its retry) is not due. Plain reads see
+/// locked rows, so two replicas claiming at once cannot both pass a key's
+/// head and its successor.
+const IN_ORDER: &str = "(d.order_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM deliveries e
+        WHERE e.route = d.route AND e.destination = d.destination
+          AND e.order_key = d.order_key AND e.state = 'pending'
+          AND (e.received_at, e.event_id) < (d.received_at, d.event_id)))";
+
+fn claim_due_sql() -> String {
+    format!(
+        "WITH due AS (
+    SELECT id FROM deliveries d
+    WHERE state = 'pending' AND route = $1 AND destination = $4
       AND next_attempt_at <= now_ms()
       AND (lease_until IS NULL OR lease_until <= now_ms())
+      AND {IN_ORDER}
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries d SET lease_token = nextval('lease_tokens'), lease_until = now_ms() + $3
 FROM due WHERE d.id = due.id
-RETURNING d.id, d.received_at, d.attempts, d.headers, d.query, d.body, d.lease_token, d.next_attempt_at";
+RETURNING d.id, d.received_at, d.attempts, d.headers, d.query, d.body, d.lease_token, d.next_attempt_at, d.event_id"
+    )
+}
 
 const RENEW: &str = "
 UPDATE deliveries SET lease_until = now_ms() + $3
 WHERE id = $1 AND lease_token = $2 AND state = 'pending'";
 
-/// A leased row is claimable again once its lease ends.
-const NEXT_DUE: &str = "
-SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
-FROM deliveries WHERE state = 'pending' AND route = $1";
+/// A leased row is claimable again once its lease ends; one held back by
+/// its key's order, once that key's earlier delivery is recorded.
+fn next_due_sql() -> String {
+    format!(
+        "SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+FROM deliveries d WHERE state = 'pending' AND route = $1 AND destination = $2 AND {IN_ORDER}"
+    )
+}
 
 const SUMMARY_COLUMNS: &str =
-    "id, route, state, received_at, attempts, next_attempt_at, last_status, last_error";
+    "id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, event_id, destination, dedup_key";
 
 /// The spool's tables in a [`PgStore`].
 pub struct PostgresSpoolStore {
@@ -92,7 +111,10 @@ fn summary(r: &Row) -> Result<DeliverySummary, StoreError> {
     let state = state_of(r.try_get(2)?)?;
     Ok(DeliverySummary {
         id: r.try_get(0)?,
+        event_id: r.try_get(8)?,
         route: r.try_get(1)?,
+        destination: r.try_get(9)?,
+        dedup_key: r.try_get(10)?,
         next_attempt_at: if state == DeliveryState::Pending {
             r.try_get(5)?
         } else {
@@ -109,8 +131,22 @@ fn summary(r: &Row) -> Result<DeliverySummary, StoreError> {
 impl SpoolStore for PostgresSpoolStore {
     fn append(&self, event: NewEvent, claim: Option<LocalClaim>) -> StoreFuture<'_, Appended> {
         let (reply, answer) = oneshot::channel();
+        let id = uuid::Uuid::now_v7().to_string();
+        let deliveries: Vec<serde_json::Value> = event
+            .deliveries
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "id": super::delivery_id(&id, &d.destination),
+                    "destination": d.destination,
+                    "order_key": d.order_key,
+                })
+            })
+            .collect();
         self.db.writer().append(AppendJob {
-            id: uuid::Uuid::now_v7().to_string(),
+            id,
+            deliveries: serde_json::Value::Array(deliveries).to_string(),
+            dedup_key: event.dedup_key,
             headers: encode_headers(&event.headers),
             route: event.route,
             query: event.query,
@@ -124,11 +160,17 @@ impl SpoolStore for PostgresSpoolStore {
         Box::pin(async move { answer.await.map_err(|_| StoreError::NotCommitted)? })
     }
 
-    fn claim_due(&self, route: &str, limit: usize, lease: Duration) -> StoreFuture<'_, Vec<Due>> {
-        let route = route.to_string();
+    fn claim_due(
+        &self,
+        route: &str,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Due>> {
+        let (route, destination) = (route.to_string(), destination.to_string());
         Box::pin(async move {
             let mut client = self.db.client().await?;
-            let stmt = client.prepare_cached(CLAIM_DUE).await?;
+            let stmt = client.prepare_cached(&claim_due_sql()).await?;
             let lease_ms = lease.as_millis() as i64;
             // A lease lost with the server only lets the delivery be taken
             // again (at-least-once): not worth waiting for the WAL flush,
@@ -137,7 +179,7 @@ impl SpoolStore for PostgresSpoolStore {
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .await?;
             let rows = tx
-                .query(&stmt, &[&route, &(limit as i64), &lease_ms])
+                .query(&stmt, &[&route, &(limit as i64), &lease_ms, &destination])
                 .await?;
             tx.commit().await?;
             let mut due = Vec::with_capacity(rows.len());
@@ -150,9 +192,11 @@ impl SpoolStore for PostgresSpoolStore {
                         lease: Lease {
                             id,
                             route: route.clone(),
+                            destination: destination.clone(),
                             attempt: r.try_get::<_, i32>(2)? as u32 + 1,
                             token: r.try_get::<_, i64>(6)? as u64,
                         },
+                        event_id: r.try_get(8)?,
                         received_at: r.try_get(1)?,
                         headers: decode_headers(r.try_get(3)?),
                         query: r.try_get(4)?,
@@ -176,12 +220,15 @@ impl SpoolStore for PostgresSpoolStore {
         })
     }
 
-    fn next_due_at(&self, route: &str) -> StoreFuture<'_, Option<i64>> {
-        let route = route.to_string();
+    fn next_due_at(&self, route: &str, destination: &str) -> StoreFuture<'_, Option<i64>> {
+        let (route, destination) = (route.to_string(), destination.to_string());
         Box::pin(async move {
             let client = self.db.client().await?;
-            let stmt = client.prepare_cached(NEXT_DUE).await?;
-            Ok(client.query_one(&stmt, &[&route]).await?.try_get(0)?)
+            let stmt = client.prepare_cached(&next_due_sql()).await?;
+            Ok(client
+                .query_one(&stmt, &[&route, &destination])
+                .await?
+                .try_get(0)?)
         })
     }
 
@@ -206,24 +253,25 @@ impl SpoolStore for PostgresSpoolStore {
         Box::pin(async move { answer.await.map_err(|_| StoreError::NotCommitted)? })
     }
 
-    fn list(
-        &self,
-        route: Option<String>,
-        state: Option<DeliveryState>,
-        limit: usize,
-    ) -> StoreFuture<'_, Vec<DeliverySummary>> {
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<DeliverySummary>> {
         Box::pin(async move {
             let client = self.db.client().await?;
             let sql = format!(
                 "SELECT {SUMMARY_COLUMNS} FROM deliveries
                  WHERE ($1::text IS NULL OR route = $1) AND ($2::text IS NULL OR state = $2)
+                   AND ($4::text IS NULL OR destination = $4)
                  ORDER BY received_at DESC, id DESC LIMIT $3"
             );
             let stmt = client.prepare_cached(&sql).await?;
             let rows = client
                 .query(
                     &stmt,
-                    &[&route, &state.map(|s| s.as_str()), &(limit as i64)],
+                    &[
+                        &filter.route,
+                        &filter.state.map(|s| s.as_str()),
+                        &(filter.limit as i64),
+                        &filter.destination,
+                    ],
                 )
                 .await?;
             rows.iter().map(summary).collect()
@@ -258,7 +306,7 @@ impl SpoolStore for PostgresSpoolStore {
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;
-            let headers = decode_headers(row.try_get(8)?)
+            let headers = decode_headers(row.try_get(11)?)
                 .iter()
                 .map(|(k, v)| {
                     (
@@ -267,7 +315,7 @@ impl SpoolStore for PostgresSpoolStore {
                     )
                 })
                 .collect();
-            let body: Vec<u8> = row.try_get(9)?;
+            let body: Vec<u8> = row.try_get(12)?;
             Ok(Some(DeliveryDetail {
                 summary: summary(&row)?,
                 attempt_history,
@@ -279,10 +327,7 @@ impl SpoolStore for PostgresSpoolStore {
     }
 
     fn replay(&self, which: Replay) -> StoreFuture<'_, Vec<(String, i64)>> {
-        let (id, route) = match which {
-            Replay::One(id) => (Some(id), None),
-            Replay::Route(route) => (None, Some(route)),
-        };
+        let (id, route, destination) = which.filters();
         Box::pin(async move {
             let client = self.db.client().await?;
             let rows = client
@@ -290,8 +335,9 @@ impl SpoolStore for PostgresSpoolStore {
                     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now_ms(),
                          finished_at = NULL, lease_token = NULL, lease_until = NULL
                      WHERE state = 'dead' AND ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR route = $2)
+                       AND ($3::text IS NULL OR destination = $3)
                      RETURNING route",
-                    &[&id, &route],
+                    &[&id, &route, &destination],
                 )
                 .await?;
             let mut per_route: HashMap<String, i64> = HashMap::new();

@@ -22,8 +22,8 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{
     decode_headers, encode_headers, Appended, AttemptOutcome, AttemptRecord, DeliveryDetail,
-    DeliveryState, DeliverySummary, Due, Lease, LocalClaim, NewEvent, NextState, Recorded, Replay,
-    SpoolCounts, SpoolStore, StoreFuture,
+    DeliveryState, DeliverySummary, Due, Lease, ListFilter, LocalClaim, NewEvent, NextState,
+    Recorded, Replay, SpoolCounts, SpoolStore, StoreFuture,
 };
 use crate::dedup::local::claim_in;
 use crate::dedup::{Claim, ClaimToken};
@@ -143,7 +143,7 @@ fn as_json(ids: &[String]) -> String {
 
 impl SpoolStore for SqliteSpoolStore {
     fn append(&self, event: NewEvent, claim: Option<LocalClaim>) -> StoreFuture<'_, Appended> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let event_id = uuid::Uuid::now_v7().to_string();
         let headers = encode_headers(&event.headers);
         Box::pin(self.db.write(move |tx| {
             if let Some(claim) = claim {
@@ -156,16 +156,35 @@ impl SpoolStore for SqliteSpoolStore {
                 }
             }
             let now = now_ms();
-            tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
-                 VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6)")?.execute(
-                params![id, event.route, now, event.query, headers, &event.body[..]],
-            )?;
-            Ok(Appended::Spooled(id))
+            let mut insert = tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body,
+                     destination, event_id, order_key, dedup_key)
+                 VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+            for delivery in &event.deliveries {
+                insert.execute(params![
+                    super::delivery_id(&event_id, &delivery.destination),
+                    event.route,
+                    now,
+                    event.query,
+                    headers,
+                    &event.body[..],
+                    delivery.destination,
+                    event_id,
+                    delivery.order_key,
+                    event.dedup_key
+                ])?;
+            }
+            Ok(Appended::Spooled(event_id))
         }))
     }
 
-    fn claim_due(&self, route: &str, limit: usize, lease: Duration) -> StoreFuture<'_, Vec<Due>> {
-        let route = route.to_string();
+    fn claim_due(
+        &self,
+        route: &str,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Due>> {
+        let (route, destination) = (route.to_string(), destination.to_string());
         Box::pin(async move {
             let _one_claim_at_a_time = self.leases.claiming.lock().await;
             let now = now_ms();
@@ -173,20 +192,30 @@ impl SpoolStore for SqliteSpoolStore {
             let mut due = self
                 .db
                 .read(move |c| {
+                    // FIFO per ordering key: an earlier event's delivery
+                    // with the key, still pending here, holds this one back.
                     let mut stmt = c.prepare_cached(
-                        "SELECT id, received_at, attempts, headers, query, body FROM deliveries
-                         WHERE state = 'pending' AND route = ?1 AND next_attempt_at <= ?2
+                        "SELECT id, received_at, attempts, headers, query, body, event_id FROM deliveries d
+                         WHERE state = 'pending' AND route = ?1 AND destination = ?5 AND next_attempt_at <= ?2
                            AND id NOT IN (SELECT value FROM json_each(?4))
+                           AND (order_key IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM deliveries e
+                               WHERE e.route = d.route AND e.destination = d.destination
+                                 AND e.order_key = d.order_key AND e.state = 'pending'
+                                 AND (e.received_at < d.received_at
+                                      OR (e.received_at = d.received_at AND e.event_id < d.event_id))))
                          ORDER BY next_attempt_at LIMIT ?3",
                     )?;
-                    let rows = stmt.query_map(params![route, now, limit as i64, skip], |r| {
+                    let rows = stmt.query_map(params![route, now, limit as i64, skip, destination], |r| {
                         Ok(Due {
                             lease: Lease {
                                 id: r.get(0)?,
                                 route: route.clone(),
+                                destination: destination.clone(),
                                 attempt: r.get::<_, u32>(2)? + 1,
                                 token: 0,
                             },
+                            event_id: r.get(6)?,
                             received_at: r.get(1)?,
                             headers: decode_headers(&r.get::<_, String>(3)?),
                             query: r.get(4)?,
@@ -208,8 +237,8 @@ impl SpoolStore for SqliteSpoolStore {
         Box::pin(async move { Ok(renewed) })
     }
 
-    fn next_due_at(&self, route: &str) -> StoreFuture<'_, Option<i64>> {
-        let route = route.to_string();
+    fn next_due_at(&self, route: &str, destination: &str) -> StoreFuture<'_, Option<i64>> {
+        let (route, destination) = (route.to_string(), destination.to_string());
         Box::pin(async move {
             let (leased, expiry) = self.leases.live(&route, now_ms());
             let skip = as_json(&leased);
@@ -217,12 +246,18 @@ impl SpoolStore for SqliteSpoolStore {
                 .db
                 .read(move |c| {
                     c.prepare_cached(
-                        "SELECT next_attempt_at FROM deliveries
-                         WHERE state = 'pending' AND route = ?1
+                        "SELECT next_attempt_at FROM deliveries d
+                         WHERE state = 'pending' AND route = ?1 AND destination = ?3
                            AND id NOT IN (SELECT value FROM json_each(?2))
+                           AND (order_key IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM deliveries e
+                               WHERE e.route = d.route AND e.destination = d.destination
+                                 AND e.order_key = d.order_key AND e.state = 'pending'
+                                 AND (e.received_at < d.received_at
+                                      OR (e.received_at = d.received_at AND e.event_id < d.event_id))))
                          ORDER BY next_attempt_at LIMIT 1",
                     )?
-                    .query_row(params![route, skip], |r| r.get(0))
+                    .query_row(params![route, skip, destination], |r| r.get(0))
                     .optional()
                 })
                 .await?;
@@ -277,19 +312,22 @@ impl SpoolStore for SqliteSpoolStore {
         })
     }
 
-    fn list(
-        &self,
-        route: Option<String>,
-        state: Option<DeliveryState>,
-        limit: usize,
-    ) -> StoreFuture<'_, Vec<DeliverySummary>> {
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<DeliverySummary>> {
         Box::pin(self.db.read(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error
-                 FROM deliveries WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2)
-                 ORDER BY received_at DESC, id DESC LIMIT ?3",
+            let mut stmt = c.prepare(&format!(
+                "SELECT {SUMMARY} FROM deliveries
+                 WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2) AND (?4 IS NULL OR destination = ?4)
+                 ORDER BY received_at DESC, id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    filter.route,
+                    filter.state,
+                    filter.limit as i64,
+                    filter.destination
+                ],
+                summary,
             )?;
-            let rows = stmt.query_map(params![route, state, limit as i64], summary)?;
             rows.collect()
         }))
     }
@@ -301,17 +339,16 @@ impl SpoolStore for SqliteSpoolStore {
 
     fn replay(&self, which: Replay) -> StoreFuture<'_, Vec<(String, i64)>> {
         let now = now_ms();
-        let (id, route) = match which {
-            Replay::One(id) => (Some(id), None),
-            Replay::Route(route) => (None, Some(route)),
-        };
+        let (id, route, destination) = which.filters();
         Box::pin(self.db.write(move |tx| {
             let mut stmt = tx.prepare(
                 "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, finished_at = NULL
                  WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR route = ?2)
+                   AND (?4 IS NULL OR destination = ?4)
                  RETURNING route",
             )?;
-            let routes = stmt.query_map(params![id, route, now], |r| r.get::<_, String>(0))?;
+            let routes =
+                stmt.query_map(params![id, route, now, destination], |r| r.get::<_, String>(0))?;
             let mut per_route: HashMap<String, i64> = HashMap::new();
             for r in routes {
                 *per_route.entry(r?).or_default() += 1;
@@ -399,10 +436,15 @@ impl SpoolStore for SqliteSpoolStore {
 fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<DeliveryDetail>> {
     let Some((summary, headers, body)) = c
         .query_row(
-            "SELECT id, route, state, received_at, attempts, next_attempt_at, last_status, last_error, headers, body
-             FROM deliveries WHERE id = ?1",
+            &format!("SELECT {SUMMARY}, headers, body FROM deliveries WHERE id = ?1"),
             [id],
-            |r| Ok((summary(r)?, r.get::<_, String>(8)?, r.get::<_, Vec<u8>>(9)?)),
+            |r| {
+                Ok((
+                    summary(r)?,
+                    r.get::<_, String>(11)?,
+                    r.get::<_, Vec<u8>>(12)?,
+                ))
+            },
         )
         .optional()?
     else {
@@ -440,11 +482,19 @@ fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Deliver
     }))
 }
 
+/// The columns [`summary`] reads, in its order.
+const SUMMARY: &str =
+    "id, route, state, received_at, attempts, next_attempt_at, last_status, last_error,
+     coalesce(event_id, id), destination, dedup_key";
+
 fn summary(r: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
     let state: DeliveryState = r.get(2)?;
     Ok(DeliverySummary {
         id: r.get(0)?,
+        event_id: r.get(8)?,
         route: r.get(1)?,
+        destination: r.get(9)?,
+        dedup_key: r.get(10)?,
         next_attempt_at: if state == DeliveryState::Pending {
             r.get(5)?
         } else {

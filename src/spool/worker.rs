@@ -1,60 +1,86 @@
-//! Delivery workers: one per async route, delivering spooled events to the
-//! upstream with at most `upstream.concurrency` attempts in flight.
+//! Delivery workers: one per destination of each route with spooled
+//! deliveries, delivering with at most the destination's `concurrency`
+//! attempts in flight and at most its `rate_limit`.
 //!
-//! The worker leases due events from the spool (woken at once when one is
-//! appended or replayed, otherwise at the next due time), sends each with
-//! `Hookgate-Delivery-Id` and `Hookgate-Attempt`, and records every attempt
-//! and its decision (delivered, retry at, dead letter) through the retry
-//! policy. An attempt whose outcome the store cannot take (disk full) is
-//! not repeated: recording it is retried, the lease renewed meanwhile,
-//! until the store recovers. On
+//! The worker leases due deliveries from the spool (woken at once when one
+//! is appended or replayed, otherwise at the next due time), sends each
+//! through its [`Destination`], and records every attempt and its decision
+//! (delivered, retry at, dead letter) through the retry policy. A `429` or
+//! `503` with `Retry-After` pauses the whole destination: no new attempt
+//! starts until then (capped by `retry.max_backoff`). An attempt whose
+//! outcome the store cannot take (disk full) is not repeated: recording it
+//! is retried, the lease renewed meanwhile, until the store recovers. On
 //! shutdown it starts no new attempt, lets running ones finish up to a
-//! bound, and leaves the rest pending on disk.
+//! bound, and leaves the rest pending.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use tokio::sync::{watch, Semaphore};
 
 use super::{AttemptOutcome, Due, Lease, NextState, Recorded, Spool};
-use crate::config::Route;
+use crate::config::{Destination as DestinationConfig, RetryOn};
+use crate::destination::{Answer, Message, SharedDestination};
 use crate::forward::retry::{Decision, RetryPolicy};
-use crate::forward::{delivery_headers, ForwardError, Outgoing, UpstreamClient};
 use crate::store::now_ms;
-use crate::telemetry::{traces, DeliveryResult, RouteMetrics};
+use crate::telemetry::metrics::DestinationMetrics;
+use crate::telemetry::{traces, DeliveryResult};
 
-const DELIVERY_ID: HeaderName = HeaderName::from_static("hookgate-delivery-id");
-const ATTEMPT: HeaderName = HeaderName::from_static("hookgate-attempt");
 /// Longest sleep between polls when nothing is due (new events wake the
 /// worker at once; this only bounds a missed wake-up).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses between tries to record an attempt while the store fails.
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
-/// A lease outlasts the upstream's timeout by this much: time to record the
-/// outcome. Its holder renews it while the store refuses the record.
+/// A lease outlasts the destination's timeout by this much: time to record
+/// the outcome. Its holder renews it while the store refuses the record.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// `hookgate-event-type`, as the ingress stored it with the event.
+const EVENT_TYPE: HeaderName = crate::destination::EVENT_TYPE;
+
+type Limiter = governor::DefaultDirectRateLimiter;
 
 pub struct DeliveryWorker {
-    pub route: Route,
+    pub route: String,
+    pub config: DestinationConfig,
+    pub destination: SharedDestination,
     pub spool: Spool,
-    pub client: UpstreamClient,
-    pub metrics: RouteMetrics,
+    pub metrics: DestinationMetrics,
+}
+
+/// What the worker shares with its attempts.
+struct Shared {
+    worker: DeliveryWorker,
+    policy: RetryPolicy,
+    lease: Duration,
+    limiter: Option<Limiter>,
+    /// Unix ms before which no attempt starts (a `Retry-After`).
+    paused_until: std::sync::atomic::AtomicI64,
 }
 
 impl DeliveryWorker {
     /// Delivers until `stop` turns true, then waits up to `drain` for the
     /// attempts in flight.
     pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
-        let worker = Arc::new(self);
-        let name = worker.route.name.clone();
-        let concurrency = worker.route.upstream.concurrency as usize;
+        let concurrency = self.config.concurrency as usize;
         let permits = Arc::new(Semaphore::new(concurrency));
-        let lease = worker.route.upstream.timeout + LEASE_MARGIN;
-        let policy = RetryPolicy::new(worker.route.upstream.retry);
-
+        let shared = Arc::new(Shared {
+            policy: RetryPolicy::new(self.config.retry),
+            lease: self.config.timeout + LEASE_MARGIN,
+            limiter: self.config.rate_limit.map(|r| {
+                let n = |v: u32| std::num::NonZeroU32::new(v.max(1)).expect("at least 1");
+                governor::RateLimiter::direct(
+                    governor::Quota::per_second(n(r.per_second)).allow_burst(n(r.burst)),
+                )
+            }),
+            paused_until: std::sync::atomic::AtomicI64::new(0),
+            worker: self,
+        });
         loop {
+            if shared.wait_out_pause(&mut stop).await.is_err() {
+                break;
+            }
             // Wait for a free slot (not a poll: a finished delivery hands
             // its permit back and wakes this at once).
             let first = tokio::select! {
@@ -66,25 +92,11 @@ impl DeliveryWorker {
                 },
             };
             let free = 1 + permits.available_permits();
-            let due = match worker.spool.claim_due(&name, free, lease).await {
-                Ok(due) => due,
-                Err(error) => {
-                    tracing::warn!(route = %name, %error, "reading the spool failed");
-                    Vec::new()
-                }
-            };
+            let due = shared.claim(free).await;
             if due.is_empty() {
                 drop(first);
-                let wait = match worker.spool.next_due_at(&name).await {
-                    Ok(Some(at)) => Duration::from_millis(
-                        (at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
-                    ),
-                    _ => IDLE_POLL,
-                };
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    _ = worker.spool.wait_for_work(&name) => {}
-                    _ = tokio::time::sleep(wait) => {}
+                if shared.idle(&mut stop).await.is_err() {
+                    break;
                 }
                 continue;
             }
@@ -99,9 +111,12 @@ impl DeliveryWorker {
                         Err(_) => break,
                     },
                 };
-                let worker = worker.clone();
+                if let Some(limiter) = &shared.limiter {
+                    limiter.until_ready().await;
+                }
+                let shared = shared.clone();
                 tokio::spawn(async move {
-                    worker.deliver(event, &policy, lease).await;
+                    shared.deliver(event).await;
                     drop(permit);
                 });
             }
@@ -113,75 +128,128 @@ impl DeliveryWorker {
             .await
             .is_err()
         {
-            tracing::warn!(route = %name, "deliveries still running at shutdown; they stay pending and are retried after restart");
+            let w = &shared.worker;
+            tracing::warn!(route = %w.route, destination = %w.config.name, "deliveries still running at shutdown; they stay pending and are retried after restart");
+        }
+    }
+}
+
+/// The worker was told to stop.
+struct Stopped;
+
+impl Shared {
+    fn names(&self) -> (&str, &str) {
+        (&self.worker.route, &self.worker.config.name)
+    }
+
+    /// Sleeps while a `Retry-After` pause lasts.
+    async fn wait_out_pause(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Stopped> {
+        let until = self.paused_until.load(std::sync::atomic::Ordering::Relaxed);
+        let left = until - now_ms();
+        if left <= 0 {
+            return Ok(());
+        }
+        self.worker.metrics.paused(true);
+        let resumed = tokio::select! {
+            _ = stop.changed() => Err(Stopped),
+            _ = tokio::time::sleep(Duration::from_millis(left as u64)) => Ok(()),
+        };
+        self.worker.metrics.paused(false);
+        resumed
+    }
+
+    async fn claim(&self, free: usize) -> Vec<Due> {
+        let (route, destination) = self.names();
+        match self
+            .worker
+            .spool
+            .claim_due(route, destination, free, self.lease)
+            .await
+        {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%route, %destination, %error, "reading the spool failed");
+                Vec::new()
+            }
         }
     }
 
-    async fn deliver(&self, event: Due, policy: &RetryPolicy, lease_for: Duration) {
-        let route = &self.route;
-        let attempt = event.lease.attempt;
-        // Configured upstream headers are applied now (not stored with the
-        // event: they may be credentials, and the config may have changed),
-        // and so are the sender-header rules (see `delivery_headers`).
-        let label = HeaderValue::from_str(&route.name).expect("route names are validated");
-        // The attempt's span is a child of the request's, whose context was
-        // stored with the event (the header is dropped just below).
-        let parent = traces::stored_context(&event.headers);
-        let span = self
-            .metrics
-            .traces()
-            .deliver(parent, &route.name, "upstream", attempt);
-        let mut headers = delivery_headers(
-            event.headers,
-            route.upstream.forward_headers.as_deref(),
-            &label,
-            &route.upstream.headers,
-        );
-        if let Ok(id) = HeaderValue::from_str(&event.lease.id) {
-            headers.insert(DELIVERY_ID, id);
+    /// Waits for new work, the next due time, or at most [`IDLE_POLL`].
+    async fn idle(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Stopped> {
+        let (route, destination) = self.names();
+        let spool = &self.worker.spool;
+        let wait = match spool.next_due_at(route, destination).await {
+            Ok(Some(at)) => {
+                Duration::from_millis((at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+            }
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = stop.changed() => Err(Stopped),
+            _ = spool.wait_for_work(route, destination) => Ok(()),
+            _ = tokio::time::sleep(wait) => Ok(()),
         }
-        headers.insert(ATTEMPT, HeaderValue::from(attempt));
+    }
+
+    async fn deliver(&self, event: Due) {
+        let (route, destination) = self.names();
+        let attempt = event.lease.attempt;
+        // The attempt's span is a child of the request's, whose context was
+        // stored with the event; the consumer gets its `traceparent`.
+        let parent = traces::stored_context(&event.headers);
+        let metrics = &self.worker.metrics;
+        let span = metrics
+            .route()
+            .traces()
+            .deliver(parent, route, destination, attempt);
+        let mut headers = event.headers;
+        headers.remove(traces::TRACE_CONTEXT);
         span.inject(&mut headers);
+        let message = Message {
+            delivery_id: event.event_id,
+            attempt,
+            route: route.to_string(),
+            event_type: headers
+                .remove(EVENT_TYPE)
+                .and_then(|v| v.to_str().ok().map(str::to_string)),
+            headers,
+            query: event.query,
+            body: event.body,
+        };
         let started_at = now_ms();
         let started = Instant::now();
-        let result = self
-            .client
-            .deliver(Outgoing {
-                upstream: &route.upstream,
-                query: event.query.as_deref(),
-                headers,
-                body: event.body,
-            })
-            .await;
+        let result = self.worker.destination.deliver(&message).await;
         let duration = started.elapsed();
         let (status, error) = match &result {
-            Ok(status) => (Some(status.as_u16()), None),
-            Err(ForwardError::Timeout(after)) => (None, Some(format!("timed out after {after:?}"))),
+            Ok(Answer::Status { status, .. }) => (Some(status.as_u16()), None),
+            Ok(Answer::Accepted) => (None, None),
             Err(e) => (None, Some(e.to_string())),
         };
         span.finish(status, error.as_deref(), duration);
-        let delivered = matches!(&result, Ok(status) if status.is_success());
         let now = now_ms();
-        let decision = policy.decide(attempt, event.received_at, now, delivered);
-        let (next, result_label) = match decision {
-            Decision::Delivered => (NextState::Delivered, DeliveryResult::Delivered),
-            Decision::RetryAt(at) => (NextState::RetryAt(at), DeliveryResult::Retry),
-            Decision::DeadLetter(why) => (NextState::Dead(why), DeliveryResult::DeadLetter),
-        };
-        self.metrics.delivery(result_label, duration.as_secs_f64());
+        let next = self.decide(&result, attempt, event.received_at, now);
+        let delivered = matches!(next, NextState::Delivered);
+        metrics.delivery(
+            match next {
+                NextState::Delivered => DeliveryResult::Delivered,
+                NextState::RetryAt(_) => DeliveryResult::Retry,
+                NextState::Dead(_) => DeliveryResult::DeadLetter,
+            },
+            duration.as_secs_f64(),
+        );
         if delivered {
-            self.metrics
-                .delivery_lag(((now - event.received_at).max(0) as f64) / 1000.0);
+            metrics.delivery_lag(((now - event.received_at).max(0) as f64) / 1000.0);
         }
+        let id = &event.lease.id;
         match &next {
             NextState::Dead(why) => {
-                tracing::warn!(route = %route.name, id = %event.lease.id, attempt, reason = why, ?status, ?error, "delivery dead-lettered")
+                tracing::warn!(%route, %destination, %id, attempt, reason = why, ?status, ?error, "delivery dead-lettered")
             }
             NextState::RetryAt(_) => {
-                tracing::debug!(route = %route.name, id = %event.lease.id, attempt, ?status, ?error, "delivery failed; will retry")
+                tracing::debug!(%route, %destination, %id, attempt, ?status, ?error, "delivery failed; will retry")
             }
             NextState::Delivered => {
-                tracing::debug!(route = %route.name, id = %event.lease.id, attempt, "delivered")
+                tracing::debug!(%route, %destination, %id, attempt, "delivered")
             }
         }
         let outcome = AttemptOutcome {
@@ -191,7 +259,44 @@ impl DeliveryWorker {
             error,
             next,
         };
-        self.record(&event.lease, outcome, lease_for).await;
+        self.record(&event.lease, outcome).await;
+    }
+
+    /// The delivery's next state after an attempt: delivered; dead at once
+    /// for a status `retry.on` does not list; else the retry policy's
+    /// choice, no earlier than a `Retry-After` (which also pauses the
+    /// whole destination until then).
+    fn decide(
+        &self,
+        result: &Result<Answer, crate::destination::DeliverError>,
+        attempt: u32,
+        received_at: i64,
+        now: i64,
+    ) -> NextState {
+        let mut not_before = None;
+        if let Ok(Answer::Status {
+            status,
+            retry_after,
+        }) = result
+        {
+            if !status.is_success() && !retries(&self.worker.config.retry_on, status.as_u16()) {
+                return NextState::Dead("permanent_status");
+            }
+            let pausing = matches!(status.as_u16(), 429 | 503);
+            if let (true, Some(pause)) = (pausing, retry_after) {
+                let pause = (*pause).min(self.worker.config.retry.max_backoff);
+                let until = now + pause.as_millis() as i64;
+                self.paused_until
+                    .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+                not_before = Some(until);
+            }
+        }
+        let delivered = result.as_ref().is_ok_and(Answer::is_delivered);
+        match self.policy.decide(attempt, received_at, now, delivered) {
+            Decision::Delivered => NextState::Delivered,
+            Decision::RetryAt(at) => NextState::RetryAt(not_before.map_or(at, |nb| at.max(nb))),
+            Decision::DeadLetter(why) => NextState::Dead(why),
+        }
     }
 
     /// Records an attempt, trying again (with growing pauses) until the
@@ -203,34 +308,41 @@ impl DeliveryWorker {
     /// `concurrency` attempts wait like this. If the process stops first,
     /// the event is attempted again once its lease is gone: at-least-once,
     /// never lost.
-    async fn record(&self, lease: &Lease, outcome: AttemptOutcome, lease_for: Duration) {
-        let (route, id) = (&self.route.name, &lease.id);
+    async fn record(&self, lease: &Lease, outcome: AttemptOutcome) {
+        let (route, destination) = self.names();
+        let id = &lease.id;
+        let spool = &self.worker.spool;
         let mut pause = RECORD_RETRY_FIRST;
         let mut failures = 0u32;
         loop {
-            match self.spool.record(lease, outcome.clone()).await {
+            match spool.record(lease, outcome.clone()).await {
                 Ok(Recorded::Stale) => {
-                    tracing::warn!(%route, %id, attempt = lease.attempt, "delivery attempt recorded already; this one is not");
+                    tracing::warn!(%route, %destination, %id, attempt = lease.attempt, "delivery attempt recorded already; this one is not");
                     return;
                 }
                 Ok(Recorded::Written) => {
                     if failures > 0 {
-                        tracing::info!(%route, %id, failures, "delivery attempt recorded after the store recovered");
+                        tracing::info!(%route, %destination, %id, failures, "delivery attempt recorded after the store recovered");
                     }
                     return;
                 }
                 Err(error) => {
                     if failures == 0 {
-                        tracing::error!(%route, %id, %error, "recording a delivery attempt failed; retrying until the store takes it");
+                        tracing::error!(%route, %destination, %id, %error, "recording a delivery attempt failed; retrying until the store takes it");
                     }
                     failures += 1;
                     tokio::time::sleep(pause).await;
-                    if let Err(error) = self.spool.renew(lease, lease_for).await {
-                        tracing::debug!(%route, %id, %error, "renewing a delivery lease failed");
+                    if let Err(error) = spool.renew(lease, self.lease).await {
+                        tracing::debug!(%route, %destination, %id, %error, "renewing a delivery lease failed");
                     }
                     pause = (pause * 2).min(RECORD_RETRY_MAX);
                 }
             }
         }
     }
+}
+
+/// Whether a failed answer is worth another attempt under `retry.on`.
+fn retries(on: &RetryOn, status: u16) -> bool {
+    on.retries(status)
 }

@@ -41,7 +41,12 @@
 //!   finished_at INTEGER,             -- delivered or dead-lettered at
 //!   query TEXT,                      -- the sender's query string
 //!   headers TEXT NOT NULL,           -- JSON [[name, value]], credentials already removed
-//!   body BLOB NOT NULL               -- exactly as received
+//!   body BLOB NOT NULL,              -- exactly as received
+//!   -- added by migration 2 (fan-out; see MIGRATIONS):
+//!   destination TEXT NOT NULL,       -- the route's destination ('upstream' for `upstream:`)
+//!   event_id TEXT,                   -- the event (one per destination); = id for 'upstream'
+//!   order_key TEXT,                  -- FIFO per key at the destination (NULL: unordered)
+//!   dedup_key TEXT                   -- the dedup key's values, for operators
 //! );
 //! CREATE TABLE attempts (
 //!   delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL,
@@ -106,6 +111,9 @@ pub enum StoreError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The store was written by a newer hookgate.
+    #[error("store: the schema is at version {found}, this hookgate knows up to {supported}: run the newer hookgate, or restore a backup made before the upgrade")]
+    Schema { found: i64, supported: i64 },
     /// A read on the blocking pool did not finish (panicked or cancelled).
     #[error("store: store read failed: {source}")]
     ReadTask {
@@ -222,6 +230,50 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID;
 ";
+
+/// Schema changes after [`SCHEMA`], by `PRAGMA user_version`: entry `i`
+/// moves a store from version `i + 1` to `i + 2` (a store [`SCHEMA`]
+/// just created starts at 1). Never edited once released.
+const MIGRATIONS: &[&str] = &[
+    // 2: one delivery per destination of an event (fan-out), FIFO per
+    // ordering key, and the dedup key kept for operators.
+    "ALTER TABLE deliveries ADD COLUMN destination TEXT NOT NULL DEFAULT 'upstream';
+     ALTER TABLE deliveries ADD COLUMN event_id TEXT;
+     ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+     ALTER TABLE deliveries ADD COLUMN dedup_key TEXT;
+     UPDATE deliveries SET event_id = id;
+     DROP INDEX IF EXISTS deliveries_due;
+     CREATE INDEX deliveries_due ON deliveries (state, route, destination, next_attempt_at);
+     CREATE INDEX deliveries_order ON deliveries (route, destination, order_key, received_at)
+         WHERE order_key IS NOT NULL AND state = 'pending';
+     CREATE INDEX deliveries_event ON deliveries (event_id);",
+];
+
+/// Brings the schema up to date, each step in its own transaction with
+/// its version; a store newer than this binary is refused.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 {
+        version = 1;
+    }
+    let latest = MIGRATIONS.len() as i64 + 1;
+    if version > latest {
+        return Err(StoreError::Schema {
+            found: version,
+            supported: latest,
+        });
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize - 1) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            step + 2
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+    }
+    Ok(())
+}
 
 /// A job for the writer: runs inside the group's transaction and returns
 /// the callback that reports the group's commit outcome to its caller.
@@ -366,6 +418,7 @@ impl Db {
         owner_only(data_dir, &path)?;
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         let readers = Readers {
             idle: Mutex::new(vec![open_connection(&path)?]),
         };

@@ -341,6 +341,32 @@ impl Metrics {
             spool_pending: gauge(r, names::SPOOL_PENDING, with(None)),
             dead_letters: gauge(r, names::DEAD_LETTERS, with(None)),
             oldest_pending_age: gauge(r, names::SPOOL_OLDEST_PENDING_AGE_SECONDS, with(None)),
+            request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
+            upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
+            traces: self.traces.clone(),
+            activity: self.activity.route(route),
+        }
+    }
+
+    /// Registers the delivery series of one destination of `route`.
+    pub fn destination(
+        &self,
+        route: &RouteMetrics,
+        name: &str,
+        destination: &str,
+    ) -> DestinationMetrics {
+        let r = &self.recorder;
+        let with = |extra: Option<(&'static str, String)>| {
+            let mut labels = vec![
+                Label::new("route", name.to_string()),
+                Label::new("destination", destination.to_string()),
+            ];
+            if let Some((k, v)) = extra {
+                labels.push(Label::new(k, v));
+            }
+            labels
+        };
+        DestinationMetrics {
             deliveries: DeliveryResult::ALL.map(|res| {
                 counter(
                     r,
@@ -350,10 +376,8 @@ impl Metrics {
             }),
             attempt_duration: histogram(r, names::DELIVERY_ATTEMPT_DURATION_SECONDS, with(None)),
             delivery_lag: histogram(r, names::DELIVERY_LAG_SECONDS, with(None)),
-            request_duration: histogram(r, names::REQUEST_DURATION_SECONDS, with(None)),
-            upstream_duration: histogram(r, names::UPSTREAM_DURATION_SECONDS, with(None)),
-            traces: self.traces.clone(),
-            activity: self.activity.route(route),
+            paused: gauge(r, names::DESTINATION_PAUSED, with(None)),
+            route: route.clone(),
         }
     }
 
@@ -375,9 +399,6 @@ pub struct RouteMetrics {
     spool_pending: Gauge,
     dead_letters: Gauge,
     oldest_pending_age: Gauge,
-    deliveries: [Counter; DeliveryResult::ALL.len()],
-    attempt_duration: Histogram,
-    delivery_lag: Histogram,
     requests: [Counter; Outcome::ALL.len()],
     verify_failures: [Counter; VerifyError::ALL.len()],
     secret_matches: Vec<Counter>,
@@ -452,21 +473,6 @@ impl RouteMetrics {
         self.oldest_pending_age.set(seconds);
     }
 
-    /// Counts one delivery attempt.
-    pub fn delivery(&self, result: DeliveryResult, attempt_seconds: f64) {
-        self.deliveries[result.index()].increment(1);
-        self.attempt_duration.record(attempt_seconds);
-        self.activity.count(match result {
-            DeliveryResult::Delivered => Seen::Delivered,
-            DeliveryResult::Retry | DeliveryResult::DeadLetter => Seen::DeliveryFailed,
-        });
-    }
-
-    /// Records the time from receipt to delivery of one event.
-    pub fn delivery_lag(&self, seconds: f64) {
-        self.delivery_lag.record(seconds);
-    }
-
     /// The dedup error counter, for failures reported after the request.
     pub fn dedup_errors(&self) -> Counter {
         self.dedup_errors.clone()
@@ -497,6 +503,43 @@ fn metadata() -> Metadata<'static> {
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
 }
 
+/// The delivery series of one destination of a route (cheap to clone).
+#[derive(Clone)]
+pub struct DestinationMetrics {
+    deliveries: [Counter; DeliveryResult::ALL.len()],
+    attempt_duration: Histogram,
+    delivery_lag: Histogram,
+    paused: Gauge,
+    route: RouteMetrics,
+}
+
+impl DestinationMetrics {
+    /// The route's series (and its tracer).
+    pub fn route(&self) -> &RouteMetrics {
+        &self.route
+    }
+
+    /// Counts one delivery attempt.
+    pub fn delivery(&self, result: DeliveryResult, attempt_seconds: f64) {
+        self.deliveries[result.index()].increment(1);
+        self.attempt_duration.record(attempt_seconds);
+        self.route.activity.count(match result {
+            DeliveryResult::Delivered => Seen::Delivered,
+            DeliveryResult::Retry | DeliveryResult::DeadLetter => Seen::DeliveryFailed,
+        });
+    }
+
+    /// Records the time from receipt to delivery of one event.
+    pub fn delivery_lag(&self, seconds: f64) {
+        self.delivery_lag.record(seconds);
+    }
+
+    /// Whether the destination is paused by its `Retry-After`.
+    pub fn paused(&self, paused: bool) {
+        self.paused.set(if paused { 1.0 } else { 0.0 });
+    }
+}
+
 fn counter(r: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> Counter {
     r.register_counter(&Key::from_parts(name, labels), &metadata())
 }
@@ -519,7 +562,8 @@ mod tests {
     #[test]
     fn names_all_lists_exactly_the_registered_metrics() {
         let m = Metrics::new();
-        let _ = m.route("r", 1);
+        let r = m.route("r", 1);
+        let _ = m.destination(&r, "r", "upstream");
         m.store_commit(0.001, true);
         m.run_upkeep();
         let text = m.render();
@@ -587,7 +631,8 @@ mod tests {
         let r = m.route("r", 0);
         r.upstream(UpstreamClass::Timeout, 0.01);
         r.dedup(DedupResult::InFlight);
-        r.delivery(DeliveryResult::DeadLetter, 0.01);
+        m.destination(&r, "r", "upstream")
+            .delivery(DeliveryResult::DeadLetter, 0.01);
         let text = m.render();
         for c in UpstreamClass::ALL {
             let n = u8::from(c == UpstreamClass::Timeout);
@@ -608,7 +653,7 @@ mod tests {
         for d in DeliveryResult::ALL {
             let n = u8::from(d == DeliveryResult::DeadLetter);
             let line = format!(
-                "hookgate_deliveries_total{{route=\"r\",result=\"{}\"}} {n}",
+                "hookgate_deliveries_total{{route=\"r\",destination=\"upstream\",result=\"{}\"}} {n}",
                 d.as_str()
             );
             assert!(text.contains(&line), "{line}\n{text}");
@@ -660,8 +705,9 @@ mod tests {
         headers.insert("x-sig", "value-never-kept".parse().unwrap());
         r.verify_failure_from(VerifyError::StaleTimestamp, peer, &headers);
         r.upstream(UpstreamClass::Status2xx, 0.01);
-        r.delivery(DeliveryResult::Delivered, 0.01);
-        r.delivery(DeliveryResult::Retry, 0.01);
+        let d = m.destination(&r, "r", "upstream");
+        d.delivery(DeliveryResult::Delivered, 0.01);
+        d.delivery(DeliveryResult::Retry, 0.01);
         let hour = m.activity().route("r").last_hour();
         let sum =
             |f: fn(&crate::telemetry::activity::Minute) -> u32| hour.iter().map(f).sum::<u32>();

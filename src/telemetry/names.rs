@@ -34,6 +34,8 @@ pub const DELIVERIES_TOTAL: &str = "hookgate_deliveries_total";
 pub const DELIVERY_ATTEMPT_DURATION_SECONDS: &str = "hookgate_delivery_attempt_duration_seconds";
 /// Histogram `{route}`: time from receiving an event to delivering it, in seconds.
 pub const DELIVERY_LAG_SECONDS: &str = "hookgate_delivery_lag_seconds";
+/// 1 while a destination waits out the `Retry-After` it was given.
+pub const DESTINATION_PAUSED: &str = "hookgate_destination_paused";
 /// Histogram `{}`: duration of one group commit of the embedded store, in seconds.
 pub const STORE_COMMIT_DURATION_SECONDS: &str = "hookgate_store_commit_duration_seconds";
 /// Counter `{}`: group commits of the embedded store that failed (disk
@@ -67,6 +69,7 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (DELIVERIES_TOTAL, Kind::Counter, "Delivery attempts by result: delivered, retry, dead_letter."),
     (DELIVERY_ATTEMPT_DURATION_SECONDS, Kind::Histogram, "Duration of one delivery attempt."),
     (DELIVERY_LAG_SECONDS, Kind::Histogram, "Time from receiving an event to delivering it."),
+    (DESTINATION_PAUSED, Kind::Gauge, "1 while a destination is paused by the Retry-After of a 429 or 503, else 0."),
     (STORE_COMMIT_DURATION_SECONDS, Kind::Histogram, "Duration of one group commit of the embedded store."),
     (STORE_COMMIT_FAILURES_TOTAL, Kind::Counter, "Group commits of the embedded store that failed; nothing in them was acknowledged."),
     (CONFIG_RELOADS_TOTAL, Kind::Counter, "Configuration reloads by result: success, failure."),

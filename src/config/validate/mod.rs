@@ -3,6 +3,7 @@
 //! is what one field cannot know alone, one file per section.
 
 mod dedup;
+mod destinations;
 mod events;
 mod hmac;
 mod keys;

@@ -2,8 +2,8 @@
 
 use super::super::leaf::{Parsed, Positive};
 use super::super::raw::{RawRateLimit, RawRoute};
-use super::super::{AckMode, ConfigError, RateLimit, Route};
-use super::{dedup, events, upstream, verify, At};
+use super::super::{ConfigError, RateLimit, Route};
+use super::{dedup, destinations, events, verify, At};
 
 pub fn route(at: &At, raw: RawRoute) -> Result<Route, ConfigError> {
     let Some(raw_verify) = raw.verify else {
@@ -15,12 +15,8 @@ pub fn route(at: &At, raw: RawRoute) -> Result<Route, ConfigError> {
     let ack = raw.ack.map_or(Route::DEFAULT_ACK, Parsed::into_inner);
     let dedup = dedup::dedup(&at.field("dedup"), raw.dedup, &verify)?;
     let events = events::events(&at.field("events"), raw.events, preset.as_ref())?;
-    let upstream = upstream::upstream(&at.field("upstream"), raw.upstream)?;
-    if ack == AckMode::Async && !upstream.relay_headers.is_empty() {
-        return Err(at.field("upstream.relay_headers").error(
-            "applies only to `ack: sync` routes: an async route answers with its own acknowledgement",
-        ));
-    }
+    let destinations =
+        destinations::destinations(at, raw.upstream, raw.destinations, ack, &verify)?;
     Ok(Route {
         name: raw.name.0 .0,
         path: raw.path.0 .0,
@@ -36,12 +32,12 @@ pub fn route(at: &At, raw: RawRoute) -> Result<Route, ConfigError> {
             list.0.into_iter().map(Parsed::into_inner).collect()
         }),
         rate_limit: raw.rate_limit.map(rate_limit),
-        upstream,
+        destinations,
     })
 }
 
 /// `burst` defaults to `per_second`.
-fn rate_limit(raw: RawRateLimit) -> RateLimit {
+pub(super) fn rate_limit(raw: RawRateLimit) -> RateLimit {
     let per_second = raw.per_second.get();
     RateLimit {
         per_second,

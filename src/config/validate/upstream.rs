@@ -24,7 +24,7 @@ pub fn upstream(at: &At, raw: RawUpstream) -> Result<Upstream, ConfigError> {
 }
 
 /// `max_backoff` must not be shorter than `initial_backoff`.
-fn retry(at: &At, raw: RawRetry) -> Result<RetryConfig, ConfigError> {
+pub(super) fn retry(at: &At, raw: RawRetry) -> Result<RetryConfig, ConfigError> {
     let d = RetryConfig::default();
     let retry = RetryConfig {
         max_attempts: raw.max_attempts.map_or(d.max_attempts, |n| n.0),
@@ -43,7 +43,7 @@ fn retry(at: &At, raw: RawRetry) -> Result<RetryConfig, ConfigError> {
 }
 
 /// Header names in the order written, each once.
-fn header_list(names: Vec<Parsed<ListedHeader>>) -> Vec<HeaderName> {
+pub(super) fn header_list(names: Vec<Parsed<ListedHeader>>) -> Vec<HeaderName> {
     let mut list: Vec<HeaderName> = Vec::with_capacity(names.len());
     for Parsed(ListedHeader(name)) in names {
         if !list.contains(&name) {

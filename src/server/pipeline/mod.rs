@@ -196,11 +196,17 @@ fn deliver_step(route: &Route, stores: &Stores, client: &UpstreamClient) -> Deli
         DedupMode::Off => None,
         DedupMode::On(dedup) => Some(dedup),
     };
-    let timeout = route.upstream.timeout;
+    let timeout = route.first().timeout;
     match route.ack {
         AckMode::Sync => Deliver::Sync(Box::new(Forwarding::new(
             client.clone(),
             dedup.map(|d| RouteDedup::open(d, stores, timeout)),
+            route.spools().then(|| {
+                stores
+                    .spool()
+                    .cloned()
+                    .expect("spool opened for spooling routes")
+            }),
         ))),
         AckMode::Async => {
             let spool = stores

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
 use super::Gateway;
-use crate::config::{AckMode, Config};
+use crate::config::Config;
 use crate::dedup::LocalStore;
 use crate::forward::UpstreamClient;
 use crate::spool::{Spool, SqliteSpoolStore};
@@ -107,7 +107,7 @@ async fn stores(config: &Config, metrics: &Metrics, dir: &std::path::Path) -> St
     let async_routes = config
         .routes
         .iter()
-        .filter(|r| r.ack == AckMode::Async)
+        .filter(|r| r.spools())
         .map(|r| {
             (
                 r.name.clone(),

@@ -14,8 +14,9 @@ use super::locks;
 use crate::store::StoreError;
 
 /// `(version, SQL)`, in order. The schema is on the `search_path`.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
     "
 CREATE FUNCTION now_ms() RETURNS bigint LANGUAGE sql VOLATILE
     AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
@@ -59,7 +60,26 @@ CREATE TABLE attempts (
 );
 CREATE SEQUENCE lease_tokens;
 ",
-)];
+    ),
+    (
+        2,
+        // One delivery per destination of an event (fan-out), FIFO per
+        // ordering key, and the dedup key kept for operators.
+        "
+ALTER TABLE deliveries ADD COLUMN destination text NOT NULL DEFAULT 'upstream';
+ALTER TABLE deliveries ADD COLUMN event_id text;
+UPDATE deliveries SET event_id = id;
+ALTER TABLE deliveries ALTER COLUMN event_id SET NOT NULL;
+ALTER TABLE deliveries ADD COLUMN order_key text;
+ALTER TABLE deliveries ADD COLUMN dedup_key text;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries (route, destination, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX deliveries_order ON deliveries (route, destination, order_key, received_at)
+    WHERE order_key IS NOT NULL AND state = 'pending';
+CREATE INDEX deliveries_event ON deliveries (event_id);
+",
+    ),
+];
 
 /// Creates the schema if needed and applies the migrations it lacks.
 /// Returns the versions applied by this call.

@@ -39,7 +39,11 @@
 //!   last_status integer, last_error text, finished_at bigint,
 //!   query text, headers text NOT NULL, body bytea NOT NULL,
 //!   lease_token bigint,                 -- the holder of the current lease
-//!   lease_until bigint                  -- unix ms, database clock
+//!   lease_until bigint,                 -- unix ms, database clock
+//!   destination text NOT NULL,          -- migration 2: one row per destination
+//!   event_id text NOT NULL,             -- the event (= id for 'upstream')
+//!   order_key text,                     -- FIFO per key at the destination
+//!   dedup_key text                      -- the dedup key's values, for operators
 //! );
 //! CREATE TABLE attempts (delivery_id text, attempt integer, started_at bigint,
 //!   duration_ms bigint, status integer, error text, PRIMARY KEY (delivery_id, attempt));

@@ -40,13 +40,14 @@ pub const WRITERS: usize = 4;
 /// claim is committed at once, so a duplicate).
 ///
 /// Parameters: keys, routes, tokens, ttls (ms), ids, queries, headers,
-/// bodies. Rows: id, spooled, state of the key's live claim.
+/// bodies, deliveries (JSON `[{"id", "destination", "order_key"}]`),
+/// dedup keys. Rows: id, spooled, state of the key's live claim.
 pub const APPEND_MANY: &str = "
 WITH clock AS (SELECT now_ms() AS now),
 input AS (
     SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::text[],
-                         $6::text[], $7::text[], $8::bytea[])
-        AS t(key, route, token, ttl, id, query, headers, body)
+                         $6::text[], $7::text[], $8::bytea[], $9::text[], $10::text[])
+        AS t(key, route, token, ttl, id, query, headers, body, deliveries, dedup_key)
 ),
 claim AS (
     INSERT INTO dedup_claims AS c (key, route, state, token, expires_at)
@@ -58,13 +59,16 @@ claim AS (
     RETURNING c.key
 ),
 spooled AS (
-    INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
-    SELECT i.id, i.route, 'pending', clock.now, 0, clock.now, i.query, i.headers, i.body
+    INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body,
+                            destination, event_id, order_key, dedup_key)
+    SELECT x.id, i.route, 'pending', clock.now, 0, clock.now, i.query, i.headers, i.body,
+           x.destination, i.id, x.order_key, i.dedup_key
     FROM input i CROSS JOIN clock
+         CROSS JOIN LATERAL jsonb_to_recordset(i.deliveries::jsonb) AS x(id text, destination text, order_key text)
     WHERE i.key IS NULL OR i.key IN (SELECT key FROM claim)
-    RETURNING id
+    RETURNING event_id
 )
-SELECT i.id, i.id IN (SELECT id FROM spooled), old.state
+SELECT i.id, i.id IN (SELECT event_id FROM spooled), old.state
 FROM input i LEFT JOIN dedup_claims old ON old.key = i.key";
 
 /// Claims the event's dedup key (when `$1` is set) and inserts the
@@ -93,12 +97,14 @@ claim AS (
     RETURNING c.state, c.token
 ),
 spooled AS (
-    INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body)
-    SELECT $5, $2, 'pending', now, 0, now, $6, $7, $8 FROM clock
+    INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body,
+                            destination, event_id, order_key, dedup_key)
+    SELECT x.id, $2, 'pending', now, 0, now, $6, $7, $8, x.destination, $5, x.order_key, $10
+    FROM clock CROSS JOIN LATERAL jsonb_to_recordset($9::text::jsonb) AS x(id text, destination text, order_key text)
     WHERE $1::bytea IS NULL OR (SELECT token FROM claim) = $3
-    RETURNING id
+    RETURNING event_id
 )
-SELECT (SELECT id FROM spooled), (SELECT state FROM claim)";
+SELECT (SELECT event_id FROM spooled LIMIT 1), (SELECT state FROM claim)";
 
 /// One append waiting for its group.
 pub struct AppendJob {
@@ -107,6 +113,9 @@ pub struct AppendJob {
     pub query: Option<String>,
     pub headers: String,
     pub body: bytes::Bytes,
+    /// JSON `[{"id", "destination", "order_key"}]`: one row each.
+    pub deliveries: String,
+    pub dedup_key: Option<String>,
     /// The dedup key, the claim's token and its window in ms.
     pub claim: Option<([u8; 32], i64, i64)>,
     pub reply: oneshot::Sender<Result<Appended, StoreError>>,
@@ -264,11 +273,23 @@ async fn pipelined(
         let queries: Vec<Option<&str>> = members.iter().map(|j| j.query.as_deref()).collect();
         let headers: Vec<&str> = members.iter().map(|j| j.headers.as_str()).collect();
         let bodies: Vec<&[u8]> = members.iter().map(|j| &j.body[..]).collect();
+        let deliveries: Vec<&str> = members.iter().map(|j| j.deliveries.as_str()).collect();
+        let dedup_keys: Vec<Option<&str>> =
+            members.iter().map(|j| j.dedup_key.as_deref()).collect();
         let rows = tx
             .query(
                 &stmt,
                 &[
-                    &keys, &routes, &tokens, &ttls, &ids, &queries, &headers, &bodies,
+                    &keys,
+                    &routes,
+                    &tokens,
+                    &ttls,
+                    &ids,
+                    &queries,
+                    &headers,
+                    &bodies,
+                    &deliveries,
+                    &dedup_keys,
                 ],
             )
             .await
@@ -353,6 +374,8 @@ async fn run_one(
                 &job.query,
                 &job.headers,
                 &&job.body[..],
+                &job.deliveries,
+                &job.dedup_key,
             ],
         )
         .await?;

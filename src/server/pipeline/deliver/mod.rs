@@ -27,6 +27,7 @@ use opentelemetry::trace::SpanContext;
 
 use super::route::RouteState;
 use super::Answer;
+use crate::config::AckMode;
 use crate::forward;
 use crate::server::error::RequestError;
 use crate::telemetry::Outcome;
@@ -62,6 +63,7 @@ impl Deliver {
 
 /// A request that passed verification and the event decision: the only
 /// input of the deliver step.
+#[derive(Clone)]
 pub(super) struct Accepted {
     pub(super) parts: Parts,
     /// The body exactly as verified.
@@ -91,7 +93,15 @@ impl Accepted {
     fn outbound(self, route: &RouteState, extra: &HeaderMap) -> Outbound {
         let rules = forward::ForwardRules {
             credential: self.strip.as_ref(),
-            forward_only: route.route.upstream.forward_headers.as_deref(),
+            // Sync: the upstream's own rule. Async: every destination's
+            // rule applies when it is delivered to.
+            forward_only: match route.route.ack {
+                AckMode::Sync => route
+                    .route
+                    .sync_upstream()
+                    .and_then(|u| u.forward_headers.as_deref()),
+                AckMode::Async => None,
+            },
             route: &route.label,
             extra,
             peer: self.peer,

@@ -13,11 +13,12 @@ use http_body_util::Full;
 
 use super::claim::{self, ClaimGuard, Claimed, RouteDedup};
 use super::{duplicate, Accepted, DELIVERY_ID};
-use crate::config::Dedup;
+use crate::config::{Dedup, DedupMode, Destination};
+use crate::destination::EVENT_TYPE;
 use crate::server::error::RequestError;
 use crate::server::pipeline::route::RouteState;
 use crate::server::pipeline::Answer;
-use crate::spool::{Appended, LocalClaim, NewEvent, Spool, StoreError};
+use crate::spool::{Appended, LocalClaim, NewDelivery, NewEvent, Spool, StoreError};
 use crate::telemetry::traces;
 use crate::telemetry::{DedupResult, Outcome};
 
@@ -71,17 +72,7 @@ impl Spooling {
             EventClaim::Duplicate => return Ok(duplicate(route)),
         };
         let claimed_with_the_event = local_claim.is_some();
-        // The route's own upstream headers may carry the upstream's
-        // credentials: they are added at delivery time, never stored.
-        let trace = request.trace.clone();
-        let mut outbound = request.outbound(route, &HeaderMap::new());
-        traces::store(trace.as_ref(), &mut outbound.headers);
-        let event = NewEvent {
-            route: route.name().to_string(),
-            headers: outbound.headers,
-            query: outbound.uri.query().map(str::to_string),
-            body: outbound.body,
-        };
+        let event = spooled_event(route, &request, route.route.spooled_destinations());
         let appended = self.spool.append(event, local_claim).await;
         settle(route, appended, claimed_with_the_event, guard).await
     }
@@ -108,6 +99,55 @@ impl Spooling {
                 Claimed::Duplicate => EventClaim::Duplicate,
             },
         })
+    }
+}
+
+/// The event as spooled for `destinations`: the forwarded headers (the
+/// destinations' own headers may carry their credentials: they are added
+/// at delivery time, never stored; each destination's `forward_headers`
+/// applies then too), the request's trace context and event type, one
+/// delivery per destination with its ordering key, and the dedup key's
+/// values for operators.
+pub(in crate::server::pipeline) fn spooled_event(
+    route: &RouteState,
+    request: &Accepted,
+    destinations: &[Destination],
+) -> NewEvent {
+    let config = &route.route;
+    let query = request.parts.uri.query().map(str::to_string);
+    let (headers, body) = (&request.parts.headers, &request.body);
+    let deliveries = destinations
+        .iter()
+        .map(|d| NewDelivery {
+            destination: d.name.clone(),
+            order_key: d
+                .ordering
+                .as_ref()
+                .and_then(|key| key.ordering(&d.name, headers, query.as_deref(), body)),
+        })
+        .collect();
+    let dedup_key = match &config.dedup {
+        DedupMode::On(dedup) => dedup.key.display(headers, query.as_deref(), body),
+        DedupMode::Off => None,
+    };
+    let event_type = config
+        .events
+        .from
+        .as_ref()
+        .and_then(|from| from.event_type(headers, body))
+        .and_then(|t| HeaderValue::from_str(&t).ok());
+    let mut outbound = request.clone().outbound(route, &HeaderMap::new());
+    traces::store(request.trace.as_ref(), &mut outbound.headers);
+    if let Some(event_type) = event_type {
+        outbound.headers.insert(EVENT_TYPE, event_type);
+    }
+    NewEvent {
+        route: route.name().to_string(),
+        headers: outbound.headers,
+        query,
+        body: outbound.body,
+        deliveries,
+        dedup_key,
     }
 }
 

@@ -12,11 +12,13 @@ use http::Response;
 use http_body_util::Full;
 
 use super::claim::{Claimed, RouteDedup};
+use super::spool::spooled_event;
 use super::{duplicate, Accepted};
 use crate::forward::{self, ForwardError, Outgoing, UpstreamClient, UpstreamResponse};
 use crate::server::error::RequestError;
 use crate::server::pipeline::route::RouteState;
 use crate::server::pipeline::Answer;
+use crate::spool::Spool;
 use crate::telemetry::traces;
 use crate::telemetry::{Outcome, UpstreamClass};
 
@@ -25,14 +27,21 @@ pub(in crate::server::pipeline) struct Forwarding {
     /// The process's upstream pool, with this configuration's response limit.
     client: UpstreamClient,
     dedup: Option<RouteDedup>,
+    /// Where the route's other destinations' deliveries wait, when it has any.
+    spool: Option<Spool>,
 }
 
 impl Forwarding {
     pub(in crate::server::pipeline) fn new(
         client: UpstreamClient,
         dedup: Option<RouteDedup>,
+        spool: Option<Spool>,
     ) -> Forwarding {
-        Forwarding { client, dedup }
+        Forwarding {
+            client,
+            dedup,
+            spool,
+        }
     }
 
     /// Claims the event (if the route deduplicates), forwards it, settles
@@ -56,7 +65,15 @@ impl Forwarding {
                 }
             }
         };
-        let upstream = &route.route.upstream;
+        let upstream = route
+            .route
+            .sync_upstream()
+            .expect("validated: a sync route's first destination is http");
+        // The other destinations get the event once the first took it.
+        let others = self.spool.as_ref().map(|spool| {
+            let event = spooled_event(route, &request, route.route.spooled_destinations());
+            (spool, event)
+        });
         let trace = request.trace.clone();
         let mut outbound = request.outbound(route, &upstream.headers);
         traces::inject(trace.as_ref(), &mut outbound.headers);
@@ -71,15 +88,26 @@ impl Forwarding {
             })
             .await;
         let seconds = sent.elapsed().as_secs_f64();
+        let mut accepted = matches!(&result, Ok(answer) if answer.status.is_success());
+        let mut spooled = Ok(());
+        if let (true, Some((spool, event))) = (accepted, others) {
+            // Not spooled: the sender is asked to retry (the first
+            // destination may get the event twice: at-least-once).
+            if let Err(error) = spool.append(event, None).await {
+                tracing::error!(route = %route.name(), %error, "spooling for the other destinations failed; the sender is asked to retry");
+                accepted = false;
+                spooled = Err(RequestError::StoreUnavailable);
+            }
+        }
         if let Some(guard) = claim {
-            let accepted = matches!(&result, Ok(answer) if answer.status.is_success());
             if accepted {
                 guard.commit(&route.metrics).await;
             } else {
                 guard.release(&route.metrics).await;
             }
         }
-        relay(route, result, seconds)
+        spooled?;
+        relay(route, upstream, result, seconds)
     }
 }
 
@@ -87,6 +115,7 @@ impl Forwarding {
 /// headers the route relays; a failure to get one is a gateway error.
 fn relay(
     route: &RouteState,
+    upstream: &crate::config::Upstream,
     result: Result<UpstreamResponse, ForwardError>,
     seconds: f64,
 ) -> Result<Answer, RequestError> {
@@ -100,10 +129,8 @@ fn relay(
             };
             let mut response = Response::new(Full::new(answer.body));
             *response.status_mut() = answer.status;
-            *response.headers_mut() = forward::relayed_response_headers(
-                answer.headers,
-                &route.route.upstream.relay_headers,
-            );
+            *response.headers_mut() =
+                forward::relayed_response_headers(answer.headers, &upstream.relay_headers);
             Ok((outcome, response))
         }
         Err(ForwardError::Timeout(after)) => {
