@@ -226,3 +226,31 @@ async fn concurrent_records_of_one_delivery_apply_once() {
         assert_eq!(detail.attempt_history.len(), 1);
     }
 }
+
+/// A database written before fan-out (migration 1 only) keeps its
+/// deliveries: each becomes the `upstream` delivery of its own event, and
+/// is claimed, with its body, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_from_before_fan_out_is_migrated_with_its_deliveries() {
+    let schema = TestSchema::new();
+    let client = schema.connect().await;
+    let (version, first) = hookgate::store::postgres::migrate::MIGRATIONS[0];
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {s}; SET search_path TO {s};
+             CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+             {first}
+             INSERT INTO schema_migrations (version) VALUES ({version});
+             INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, headers, body)
+                 VALUES ('0193-old', 'r', 'pending', 1, 0, 1, '[]', '\\x7b7d');",
+            s = schema.name
+        ))
+        .await
+        .unwrap();
+    let store = open(&schema).await;
+    let due = store.claim_due("r", UPSTREAM, 10, LONG).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].lease.id, "0193-old");
+    assert_eq!(due[0].event_id, "0193-old");
+    assert_eq!(&due[0].body[..], b"{}");
+}

@@ -49,6 +49,8 @@ async fn conformance<B: Backend>(backend: &B) {
     leases_expire_and_renew(&*store).await;
     dead_letters(&*store).await;
     counts_and_oldest_pending(&*store).await;
+    destinations_are_delivered_apart(&*store).await;
+    an_ordering_key_is_delivered_first_in_first_out(&*store).await;
     // Pruning is store-wide: on a store of its own.
     retention_prunes_only_delivered(&*backend.open().await).await;
     committed_state_survives_a_crash(backend).await;
@@ -533,6 +535,169 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
 }
 
 /// Counts by state, and the oldest pending event per route.
+/// One event for `destinations`, each delivery with its ordering key.
+fn fanned_out(route: &str, body: &str, destinations: &[(&str, Option<&str>)]) -> NewEvent {
+    NewEvent {
+        deliveries: destinations
+            .iter()
+            .map(|(name, key)| NewDelivery {
+                destination: name.to_string(),
+                order_key: key.map(str::to_string),
+            })
+            .collect(),
+        dedup_key: Some(format!("key-{body}")),
+        ..event(route, body)
+    }
+}
+
+/// Each destination's delivery of an event is claimed, recorded, listed
+/// and replayed on its own; the event's id is the same for all of them.
+async fn destinations_are_delivered_apart<S: SpoolStore>(s: &S) {
+    let route = "fanout";
+    let both = [("billing", None), ("audit", None)];
+    let Appended::Spooled(event_id) = s.append(fanned_out(route, "1", &both), None).await.unwrap()
+    else {
+        panic!("spooled");
+    };
+    assert_eq!(
+        s.counts(route).await.unwrap().pending,
+        2,
+        "one delivery each"
+    );
+    let billing = s.claim_due(route, "billing", 10, LONG).await.unwrap();
+    assert_eq!(billing.len(), 1);
+    assert_eq!(billing[0].event_id, event_id);
+    assert_eq!(billing[0].lease.destination, "billing");
+    assert_eq!(&billing[0].body[..], b"1");
+    assert!(
+        s.claim_due(route, "billing", 10, LONG)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    assert!(s
+        .claim_due(route, UPSTREAM, 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+    // The other destination's delivery is its own.
+    let audit = s.claim_due(route, "audit", 10, LONG).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].event_id, event_id);
+    assert_ne!(audit[0].lease.id, billing[0].lease.id);
+    record(s, &billing[0].lease, NextState::Delivered).await;
+    record(s, &audit[0].lease, NextState::Dead("max_attempts")).await;
+    let listed = s
+        .list(ListFilter {
+            route: Some(route.into()),
+            destination: Some("audit".into()),
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].destination, "audit");
+    assert_eq!(listed[0].event_id, event_id);
+    assert_eq!(listed[0].dedup_key.as_deref(), Some("key-1"));
+    assert_eq!(listed[0].state, DeliveryState::Dead);
+    // Replaying another destination's dead letters moves none of audit's.
+    let other = Replay::Destination {
+        route: route.into(),
+        destination: "billing".into(),
+    };
+    assert!(s.replay(other).await.unwrap().is_empty());
+    let audit_only = Replay::Destination {
+        route: route.into(),
+        destination: "audit".into(),
+    };
+    assert_eq!(
+        s.replay(audit_only).await.unwrap(),
+        vec![(route.to_string(), 1)]
+    );
+    let again = s.claim_due(route, "audit", 10, LONG).await.unwrap();
+    assert_eq!(ids(&again), vec![audit[0].lease.id.clone()]);
+    assert_eq!(
+        state(s, &billing[0].lease.id).await,
+        DeliveryState::Delivered
+    );
+    record(s, &again[0].lease, NextState::Delivered).await;
+}
+
+/// While an earlier event's delivery with key K is pending at a
+/// destination (leased, or waiting for its retry), later ones with K are
+/// not due there; other keys and unkeyed events are; other destinations
+/// are not held back.
+async fn an_ordering_key_is_delivered_first_in_first_out<S: SpoolStore>(s: &S) {
+    let route = "ordered";
+    let mut ids_of = Vec::new();
+    for (body, key) in [
+        ("k1-a", Some("k1")),
+        ("k1-b", Some("k1")),
+        ("k2-a", Some("k2")),
+        ("none", None),
+    ] {
+        let Appended::Spooled(id) = s
+            .append(
+                fanned_out(route, body, &[("billing", key), ("audit", None)]),
+                None,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("spooled");
+        };
+        ids_of.push(id);
+        // Distinct receipt times, so "earlier" is unambiguous.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let bodies = |due: &[Due]| {
+        let mut b: Vec<String> = due
+            .iter()
+            .map(|d| String::from_utf8(d.body.to_vec()).unwrap())
+            .collect();
+        b.sort();
+        b
+    };
+    let first = s.claim_due(route, "billing", 10, LONG).await.unwrap();
+    assert_eq!(
+        bodies(&first),
+        ["k1-a", "k2-a", "none"],
+        "k1-b waits for k1-a"
+    );
+    let audit = s.claim_due(route, "audit", 10, LONG).await.unwrap();
+    assert_eq!(audit.len(), 4, "another destination is not held back");
+    // k1-a fails and waits for its retry: k1-b still waits.
+    let k1a = first.iter().find(|d| &d.body[..] == b"k1-a").unwrap();
+    record(s, &k1a.lease, NextState::RetryAt(now_ms() + 300)).await;
+    assert!(s
+        .claim_due(route, "billing", 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+    let next = s.next_due_at(route, "billing").await.unwrap().unwrap();
+    assert!(next > now_ms() + 100, "the held-back event is not due now");
+    // Once k1-a is delivered, k1-b is due.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let retried = loop {
+        let due = s.claim_due(route, "billing", 10, LONG).await.unwrap();
+        assert!(
+            due.iter().all(|d| &d.body[..] == b"k1-a"),
+            "only k1-a's retry may be due"
+        );
+        if let Some(d) = due.into_iter().next() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "k1-a's retry never became due");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(retried.event_id, ids_of[0]);
+    record(s, &retried.lease, NextState::Delivered).await;
+    let released = s.claim_due(route, "billing", 10, LONG).await.unwrap();
+    assert_eq!(bodies(&released), ["k1-b"]);
+}
+
 async fn counts_and_oldest_pending<S: SpoolStore>(s: &S) {
     let route = "count";
     assert_eq!(s.counts(route).await.unwrap(), SpoolCounts::default());

@@ -204,16 +204,16 @@ pub enum DestinationKind {
     /// destination's.
     Http(Box<Upstream>),
     /// A NATS JetStream subject. The URL may hold credentials.
-    Nats { url: String, subject: String },
+    Nats { url: SecretString, subject: String },
     /// An AMQP 0-9-1 exchange. The URL may hold credentials.
     Amqp {
-        url: String,
+        url: SecretString,
         exchange: String,
         routing_key: String,
     },
     /// A Redis stream. The URL may hold credentials.
     Redis {
-        url: String,
+        url: SecretString,
         stream: String,
         maxlen: Option<u64>,
     },
@@ -231,7 +231,7 @@ impl DestinationKind {
 
     /// Where it delivers, without credentials: for logs and `check`.
     pub fn describe(&self) -> String {
-        let at = |url: &str| crate::destination::redacted(url);
+        let at = |url: &SecretString| crate::destination::redacted(url.expose_secret());
         match self {
             DestinationKind::Http(upstream) => upstream.url.to_string(),
             DestinationKind::Nats { url, subject } => format!("{} subject {subject}", at(url)),

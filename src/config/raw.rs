@@ -312,5 +312,22 @@ pub struct RawRetry {
     pub max_backoff: Option<Parsed<Duration>>,
     pub max_age: Option<Parsed<Duration>>,
     /// `[5xx, 429, 408]`: the answers retried (default: any non-2xx).
-    pub on: Option<Vec<String>>,
+    pub on: Option<Vec<RawStatusMatch>>,
+}
+
+/// A status (`429`, a YAML integer) or a class (`5xx`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum RawStatusMatch {
+    Status(u64),
+    Text(String),
+}
+
+impl RawStatusMatch {
+    pub fn text(&self) -> String {
+        match self {
+            RawStatusMatch::Status(n) => n.to_string(),
+            RawStatusMatch::Text(t) => t.clone(),
+        }
+    }
 }

@@ -932,3 +932,165 @@ fn postgres_urls_are_shown_without_their_password() {
         assert_eq!(url(given).redacted_url(), shown);
     }
 }
+
+const FAN_OUT: &str = r#"
+routes:
+  - name: stripe
+    path: /hooks/stripe
+    verify: { scheme: stripe, secrets: ["whsec_x"] }
+    ack: async
+    destinations:
+      - name: billing
+        url: "http://billing.internal:8080/stripe"
+        timeout: 10s
+        rate_limit: { per_second: 50, burst: 100 }
+        ordering: { key: "{json:/data/object/customer}" }
+        retry:
+          on: [5xx, 429, 408]
+      - name: bus
+        url: "nats://127.0.0.1:4222"
+        nats: { subject: "webhooks.stripe" }
+      - name: audit
+        url: "amqp://guest:guest@127.0.0.1:5672/%2f"
+        amqp: { exchange: "webhooks", routing_key: "stripe" }
+      - name: feed
+        url: "redis://127.0.0.1:6379/0"
+        redis: { stream: "webhooks:stripe", maxlen: 1000000 }
+"#;
+
+#[test]
+fn the_fan_out_example_parses_into_four_destinations() {
+    let c = load(FAN_OUT).unwrap();
+    let r = &c.routes[0];
+    let names: Vec<&str> = r.destinations.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["billing", "bus", "audit", "feed"]);
+    let kinds: Vec<&str> = r.destinations.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, ["http", "nats", "amqp", "redis"]);
+    let billing = &r.destinations[0];
+    assert_eq!(
+        billing.retry_on,
+        RetryOn::Only {
+            classes: vec![5],
+            statuses: vec![429, 408]
+        }
+    );
+    assert!(billing.retry_on.retries(503) && billing.retry_on.retries(429));
+    assert!(!billing.retry_on.retries(400) && !billing.retry_on.retries(404));
+    assert_eq!(
+        billing.rate_limit,
+        Some(RateLimit {
+            per_second: 50,
+            burst: 100
+        })
+    );
+    assert!(billing.ordering.is_some());
+    assert_eq!(r.destinations[1].retry_on, RetryOn::AnyFailure);
+    assert!(r.spools());
+    assert_eq!(r.spooled_destinations().len(), 4);
+    // The broker's password is in no description.
+    for d in &r.destinations {
+        assert!(
+            !d.kind.describe().contains("guest:"),
+            "{}",
+            d.kind.describe()
+        );
+        assert!(!format!("{:?}", d.kind).contains("guest:guest"));
+    }
+}
+
+#[test]
+fn destination_mistakes_name_the_field() {
+    let route = |destinations: &str, extra: &str| {
+        format!(
+            "routes:\n  - name: r\n    path: /r\n    verify: {{ scheme: stripe, secrets: [\"whsec_x\"] }}\n{extra}    destinations:\n{destinations}"
+        )
+    };
+    let http = "      - { name: a, url: \"http://127.0.0.1:1/\" }\n";
+    let cases = [
+        (
+            route(http, "    upstream: { url: \"http://127.0.0.1:1/\" }\n"),
+            "routes[0].destinations",
+            "not both",
+        ),
+        (
+            route(&format!("{http}{http}"), ""),
+            "routes[0].destinations[1].name",
+            "used by an earlier destination",
+        ),
+        (
+            route("      - { name: q, url: \"nats://127.0.0.1:4222\" }\n", ""),
+            "routes[0].destinations[0]",
+            "nats: { subject",
+        ),
+        (
+            route(
+                "      - { name: q, url: \"redis://127.0.0.1:6379\", nats: { subject: s } }\n",
+                "",
+            ),
+            "routes[0].destinations[0].nats",
+            "applies to a nats:// destination",
+        ),
+        (
+            route("      - { name: q, url: \"ftp://h/\" }\n", ""),
+            "routes[0].destinations[0].url",
+            "http://, nats://, amqp:// or redis://",
+        ),
+        (
+            route(
+                "      - { name: q, url: \"nats://127.0.0.1:4222\", nats: { subject: s } }\n",
+                "    ack: sync\n",
+            ),
+            "routes[0].destinations[0]",
+            "first must be an http:// service",
+        ),
+        (
+            route(
+                "      - { name: a, url: \"http://127.0.0.1:1/\", retry: { on: [200] } }\n",
+                "",
+            ),
+            "routes[0].destinations[0].retry.on[0]",
+            "not 2xx",
+        ),
+        (
+            route(
+                "      - { name: a, url: \"http://127.0.0.1:1/\", retry: { on: [] } }\n",
+                "",
+            ),
+            "routes[0].destinations[0].retry.on",
+            "list the answers",
+        ),
+        (
+            // Stripe signs the body, not a query parameter: an unsigned
+            // value must not steer the order of delivery.
+            route(
+                "      - { name: a, url: \"http://127.0.0.1:1/\", ordering: { key: \"{query:customer}\" } }\n",
+                "",
+            ),
+            "routes[0].destinations[0].ordering.key",
+            "",
+        ),
+        (
+            route(
+                "      - { name: q, url: \"redis://127.0.0.1:6379\", redis: { stream: s }, headers: { Authorization: x } }\n",
+                "",
+            ),
+            "routes[0].destinations[0].headers",
+            "apply to http:// destinations",
+        ),
+        (
+            route("", "").replace("destinations:\n", "destinations: []\n"),
+            "routes[0].destinations",
+            "at least one",
+        ),
+        (
+            route("", "").replace("    destinations:\n", ""),
+            "routes[0]",
+            "every route needs `upstream:`",
+        ),
+    ];
+    for (yaml, path, needle) in cases {
+        let err = load(&yaml).unwrap_err();
+        assert_eq!(err.path, path, "{err}\n{yaml}");
+        assert!(err.message.contains(needle), "{err}");
+    }
+}

@@ -168,20 +168,21 @@ pub async fn build(
     client: &crate::forward::UpstreamClient,
 ) -> Result<SharedDestination, DeliverError> {
     use crate::config::DestinationKind as Kind;
+    use secrecy::ExposeSecret;
     Ok(match kind {
         Kind::Http(upstream) => Arc::new(http::HttpDestination::new(
             upstream.as_ref().clone(),
             client.clone(),
         )),
         Kind::Nats { url, subject } => {
-            Arc::new(nats::NatsDestination::new(url, subject, timeout).await?)
+            Arc::new(nats::NatsDestination::new(url.expose_secret(), subject, timeout).await?)
         }
         Kind::Amqp {
             url,
             exchange,
             routing_key,
         } => Arc::new(amqp::AmqpDestination::new(
-            url,
+            url.expose_secret(),
             exchange,
             routing_key,
             timeout,
@@ -191,7 +192,7 @@ pub async fn build(
             stream,
             maxlen,
         } => Arc::new(redis_stream::RedisStreamDestination::new(
-            url,
+            url.expose_secret(),
             stream,
             maxlen.unwrap_or(0),
             timeout,

@@ -684,6 +684,47 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A store written before fan-out (schema 1, no `user_version`) opens
+    /// with its deliveries intact: each the `upstream` delivery of its own
+    /// event. Reopening does not migrate again; a newer store is refused.
+    #[test]
+    fn a_store_from_before_fan_out_is_migrated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookgate.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+            old.execute(
+                "INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, headers, body)
+                 VALUES ('0193-old', 'r', 'pending', 1, 0, 1, '[]', x'7b7d')",
+                [],
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let db = Db::open(dir.path(), false, Box::new(|_, _, _| {})).unwrap();
+            let row: (String, String, Option<String>, i64) = db
+                .read_now(|c| {
+                    c.query_row(
+                        "SELECT destination, event_id, order_key, (SELECT user_version FROM pragma_user_version)
+                         FROM deliveries WHERE id = '0193-old'",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                })
+                .unwrap();
+            assert_eq!(row, ("upstream".into(), "0193-old".into(), None, 2));
+        }
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let Err(error) = Db::open(dir.path(), false, Box::new(|_, _, _| {})) else {
+            panic!("a newer store must be refused");
+        };
+        assert!(error.to_string().contains("version 99"), "{error}");
+    }
+
     fn observed() -> (CommitObserver, Arc<Mutex<Vec<usize>>>) {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let sink = groups.clone();

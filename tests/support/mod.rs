@@ -3,6 +3,7 @@
 //! small HTTP client.
 #![allow(dead_code)]
 
+pub mod brokers;
 pub mod postgres;
 pub mod proxy;
 pub mod redis;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::super::leaf::{Leaf, Parsed, Positive, UpstreamUrl};
-use super::super::raw::{RawDestination, RawUpstream};
+use super::super::raw::{RawDestination, RawStatusMatch, RawUpstream};
 use super::super::{AckMode, ConfigError, Destination, DestinationKind, RetryOn, Upstream};
 use super::upstream::{header_list, retry, upstream};
 use super::At;
@@ -187,7 +187,7 @@ fn kind(at: &At, raw: &RawDestination) -> Result<Kind, ConfigError> {
     if url::Url::parse(&raw.url).is_err() {
         return Err(url_at.error("not a valid URL"));
     }
-    let url = raw.url.clone();
+    let url = secrecy::SecretString::from(raw.url.clone());
     Ok(match want {
         None => Kind::Http(UpstreamUrl::parse(&raw.url).map_err(|e| url_at.error(e))?.0),
         Some("nats") => {
@@ -233,7 +233,7 @@ fn kind(at: &At, raw: &RawDestination) -> Result<Kind, ConfigError> {
 }
 
 /// `[5xx, 429, 408]`: status classes and single statuses, any but 2xx.
-fn retry_on(at: &At, list: Option<&[String]>) -> Result<RetryOn, ConfigError> {
+fn retry_on(at: &At, list: Option<&[RawStatusMatch]>) -> Result<RetryOn, ConfigError> {
     let Some(list) = list else {
         return Ok(RetryOn::AnyFailure);
     };
@@ -244,7 +244,7 @@ fn retry_on(at: &At, list: Option<&[String]>) -> Result<RetryOn, ConfigError> {
     }
     let (mut classes, mut statuses) = (Vec::new(), Vec::new());
     for (i, entry) in list.iter().enumerate() {
-        let text = entry.trim().to_ascii_lowercase();
+        let text = entry.text().trim().to_ascii_lowercase();
         let bad = || {
             at.index(i)
                 .error("a status class like `5xx` or a status like `429` (100-599, not 2xx)")
