@@ -35,6 +35,13 @@
 #      fsync and synchronous_commit on: durable, as scenario 4); the same
 #      delivery check as 4. Also reports the PostgreSQL server's CPU per
 #      event, to estimate how many replicas one primary can serve.
+#   9  (optional, not in the default list) fan-out: as 4, with three
+#      destinations: the same HTTP upstream, a NATS JetStream stream and a
+#      RabbitMQ exchange with a durable queue (this machine's brokers; a
+#      stream and exchange per round, removed after). Every acked event
+#      must reach all three (the HTTP upstream's distinct ids, the
+#      stream's and the queue's message counts). Run it beside 4 for the
+#      cost of fan-out: SCENARIOS="4 9".
 # hookgate is restarted with an empty data_dir (and Redis flushed) for each
 # round, so every round's event ids are new to it.
 #
@@ -98,6 +105,9 @@ esac
 case " $SCENARIOS " in *" 8 "*)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql) ;;
 esac
+case " $SCENARIOS " in *" 9 "*)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv) ;;
+esac
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need[*]}: apt-get install -y ${need[*]}"
@@ -112,6 +122,14 @@ if [ "$NO_BUILD" != 1 ]; then
 fi
 HOOKGATE="$ROOT/target/release/hookgate"
 [ -x "$HOOKGATE" ] || die "no $HOOKGATE"
+
+# Scenario 9's brokers are driven from Python (nats-py, pika) in a venv.
+BROKERS=""
+case " $SCENARIOS " in *" 9 "*)
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/pip" install --quiet --no-cache-dir nats-py==2.9.0 pika==1.3.2
+  BROKERS="$WORK/venv/bin/python $BENCH/brokers.py" ;;
+esac
 
 # ---------------------------------------------------------------- helpers
 PIDS=()
@@ -317,11 +335,18 @@ hookgate_config() { # scenario -> YAML
        [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        # Room for every event of a run: a 503 spool_full is not what is measured.
        extra="max_pending: 10000000" ;;
-    8) ack=async url="/async"
+    8|9) ack=async url="/async"
        [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        extra="max_pending: 10000000" ;;
     *) die "unknown scenario $s" ;;
   esac
+  local target="    upstream: { url: \"http://127.0.0.1:$UP_PORT$url\"$conc }"
+  if [ "$s" = 9 ]; then
+    target="    destinations:
+      - { name: http, url: \"http://127.0.0.1:$UP_PORT$url\"$conc }
+      - { name: nats, url: \"nats://127.0.0.1:4222\", nats: { subject: \"bench.$FANOUT\" }$conc }
+      - { name: amqp, url: \"amqp://guest:guest@127.0.0.1:5672/%2f\", amqp: { exchange: \"$FANOUT\", routing_key: bench }$conc }"
+  fi
   cat <<EOF
 listen: "127.0.0.1:$HG_PORT"
 admin: { listen: "127.0.0.1:$ADMIN_PORT" }
@@ -337,7 +362,7 @@ routes:
     $extra
     dedup: $dedup
     events: { allow: ["*"], ack_only: [] }
-    upstream: { url: "http://127.0.0.1:$UP_PORT$url"$conc }
+$target
 EOF
 }
 
@@ -487,6 +512,10 @@ for s in $SCENARIOS; do
     keys=""
     [ "$s" = 7 ] && keys=$DEDUP_SMALL && [ "$target" = hookgate-big ] && keys=$DEDUP_KEYS
     log "scenario $s round $r: $target${keys:+ ($keys dedup keys stored)}"
+    if [ "$s" = 9 ]; then
+      FANOUT="bench_fanout_${r}_$$"
+      $BROKERS setup "$FANOUT"
+    fi
     start_hookgate "$s" $keys
     : >"$WORK/upstream/delivered.log"
     sleep 0.5
@@ -501,10 +530,17 @@ for s in $SCENARIOS; do
       acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
       left=${left%.*} acked=${acked%.*}
     fi
-    if [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 8 ]; then
+    if [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 8 ] || [ "$s" = 9 ]; then
       # Delivery included: the CPU an event costs until it is delivered.
       read -r drain acked delivered left < <(check_delivery)
       peak=$(mem_kib VmHWM "$HG_PID")
+    fi
+    if [ "$s" = 9 ]; then
+      # Delivered means every destination has it: the least of the three.
+      read -r in_stream in_queue < <($BROKERS count "$FANOUT")
+      log "scenario 9 round $r: acked $acked; http $delivered, nats $in_stream, amqp $in_queue"
+      for n in $in_stream $in_queue; do [ "$n" -lt "$delivered" ] && delivered=$n; done
+      $BROKERS teardown "$FANOUT"
     fi
     cpu=$(us_per_req $(($(cpu_ticks "$HG_PID") - t0)) "$requests")
     pg_cpu=""
@@ -578,7 +614,7 @@ for s in $SCENARIOS; do
     "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 11)")" "$(mib "$(colmax "$s" hookgate 10)")" \
     "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)"
 done
-case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 8 "*)
+case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 8 "*|*" 9 "*)
   echo
   echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
   echo

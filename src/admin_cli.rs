@@ -30,6 +30,9 @@ pub enum Deliveries {
     List {
         #[arg(long)]
         route: Option<String>,
+        /// One destination of the route (`upstream` for `upstream:`).
+        #[arg(long)]
+        destination: Option<String>,
         /// pending, delivered or dead.
         #[arg(long)]
         state: Option<String>,
@@ -52,18 +55,23 @@ pub enum DeadLetters {
     List {
         #[arg(long)]
         route: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Send dead letters back to pending with their attempts reset: one by
-    /// id, or every one of a route with --route.
+    /// id, or every one of a route with --route (at one destination with
+    /// --destination).
     Replay {
         #[arg(required_unless_present = "route", conflicts_with = "route")]
         id: Option<String>,
         #[arg(long)]
         route: Option<String>,
+        #[arg(long, requires = "route")]
+        destination: Option<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -98,6 +106,7 @@ pub fn deliveries(command: Deliveries) -> anyhow::Result<String> {
     match command {
         Deliveries::List {
             route,
+            destination,
             state,
             limit,
             admin,
@@ -108,6 +117,7 @@ pub fn deliveries(command: Deliveries) -> anyhow::Result<String> {
                 "/admin/deliveries{}",
                 query(&[
                     ("route", route),
+                    ("destination", destination),
                     ("state", state),
                     ("limit", Some(limit.to_string()))
                 ])
@@ -125,6 +135,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<String> {
     match command {
         DeadLetters::List {
             route,
+            destination,
             limit,
             admin,
         } => call(
@@ -132,7 +143,11 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<String> {
             Method::GET,
             &format!(
                 "/admin/dead-letters{}",
-                query(&[("route", route), ("limit", Some(limit.to_string()))])
+                query(&[
+                    ("route", route),
+                    ("destination", destination),
+                    ("limit", Some(limit.to_string()))
+                ])
             ),
         ),
         DeadLetters::Replay {
@@ -147,11 +162,15 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<String> {
         DeadLetters::Replay {
             id: None,
             route,
+            destination,
             admin,
         } => call(
             &admin,
             Method::POST,
-            &format!("/admin/dead-letters/replay{}", query(&[("route", route)])),
+            &format!(
+                "/admin/dead-letters/replay{}",
+                query(&[("route", route), ("destination", destination)])
+            ),
         ),
         DeadLetters::Drop { id, admin } => call(
             &admin,

@@ -297,3 +297,51 @@ fn a_bad_sample_ratio_is_refused_with_its_field() {
     .to_string();
     assert!(error.contains("telemetry.otlp.sample_ratio"), "{error}");
 }
+
+/// A queue message carries the attempt's `traceparent` as a message
+/// header (here a Redis stream's `headers` field), in the request's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_message_carries_the_traceparent_of_its_attempt() {
+    use support::brokers::{redis_url, RedisStream};
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let stream = RedisStream::create().await;
+    let yaml = format!(
+        "telemetry:\n  otlp: {{ endpoint: \"{endpoint}\", service_name: hookgate-test }}\nroutes:\n  - name: orders\n    path: /hooks/orders\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"{SECRET}\"] }}\n    dedup: off\n    destinations:\n      - {{ name: feed, url: \"{}\", redis: {{ stream: \"{}\" }} }}\n",
+        redis_url(),
+        stream.key
+    );
+    let gateway = Gateway::start(&yaml).await;
+    let answer = post(
+        &gateway.url("/hooks/orders"),
+        &[("X-Secret", SECRET), ("traceparent", SENDER_PARENT)],
+        r#"{"id":"evt_q"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    wait_until(
+        "the stream holds the event",
+        Duration::from_secs(20),
+        || async { stream.messages().await.len() == 1 },
+    )
+    .await;
+    wait_until("the spans are exported", Duration::from_secs(60), || {
+        let done = collector.named("webhook.receive").len() == 1
+            && collector.named("webhook.deliver").len() == 1;
+        async move { done }
+    })
+    .await;
+    let receive = &collector.named("webhook.receive")[0];
+    let attempt = &collector.named("webhook.deliver")[0];
+    assert_eq!(
+        attribute(attempt, "hookgate.destination").as_deref(),
+        Some("feed")
+    );
+    let message = &stream.messages().await[0];
+    let (trace, parent) = traceparent_ids(&message.headers["traceparent"]);
+    assert_eq!(trace, hex::encode(&receive.trace_id));
+    assert_ne!(trace, SENDER_TRACE);
+    assert_eq!(parent, hex::encode(&attempt.span_id));
+    assert!(!message.headers.contains_key("hookgate-trace-context"));
+    stream.remove().await;
+}
