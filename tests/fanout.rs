@@ -523,3 +523,41 @@ fn check_prints_every_destination_and_no_broker_password() {
     }
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destinations_rate_limit_spaces_its_deliveries() {
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = starts.clone();
+    let upstream = Upstream::with(Duration::ZERO, move |_| {
+        seen.lock().unwrap().push(Instant::now());
+        json_response(StatusCode::OK, "{}")
+    })
+    .await;
+    let fast = Upstream::start().await;
+    let route = format!(
+        "    destinations:\n      - {{ name: slow, url: \"{}\", rate_limit: {{ per_second: 10, burst: 1 }} }}\n      - {{ name: fast, url: \"{}\" }}\n",
+        upstream.url("/slow"),
+        fast.url("/fast")
+    );
+    let gateway = Gateway::start(&config(&route)).await;
+    for i in 0..6 {
+        let answer = send(&gateway, &format!("e{i}"), "{\"type\":\"a\"}").await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    eventually("all six at the limited destination", || {
+        starts.lock().unwrap().len() == 6
+    })
+    .await;
+    let starts = starts.lock().unwrap().clone();
+    // Ten per second with no burst: five gaps of at least ~100 ms.
+    let spread = starts[5].duration_since(starts[0]);
+    assert!(
+        spread >= Duration::from_millis(450),
+        "six deliveries within {spread:?}"
+    );
+    assert_eq!(
+        fast.received().len(),
+        6,
+        "the other destination is not limited"
+    );
+}

@@ -91,7 +91,14 @@ impl DeliveryWorker {
                     Err(_) => break,
                 },
             };
-            let free = 1 + permits.available_permits();
+            // With a rate limit, no more than a burst's worth is leased at
+            // once: the rest would sit leased, waiting for tokens.
+            let burst = shared
+                .worker
+                .config
+                .rate_limit
+                .map_or(usize::MAX, |r| r.burst as usize);
+            let free = (1 + permits.available_permits()).min(burst.max(1));
             let due = shared.claim(free).await;
             if due.is_empty() {
                 drop(first);
