@@ -723,3 +723,46 @@ routes:
     assert_eq!(&received[0].body[..], br#"{"plain":1}"#);
     assert_eq!(received[0].uri.path(), "/open");
 }
+
+/// A fan-out route's page lists each event's dedup key (the sender's
+/// value) and each destination's delivery; the event page names its
+/// destination.
+#[tokio::test]
+async fn the_route_page_shows_dedup_keys_and_destinations() {
+    let upstream = Upstream::start().await;
+    let yaml = format!(
+        r#"admin: {{ listen: "127.0.0.1:0", token: "{ADMIN_TOKEN}" }}
+routes:
+  - name: trutac
+    path: /hooks/trutac
+    verify: {{ scheme: trutac, secrets: ["{TRUTAC_SECRET}"] }}
+    dedup: {{ key: "{{json:/booking}}" }}
+    destinations:
+      - {{ name: billing, url: "{}" }}
+      - {{ name: audit, url: "{}" }}
+"#,
+        upstream.url("/billing"),
+        upstream.url("/audit")
+    );
+    let gateway = Gateway::start(&yaml).await;
+    let sent = send_event(&gateway, r#"{"booking":"bk-4711"}"#).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let event = sent.headers["hookgate-delivery-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    eventually("both destinations delivered", || {
+        upstream.received().len() == 2
+    })
+    .await;
+    let operator = Operator::login(&gateway.admin_url("")).await;
+    let page = text(&operator.get("/ui/routes/trutac").await);
+    assert!(page.contains("bk-4711"), "{page}");
+    assert!(
+        page.contains("<td>billing</td>") && page.contains("<td>audit</td>"),
+        "{page}"
+    );
+    let audit = text(&operator.get(&format!("/ui/events/{event}.audit")).await);
+    assert!(audit.contains("audit: http://"), "{audit}");
+    assert!(audit.contains("bk-4711"), "{audit}");
+}

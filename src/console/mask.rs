@@ -63,10 +63,7 @@ pub fn destination(route: &Route) -> String {
         .destinations
         .iter()
         .map(|d| {
-            let address = match &d.kind {
-                DestinationKind::Http(upstream) => http_address(&upstream.url),
-                other => other.describe(),
-            };
+            let address = address(&d.kind);
             if route.destinations.len() == 1 {
                 address
             } else {
@@ -75,6 +72,14 @@ pub fn destination(route: &Route) -> String {
         })
         .collect();
     shown.join(", ")
+}
+
+/// Where a destination delivers, without credentials.
+pub fn address(kind: &DestinationKind) -> String {
+    match kind {
+        DestinationKind::Http(upstream) => http_address(&upstream.url),
+        other => other.describe(),
+    }
 }
 
 fn http_address(url: &http::Uri) -> String {

@@ -39,7 +39,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use maud::Markup;
 
-use crate::config::{AckMode, Config, Route};
+use crate::config::{Config, Route};
 use crate::reload::Live;
 use crate::spool::{DeliveryState, ListFilter, Replay, Spool};
 use crate::telemetry::Metrics;
@@ -280,7 +280,7 @@ impl Console {
                     .inner
                     .spool
                     .as_ref()
-                    .filter(|_| route.ack == AckMode::Async)
+                    .filter(|_| route.spools())
                     .and_then(|s| s.route_counts(&route.name));
                 pages::RouteOverview {
                     route,
@@ -490,7 +490,7 @@ impl Console {
                 for r in config
                     .routes
                     .iter()
-                    .filter(|r| r.ack == AckMode::Async)
+                    .filter(|r| r.spools())
                     .filter(|r| route.as_deref().map_or(true, |name| r.name == name))
                 {
                     n += spool

@@ -340,13 +340,15 @@ pub fn route(
                     }
                     @if events.is_empty() { p { "No events." } } @else {
                         div.scroll { table {
-                            thead { tr { th { "Received" } th { "Event" } th { "Event type" } th { "State" } th { "Attempts" } th { "Last error" } } }
+                            thead { tr { th { "Received" } th { "Event" } th { "Event type" } th { "Dedup key" } th { "Destination" } th { "State" } th { "Attempts" } th { "Last error" } } }
                             tbody {
                                 @for (e, event_type) in events {
                                     tr {
                                         td { (time(e.received_at)) }
-                                        td { a href=(format!("/ui/events/{}", e.id)) { code { (e.id) } } }
+                                        td { a href=(format!("/ui/events/{}", e.id)) { code { (e.event_id) } } }
                                         td { (event_type.as_deref().unwrap_or("–")) }
+                                        td { code { (e.dedup_key.as_deref().unwrap_or("–")) } }
+                                        td { (e.destination) }
                                         td { span class=(format!("state {}", e.state)) { (e.state) } }
                                         td { (e.attempts) }
                                         td { (e.last_error.as_deref().unwrap_or("")) }
@@ -430,9 +432,12 @@ pub fn event(
 ) -> Page {
     let s = &detail.summary;
     let shown = &detail.body[..detail.body.len().min(BODY_SHOWN)];
-    let destination = route
-        .map(destination)
-        .unwrap_or_else(|| "(route no longer configured)".into());
+    // The attempts went to this delivery's destination.
+    let destination =
+        match route.and_then(|r| r.destinations.iter().find(|d| d.name == s.destination)) {
+            Some(d) => format!("{}: {}", d.name, super::mask::address(&d.kind)),
+            None => format!("{} (no longer configured)", s.destination),
+        };
     page(
         StatusCode::OK,
         layout(
@@ -446,6 +451,8 @@ pub fn event(
                     dt { "State" } dd { span #state class=(format!("state {}", s.state)) { (s.state) } }
                     dt { "Received" } dd { (time(s.received_at)) }
                     dt { "Event type" } dd { (event_type.unwrap_or("–")) }
+                    dt { "Dedup key" } dd { code { (s.dedup_key.as_deref().unwrap_or("–")) } }
+                    dt { "Destination" } dd { (s.destination) }
                     dt { "Attempts" } dd { (s.attempts) }
                     @if let Some(next) = s.next_attempt_at { @if s.state == DeliveryState::Pending {
                         dt { "Next attempt" } dd { (time(next)) }
@@ -512,7 +519,7 @@ pub fn dead_letters(
                     label for="route" { "Route" }
                     select #route name="route" {
                         option value="" selected[route.is_none()] { "all routes" }
-                        @for r in config.routes.iter().filter(|r| r.ack == AckMode::Async) {
+                        @for r in config.routes.iter().filter(|r| r.spools()) {
                             option value=(r.name) selected[route == Some(r.name.as_str())] { (r.name) }
                         }
                     }
@@ -523,13 +530,14 @@ pub fn dead_letters(
                         (csrf(session))
                         @if let Some(r) = route { input type="hidden" name="route" value=(r); }
                         div.scroll { table {
-                            thead { tr { th { "Replay" } th { "Received" } th { "Route" } th { "Event" } th { "Attempts" } th { "Last status" } th { "Last error" } } }
+                            thead { tr { th { "Replay" } th { "Received" } th { "Route" } th { "Destination" } th { "Event" } th { "Attempts" } th { "Last status" } th { "Last error" } } }
                             tbody {
                                 @for d in items {
                                     tr {
                                         td { input type="checkbox" name="id" value=(d.id) aria-label=(format!("select {}", d.id)); }
                                         td { (time(d.received_at)) }
                                         td { (d.route) }
+                                        td { (d.destination) }
                                         td { a href=(format!("/ui/events/{}", d.id)) { code { (d.id) } } }
                                         td { (d.attempts) }
                                         td { (d.last_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())) }
