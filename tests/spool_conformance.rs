@@ -197,15 +197,7 @@ async fn append_and_claim<B: Backend>(backend: &B, s: &Arc<B::Store>) {
         s.append(event(route, "{}"), claim(k)).await.unwrap(),
         Appended::Spooled(_)
     ));
-    let listed = s
-        .list(ListFilter {
-            route: Some(route.into()),
-            state: None,
-            limit: 100,
-            ..ListFilter::default()
-        })
-        .await
-        .unwrap();
+    let listed = s.list(of_route(route, None, 100)).await.unwrap();
     assert_eq!(listed.len(), 3, "the failed append left no event");
 }
 
@@ -424,12 +416,7 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
         assert_eq!(s.record(&d.lease, failed).await.unwrap(), Recorded::Written);
     }
     let dead = s
-        .list(ListFilter {
-            route: Some(route.into()),
-            state: Some(DeliveryState::Dead),
-            limit: 10,
-            ..ListFilter::default()
-        })
+        .list(of_route(route, Some(DeliveryState::Dead), 10))
         .await
         .unwrap();
     assert_eq!(dead.len(), 3);
@@ -442,12 +429,7 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
             Some("HTTP 500 (dead letter: max_attempts)")
         );
     }
-    let pending = s.list(ListFilter {
-        route: Some(route.into()),
-        state: Some(DeliveryState::Pending),
-        limit: 10,
-        ..ListFilter::default()
-    });
+    let pending = s.list(of_route(route, Some(DeliveryState::Pending), 10));
     assert!(pending.await.unwrap().is_empty());
     assert_eq!(
         s.counts(route).await.unwrap(),
@@ -535,6 +517,16 @@ async fn dead_letters<S: SpoolStore>(s: &S) {
 }
 
 /// Counts by state, and the oldest pending event per route.
+/// A listing of `route`'s deliveries.
+fn of_route(route: &str, state: Option<DeliveryState>, limit: usize) -> ListFilter {
+    ListFilter {
+        route: Some(route.into()),
+        state,
+        limit,
+        ..ListFilter::default()
+    }
+}
+
 /// One event for `destinations`, each delivery with its ordering key.
 fn fanned_out(route: &str, body: &str, destinations: &[(&str, Option<&str>)]) -> NewEvent {
     NewEvent {
@@ -728,15 +720,7 @@ async fn retention_prunes_only_delivered<S: SpoolStore>(s: &S) {
     record(s, &due[0].lease, NextState::Delivered).await;
     record(s, &due[1].lease, NextState::Dead("max_attempts")).await;
     record(s, &due[2].lease, NextState::RetryAt(now_ms() + HOUR_MS)).await;
-    let all = s
-        .list(ListFilter {
-            route: Some(route.into()),
-            state: None,
-            limit: 10,
-            ..ListFilter::default()
-        })
-        .await
-        .unwrap();
+    let all = s.list(of_route(route, None, 10)).await.unwrap();
     assert_eq!(all.len(), 4);
 
     // Finished after the cutoff: kept.
@@ -745,15 +729,7 @@ async fn retention_prunes_only_delivered<S: SpoolStore>(s: &S) {
     // Before it: only the delivered one goes.
     assert_eq!(s.prune_delivered(now_ms() + HOUR_MS).await.unwrap(), 1);
     assert!(s.get(&due[0].lease.id).await.unwrap().is_none());
-    let kept = s
-        .list(ListFilter {
-            route: Some(route.into()),
-            state: None,
-            limit: 10,
-            ..ListFilter::default()
-        })
-        .await
-        .unwrap();
+    let kept = s.list(of_route(route, None, 10)).await.unwrap();
     assert_eq!(kept.len(), 3);
     assert!(kept.iter().all(|d| d.state != DeliveryState::Delivered));
     let dead = s.get(&due[1].lease.id).await.unwrap().unwrap();
@@ -892,15 +868,7 @@ async fn model_run<S: SpoolStore>(s: &S, seed: u64, steps: usize) {
         };
         let ctx = format!("seed {seed}, step {step} ({what})");
         assert_eq!(s.counts(route).await.unwrap(), m.counts(), "{ctx}");
-        let listed = s
-            .list(ListFilter {
-                route: Some(route.into()),
-                state: None,
-                limit: 1000,
-                ..ListFilter::default()
-            })
-            .await
-            .unwrap();
+        let listed = s.list(of_route(route, None, 1000)).await.unwrap();
         assert_eq!(listed.len(), m.deliveries.len(), "{ctx}");
         for d in listed {
             let want = &m.deliveries[&d.id];

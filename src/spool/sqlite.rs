@@ -29,6 +29,16 @@ use crate::dedup::local::claim_in;
 use crate::dedup::{Claim, ClaimToken};
 use crate::store::{now_ms, Db, Durability};
 
+/// FIFO per ordering key: a delivery whose key has an earlier event's
+/// delivery pending at the same destination (leased, or waiting for its
+/// retry) is not due.
+const IN_ORDER: &str = "(d.order_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM deliveries e
+    WHERE e.route = d.route AND e.destination = d.destination
+      AND e.order_key = d.order_key AND e.state = 'pending'
+      AND (e.received_at < d.received_at
+           OR (e.received_at = d.received_at AND e.event_id < d.event_id))))";
+
 /// Rows deleted per write when pruning, so requests never wait long.
 const PRUNE_BATCH: usize = 1000;
 
@@ -192,20 +202,12 @@ impl SpoolStore for SqliteSpoolStore {
             let mut due = self
                 .db
                 .read(move |c| {
-                    // FIFO per ordering key: an earlier event's delivery
-                    // with the key, still pending here, holds this one back.
-                    let mut stmt = c.prepare_cached(
+                    let mut stmt = c.prepare_cached(&format!(
                         "SELECT id, received_at, attempts, headers, query, body, event_id FROM deliveries d
                          WHERE state = 'pending' AND route = ?1 AND destination = ?5 AND next_attempt_at <= ?2
-                           AND id NOT IN (SELECT value FROM json_each(?4))
-                           AND (order_key IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM deliveries e
-                               WHERE e.route = d.route AND e.destination = d.destination
-                                 AND e.order_key = d.order_key AND e.state = 'pending'
-                                 AND (e.received_at < d.received_at
-                                      OR (e.received_at = d.received_at AND e.event_id < d.event_id))))
-                         ORDER BY next_attempt_at LIMIT ?3",
-                    )?;
+                           AND id NOT IN (SELECT value FROM json_each(?4)) AND {IN_ORDER}
+                         ORDER BY next_attempt_at LIMIT ?3"
+                    ))?;
                     let rows = stmt.query_map(params![route, now, limit as i64, skip, destination], |r| {
                         Ok(Due {
                             lease: Lease {
@@ -245,18 +247,12 @@ impl SpoolStore for SqliteSpoolStore {
             let due: Option<i64> = self
                 .db
                 .read(move |c| {
-                    c.prepare_cached(
+                    c.prepare_cached(&format!(
                         "SELECT next_attempt_at FROM deliveries d
                          WHERE state = 'pending' AND route = ?1 AND destination = ?3
-                           AND id NOT IN (SELECT value FROM json_each(?2))
-                           AND (order_key IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM deliveries e
-                               WHERE e.route = d.route AND e.destination = d.destination
-                                 AND e.order_key = d.order_key AND e.state = 'pending'
-                                 AND (e.received_at < d.received_at
-                                      OR (e.received_at = d.received_at AND e.event_id < d.event_id))))
-                         ORDER BY next_attempt_at LIMIT 1",
-                    )?
+                           AND id NOT IN (SELECT value FROM json_each(?2)) AND {IN_ORDER}
+                         ORDER BY next_attempt_at LIMIT 1"
+                    ))?
                     .query_row(params![route, skip, destination], |r| r.get(0))
                     .optional()
                 })
