@@ -582,13 +582,14 @@ fn published_requests_verify_through_their_presets() {
     assert_eq!(
         checked,
         [
+            "buildkite",
             "gitlab",
             "okta",
             "pagerduty",
             "postmark",
             "recurly",
             "telegram",
-            "woocommerce"
+            "woocommerce",
         ],
         "the vectors with a `request`"
     );
