@@ -589,6 +589,7 @@ fn published_requests_verify_through_their_presets() {
             "postmark",
             "recurly",
             "telegram",
+            "typeform",
             "woocommerce",
         ],
         "the vectors with a `request`"
