@@ -8,7 +8,8 @@
 //! is checked against `chargebee`'s own `basicAuthValidator`, and Linear's
 //! body-timestamped signature against `@linear/sdk`'s `LinearWebhookClient`;
 //! Zoom's signature and its `endpoint.url_validation` answer against Zoom's
-//! Rivet SDK.
+//! Rivet SDK; Meta's Graph API webhooks (the `meta`, `whatsapp` and
+//! `instagram` presets) against Meta's WhatsApp SDK (`whatsapp`).
 //!
 //! The SDKs are installed with npm into a folder under `target/` on first
 //! use; if the registry cannot be reached the tests say SKIPPED and pass,
@@ -33,6 +34,7 @@ const PACKAGES: &[&str] = &[
     "chargebee@3.33.0",
     "@linear/sdk@98.0.0",
     "@zoom/rivet@0.4.0",
+    "whatsapp@0.0.5-Alpha",
 ];
 
 /// One SDK operation; reads JSON on stdin, prints `{"ok": bool, "value":
@@ -70,6 +72,12 @@ process.stdin.on('end', async () => {
       const response = await receiver.start()({ body, headers, isBase64Encoded: false }, {});
       if (response.statusCode !== 200) throw new Error(response.body);
       value = JSON.parse(response.body);
+    } else if (op === 'meta_sign') {
+      // Meta's WhatsApp SDK: the function its webhook listener checks
+      // `x-hub-signature-256` (less `sha256=`) against. The package exports
+      // only its client, so the module is loaded by its path.
+      const utils = require(require('path').join(process.cwd(), 'node_modules/whatsapp/build/utils.js'));
+      value = utils.generateXHub256Sig(body, secret);
     } else if (op === 'chargebee_verify') {
       // The secret is `user:password`, as the preset takes it.
       const i = secret.indexOf(':');
@@ -429,4 +437,41 @@ async fn zoom_preset_and_handshake_agree_with_zooms_rivet_sdk() {
     let ours: Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(ours, rivet["value"]);
+}
+
+/// Meta signs Graph API webhooks (WhatsApp, Instagram, Facebook) with the
+/// app secret: Meta's WhatsApp Business SDK (`whatsapp` 0.0.5-Alpha, the
+/// official Node SDK; its listener reads `x-hub-signature-256`, strips
+/// `sha256=` and compares with `generateXHub256Sig(body, appSecret)`) makes
+/// the signature here, and every Meta preset accepts it in that header and
+/// refuses it over a changed body or under another secret.
+#[test]
+fn meta_presets_accept_signatures_made_by_metas_whatsapp_sdk() {
+    let Some(dir) = sdk_dir() else { return };
+    let body =
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"doc_original","changes":[]}]}"#;
+    let answer = sdk(
+        dir,
+        json!({"op": "meta_sign", "secret": SECRET, "body": body}),
+    );
+    assert!(answer["ok"].as_bool().unwrap(), "{answer}");
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&format!("sha256={}", answer["value"].as_str().unwrap())).unwrap(),
+    );
+    let tampered = body.replace("doc_original", "doc_tampered");
+    for scheme in ["meta", "whatsapp", "instagram"] {
+        assert_eq!(hookgate_says(scheme, SECRET, &h, body), Ok(()), "{scheme}");
+        assert_eq!(
+            hookgate_says(scheme, SECRET, &h, &tampered),
+            Err(VerifyError::BadSignature),
+            "{scheme}"
+        );
+        assert_eq!(
+            hookgate_says(scheme, "another-secret", &h, body),
+            Err(VerifyError::BadSignature),
+            "{scheme}"
+        );
+    }
 }
