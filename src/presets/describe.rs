@@ -39,6 +39,10 @@ pub struct Description {
     pub events_signed: Option<bool>,
     pub ack_only: Vec<&'static str>,
     pub handshake: Option<&'static str>,
+    /// The test event the console's "Send test event" pre-fills, with
+    /// placeholders (`{uuid}`, `{id}`, `{n}`, `{now}`, …) filled afresh each
+    /// time (see [`super::samples`]).
+    pub sample: &'static super::samples::Sample,
 }
 
 /// One signature form.
@@ -205,6 +209,7 @@ pub fn describe(row: &Row) -> Description {
         events_signed,
         ack_only: row.ack_only.to_vec(),
         handshake: row.handshake.map(|h| h.describe()),
+        sample: super::samples::sample(row.name),
     }
 }
 

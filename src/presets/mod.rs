@@ -10,7 +10,8 @@
 //! Adding a provider whose math the descriptions can express is one row
 //! here, its tests in `tests.rs`, and its published vectors in
 //! `tests/vectors/`. A preset without a published vector says so in its
-//! tests.
+//! tests. Its test event, which the console pre-fills, is in
+//! `samples.rs`.
 //!
 //! This module sits above `verify` and `events` and imports both; neither
 //! imports it, so the catalogue of senders never ties them together.
@@ -894,6 +895,7 @@ fn standard_webhooks(prefix: &str) -> SignatureSource {
 }
 
 pub mod describe;
+pub mod samples;
 
 #[cfg(test)]
 mod derived_tests;
