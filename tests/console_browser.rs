@@ -243,21 +243,28 @@ async fn scenario(client: Client, gateway: Gateway, upstream: Upstream, failing:
     .await;
 
     // Send test event: signed like `hookgate sign`, through the ingress.
+    // Pre-filled with TruTac's sample (fresh IDs), which the operator
+    // may edit; here it is replaced.
     let body = client
         .find(Locator::Css("textarea[name=body]"))
         .await
         .unwrap();
+    let sample = body.prop("value").await.unwrap().unwrap_or_default();
+    assert!(sample.contains("clocking.created"), "{sample}");
     body.clear().await.unwrap();
     body.send_keys(r#"{"booking":"from-the-browser"}"#)
         .await
         .unwrap();
-    client
+    let event = client
         .find(Locator::Css("form.test input[name=event]"))
         .await
-        .unwrap()
-        .send_keys("booking.created")
-        .await
         .unwrap();
+    assert_eq!(
+        event.prop("value").await.unwrap().as_deref(),
+        Some("clocking")
+    );
+    event.clear().await.unwrap();
+    event.send_keys("booking.created").await.unwrap();
     client
         .find(Locator::XPath(
             "//button[normalize-space()='Send test event']",
