@@ -29,6 +29,8 @@ pub enum SignError {
         route: String,
         algorithm: &'static str,
     },
+    #[error("route {0} checks Microsoft Graph's clientState in the body, a shared secret the sender sends itself, which hookgate does not print or send")]
+    ClientState(String),
     #[error("secret {0} does not decode")]
     BadSecret(usize),
     #[error("the event is not a valid header value")]
@@ -60,6 +62,7 @@ pub fn signable(route: &Route) -> Result<(), SignError> {
                 header: header.clone(),
             })
         }
+        SpecKind::ClientState { .. } => Err(SignError::ClientState(route.name.clone())),
         SpecKind::PublicKey { spec, .. } => Err(SignError::PublicKey {
             route: route.name.clone(),
             algorithm: spec.algorithm.as_str(),

@@ -156,6 +156,17 @@ pub fn describe(row: &Row) -> Description {
                 timestamp: None,
             }],
         ),
+        PresetKind::ClientState => (
+            "client_state",
+            vec!["secrets"],
+            vec![Form {
+                header: "body json:/value/*/clientState".into(),
+                signed: "<one of the secrets, verbatim, in every notification>".into(),
+                separator: None,
+                only_when: None,
+                timestamp: None,
+            }],
+        ),
         PresetKind::BasicAuth => (
             "basic_auth",
             vec!["secrets"],
@@ -327,7 +338,10 @@ pub fn markdown_reference() -> String {
             events.push_str(&format!(", ack-only {}", d.ack_only.join(", ")));
         }
         if let Some(h) = d.handshake {
-            events.push_str(&format!("; {h}"));
+            if !events.is_empty() {
+                events.push_str("; ");
+            }
+            events.push_str(h);
         }
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",

@@ -567,6 +567,12 @@ const SAMPLES: &[(&str, Sample)] = &[
             r#"{"id":"ev_{id}","occurred_at":{now},"source":"admin_console","object":"event","api_version":"v2","event_type":"customer_created","webhook_status":"not_configured","content":{"customer":{"id":"test_{n}","email":"test@example.com"}}}"#,
         ),
     ),
+    (
+        "microsoft_graph",
+        body(
+            r##"{"value":[{"id":"{uuid}","subscriptionId":"{uuid}","subscriptionExpirationDateTime":"{now_iso}","clientState":"(the route's secret)","changeType":"created","resource":"Users/{uuid}/Messages/{id}","tenantId":"{uuid}","resourceData":{"@odata.type":"#Microsoft.Graph.Message","id":"{id}"}}]}"##,
+        ),
+    ),
 ];
 
 /// Gitea, Forgejo and Gogs push events share a shape.
