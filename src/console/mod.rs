@@ -5,7 +5,8 @@
 //!   `admin.token`), `POST /ui/logout`;
 //! - `GET /ui/`: every route with its last hour;
 //! - `GET /ui/routes/{name}?state=&event=`: its recent events, the last
-//!   rejected requests, and **Send test event** (`POST /ui/routes/{name}/test`);
+//!   rejected requests, and **Send test event** (`POST /ui/routes/{name}/test`),
+//!   pre-filled with the route's sample with fresh IDs (`sample.rs`);
 //! - `GET /ui/events/{id}`: attempts, masked headers, the body, and
 //!   **Replay** (`POST /ui/events/{id}/replay`) for a dead letter;
 //! - `GET /ui/dead-letters?route=`: **Replay selected** and **Replay all
@@ -518,8 +519,6 @@ impl Console {
         None
     }
 
-    /// Signs the form's body as the route's sender would and posts it to
-    /// the ingress; shows the answer.
     /// Posts a signed test event to the ingress and reads its answer.
     async fn send_test_event(
         &self,
