@@ -15,10 +15,9 @@ use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-pub use challenge::{QueryHandshake, Refusal};
-
 use crate::telemetry::Outcome;
 use crate::verify::{Coverage, SpecKind, Verified, VerifySpec};
+pub use challenge::{QueryHandshake, Refusal};
 
 /// Where a sender puts the event type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -67,7 +67,7 @@ pub(super) fn handshake<B>(
             Ok(response) => Ok((Outcome::AckOnly, response)),
             Err(Refusal::Forbidden) => {
                 // Never the token itself.
-                tracing::info!(route = %route.name(), %peer, "handshake refused: verify token missing or wrong");
+                tracing::info!(route = %route.name(), %peer, "subscription refused: hub.mode is not subscribe, or the verify token is missing or wrong");
                 Err(RequestError::Forbidden)
             }
             Err(Refusal::BadChallenge) => Err(RequestError::BadChallenge),
