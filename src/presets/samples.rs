@@ -24,9 +24,17 @@ pub struct Sample {
     pub event: Option<&'static str>,
     /// Headers the sender sends besides its signature and event type: its
     /// event ID, message type, account.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "as_object")]
     pub headers: &'static [(&'static str, &'static str)],
     pub body: &'static str,
+}
+
+/// Headers as a JSON object, `{"Name": "value"}`, in order.
+fn as_object<S: serde::Serializer>(
+    headers: &&'static [(&'static str, &'static str)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(headers.iter().copied())
 }
 
 /// A sample made fresh: its placeholders replaced.
