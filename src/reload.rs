@@ -392,7 +392,7 @@ pub fn sensitive_headers(config: &Config) -> Vec<HeaderName> {
                 names.extend(spec.sources.iter().map(|s| s.header.clone()))
             }
             SpecKind::PublicKey { spec, .. } => names.push(spec.header.clone()),
-            SpecKind::None => {}
+            SpecKind::None | SpecKind::ClientState { .. } => {}
         }
     }
     names.sort_by(|a, b| a.as_str().cmp(b.as_str()));

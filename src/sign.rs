@@ -9,7 +9,7 @@
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::Route;
 use crate::events::EventSource;
@@ -29,10 +29,14 @@ pub enum SignError {
         route: String,
         algorithm: &'static str,
     },
+    #[error("route {0} checks Microsoft Graph's clientState in the body, a shared secret the sender sends itself, which hookgate does not print or send")]
+    ClientState(String),
     #[error("secret {0} does not decode")]
     BadSecret(usize),
     #[error("the event is not a valid header value")]
     BadEvent,
+    #[error("header {0} is set by the signature (or the event type); leave it out")]
+    SetBySignature(HeaderName),
     #[error("cannot sign for route {route}: {reason}")]
     Sign { route: String, reason: String },
 }
@@ -58,6 +62,7 @@ pub fn signable(route: &Route) -> Result<(), SignError> {
                 header: header.clone(),
             })
         }
+        SpecKind::ClientState { .. } => Err(SignError::ClientState(route.name.clone())),
         SpecKind::PublicKey { spec, .. } => Err(SignError::PublicKey {
             route: route.name.clone(),
             algorithm: spec.algorithm.as_str(),
@@ -74,17 +79,38 @@ pub fn sign(
     event: Option<&str>,
     now: SystemTime,
 ) -> Result<Signed, SignError> {
+    sign_with(route, body, event, &[], now)
+}
+
+/// As [`sign`], with headers the sender sends besides (its event ID, say):
+/// they come first, and are signed where the signature covers them (a
+/// Standard Webhooks `webhook-id` is used, not made up). A header that the
+/// signature or the event type sets is refused rather than sent twice.
+pub fn sign_with(
+    route: &Route,
+    body: &[u8],
+    event: Option<&str>,
+    extra: &[(HeaderName, HeaderValue)],
+    now: SystemTime,
+) -> Result<Signed, SignError> {
     signable(route)?;
     let SpecKind::Hmac { spec, secrets } = &route.verify.kind else {
         unreachable!("signable accepts HMAC routes only");
     };
     let mut given = HeaderMap::new();
     let mut headers = Vec::new();
+    for (name, value) in extra {
+        given.append(name.clone(), value.clone());
+        headers.push((name.clone(), value.to_str().unwrap_or_default().to_string()));
+    }
     let mut note = None;
     if let Some(event) = event {
         match &route.events.from {
             Some(source @ (EventSource::Header(_) | EventSource::Headers(_))) => {
                 let h = source.header().expect("a header source names a header");
+                if given.contains_key(h) {
+                    return Err(SignError::SetBySignature(h.clone()));
+                }
                 given.insert(h.clone(), event.parse().map_err(|_| SignError::BadEvent)?);
                 headers.push((h.clone(), event.to_string()));
             }
@@ -105,6 +131,12 @@ pub fn sign(
             route: route.name.clone(),
             reason,
         })?;
+    if let Some((name, _)) = signed
+        .iter()
+        .find(|(n, _)| extra.iter().any(|(e, _)| e == n))
+    {
+        return Err(SignError::SetBySignature(name.clone()));
+    }
     headers.extend(signed);
     Ok(Signed { headers, note })
 }

@@ -291,6 +291,16 @@ fn explain(route: &Route, request: &Captured, error: VerifyError, now: SystemTim
                 route.verify.secret_count()
             )],
         },
+        SpecKind::ClientState { secrets } => match error {
+            VerifyError::MissingCredentials => vec![
+                "FAIL missing: the body is not {\"value\": [notifications]} with a clientState string in each".to_string(),
+            ],
+            other => vec![format!(
+                "FAIL {}: a notification's clientState is not one of the {} secret(s)",
+                other.code(),
+                secrets.len()
+            )],
+        },
         SpecKind::None => vec![format!("FAIL {}", error)],
     }
 }

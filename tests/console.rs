@@ -766,3 +766,149 @@ routes:
     assert!(audit.contains("audit: http://"), "{audit}");
     assert!(audit.contains("bk-4711"), "{audit}");
 }
+
+/// What "Send test event" is pre-filled with: (body, event type, headers),
+/// unescaped.
+fn test_form_of(page: &str) -> (String, Option<String>, String) {
+    fn unescape(s: &str) -> String {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+    fn textarea(page: &str, id: &str) -> String {
+        let open = format!(r#"<textarea id="{id}""#);
+        let at = page.find(&open).expect("the textarea");
+        let start = at + page[at..].find('>').unwrap() + 1;
+        let end = start + page[start..].find("</textarea>").unwrap();
+        unescape(&page[start..end])
+    }
+    let event = page.find(r#"id="test-event""#).map(|at| {
+        let rest = &page[at..];
+        let start = rest.find(r#"value=""#).unwrap() + 7;
+        let end = start + rest[start..].find('"').unwrap();
+        unescape(&rest[start..end])
+    });
+    (
+        textarea(page, "body"),
+        event,
+        textarea(page, "test-headers"),
+    )
+}
+
+/// The event the test result page links to, if any.
+fn event_link(page: &str) -> Option<String> {
+    let at = page.find(r#"id="event-link" href="/ui/events/"#)? + 34;
+    Some(page[at..at + 36].to_string())
+}
+
+#[tokio::test]
+async fn test_events_are_the_senders_samples_with_fresh_ids() {
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let upstream = Upstream::start().await;
+    let route = |name: &str, scheme: &str, secret: &str, extra: &str| {
+        format!(
+            "  - {{ name: {name}, path: /hooks/{name}, verify: {{ scheme: {scheme}, secrets: [\"{secret}\"] }}, ack: async, upstream: {{ url: \"{}\" }}{extra} }}\n",
+            upstream.url(&format!("/{name}"))
+        )
+    };
+    let gateway = Gateway::start(&format!(
+        "admin: {{ listen: \"127.0.0.1:0\"{} }}\nroutes:\n{}{}{}{}{}",
+        with_token(),
+        route("github", "github", "gh-secret", ""),
+        route("stripe", "stripe", "whsec_stripe-test", ""),
+        route("shopify", "shopify", "shp-secret", ""),
+        route("standard", "standard_webhooks", WHSEC, ""),
+        route(
+            "custom",
+            "trutac",
+            "tt-secret",
+            ", events: { from: \"json:/meta/kind\" }"
+        ),
+    ))
+    .await;
+    let operator = Operator::login(&gateway.admin_url("")).await;
+    let send = |name: &str, form: (String, Option<String>, String)| {
+        let operator = &operator;
+        let path = format!("/ui/routes/{name}/test");
+        async move {
+            let mut fields = vec![("body", form.0.as_str()), ("headers", form.2.as_str())];
+            if let Some(event) = &form.1 {
+                fields.push(("event", event.as_str()));
+            }
+            let answer = operator.post(&path, &fields).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", text(&answer));
+            text(&answer)
+        }
+    };
+
+    // GitHub's test delivery is its ping, which the preset acknowledges
+    // without forwarding; the page says so.
+    let page = text(&operator.get("/ui/routes/github").await);
+    let (body, event, headers) = test_form_of(&page);
+    assert!(
+        body.contains(r#""zen":"#) && body.contains(r#""hook_id":"#),
+        "{body}"
+    );
+    assert_eq!(event.as_deref(), Some("ping"));
+    assert!(headers.starts_with("X-GitHub-Delivery: "), "{headers}");
+    let result = send("github", (body.clone(), event, headers.clone())).await;
+    assert!(
+        result.contains(r#"<strong id="status">200</strong>"#),
+        "{result}"
+    );
+    assert!(result.contains("acknowledged only"), "{result}");
+    assert!(event_link(&result).is_none());
+    // As a push it goes through.
+    let result = send("github", (body, Some("push".into()), headers.clone())).await;
+    assert!(event_link(&result).is_some(), "{result}");
+
+    // Each route, twice from a fresh page: two new events; the same form
+    // sent again is a duplicate.
+    for name in ["stripe", "shopify", "standard", "custom"] {
+        let first = test_form_of(&text(&operator.get(&format!("/ui/routes/{name}")).await));
+        let second = test_form_of(&text(&operator.get(&format!("/ui/routes/{name}")).await));
+        assert_ne!(first.0, second.0, "{name}: the same sample twice");
+        let one = event_link(&send(name, first.clone()).await);
+        let two = event_link(&send(name, second).await);
+        assert!(one.is_some() && two.is_some() && one != two, "{name}");
+        let again = send(name, first).await;
+        assert!(event_link(&again).is_none(), "{name}: {again}");
+        assert!(again.contains("duplicate"), "{name}: {again}");
+    }
+    wait_until(
+        "the test events are delivered",
+        Duration::from_secs(20),
+        || async { upstream.received().len() == 9 },
+    )
+    .await;
+    let received = upstream.received();
+    let at = |path: &'static str| received.iter().filter(move |r| r.uri.path() == path);
+    let github = at("/github").next().unwrap();
+    assert_eq!(github.headers["x-github-event"], "push");
+    assert_eq!(
+        format!(
+            "X-GitHub-Delivery: {}",
+            github.headers["x-github-delivery"].to_str().unwrap()
+        ),
+        headers.lines().next().unwrap()
+    );
+    for stripe in at("/stripe") {
+        let json: serde_json::Value = serde_json::from_slice(&stripe.body).unwrap();
+        assert!(json["id"].as_str().unwrap().starts_with("evt_test_"));
+        assert_eq!(json["type"], "payment_intent.succeeded");
+    }
+    for shopify in at("/shopify") {
+        assert_eq!(shopify.headers["x-shopify-topic"], "orders/create");
+        assert_eq!(shopify.headers["x-shopify-webhook-id"].len(), 36);
+    }
+    let ids: Vec<_> = at("/standard")
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(ids[0] != ids[1] && ids[0].to_str().unwrap().starts_with("msg_"));
+    for custom in at("/custom") {
+        let json: serde_json::Value = serde_json::from_slice(&custom.body).unwrap();
+        assert_eq!(json["meta"]["kind"], "test.event", "{json}");
+        assert_eq!(json["action"], "clocking.created");
+    }
+}

@@ -243,21 +243,28 @@ async fn scenario(client: Client, gateway: Gateway, upstream: Upstream, failing:
     .await;
 
     // Send test event: signed like `hookgate sign`, through the ingress.
+    // Pre-filled with TruTac's sample (fresh IDs), which the operator
+    // may edit; here it is replaced.
     let body = client
         .find(Locator::Css("textarea[name=body]"))
         .await
         .unwrap();
+    let sample = body.prop("value").await.unwrap().unwrap_or_default();
+    assert!(sample.contains("clocking.created"), "{sample}");
     body.clear().await.unwrap();
     body.send_keys(r#"{"booking":"from-the-browser"}"#)
         .await
         .unwrap();
-    client
+    let event = client
         .find(Locator::Css("form.test input[name=event]"))
         .await
-        .unwrap()
-        .send_keys("booking.created")
-        .await
         .unwrap();
+    assert_eq!(
+        event.prop("value").await.unwrap().as_deref(),
+        Some("clocking")
+    );
+    event.clear().await.unwrap();
+    event.send_keys("booking.created").await.unwrap();
     client
         .find(Locator::XPath(
             "//button[normalize-space()='Send test event']",
@@ -353,6 +360,49 @@ async fn scenario(client: Client, gateway: Gateway, upstream: Upstream, failing:
         .received()
         .iter()
         .any(|r| &r.body[..] == br#"{"booking":"from-the-browser"}"#));
+
+    // A GitHub route's form holds GitHub's ping, sent as it is: verified,
+    // and acknowledged without forwarding, which the page says.
+    client.goto(&ui("/ui/routes/orders")).await.unwrap();
+    let value = |css: &'static str| {
+        let client = client.clone();
+        async move {
+            let field = client.find(Locator::Css(css)).await.unwrap();
+            field.prop("value").await.unwrap().unwrap_or_default()
+        }
+    };
+    assert!(value("textarea[name=body]").await.contains(r#""zen":"#));
+    assert_eq!(value("form.test input[name=event]").await, "ping");
+    let delivery = value("textarea[name=headers]").await;
+    assert!(delivery.starts_with("X-GitHub-Delivery: "), "{delivery}");
+    client
+        .find(Locator::XPath(
+            "//button[normalize-space()='Send test event']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "the ping's answer", |p| {
+        p.contains(r#"id="status""#)
+    })
+    .await;
+    assert_eq!(text_of(&client, "#status").await, "200");
+    assert!(client.source().await.unwrap().contains("acknowledged only"));
+    // Another test event gets fresh IDs.
+    client
+        .find(Locator::LinkText("Send another test event"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "the route page", |p| {
+        p.contains("<h1>Route orders</h1>")
+    })
+    .await;
+    assert_ne!(value("textarea[name=headers]").await, delivery);
 
     // Logging out ends the session.
     client

@@ -19,6 +19,8 @@ const SECRETS: &[&str] = &[
     "admin-SECRET-j0k1l2m3n4",
     "redis-SECRET-o5p6",
     "upstream-SECRET-q7r8",
+    "meta-VERIFY-s9t0u1",
+    "graph-STATE-v2w3x4",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,6 +64,16 @@ routes:
     ack: sync
     verify: {{ scheme: trutac, secrets: ["${{file:{secret_file}}}"] }}
     upstream: {{ url: "http://{closed}/" }}
+  - name: meta
+    path: /meta
+    ack: sync
+    verify: {{ scheme: meta, secrets: ["meta-app-secret"], verify_token: "${{META_VERIFY_TOKEN}}" }}
+    upstream: {{ url: "{u}" }}
+  - name: graph
+    path: /graph
+    ack: sync
+    verify: {{ scheme: microsoft_graph, secrets: ["${{GRAPH_CLIENT_STATE}}"] }}
+    upstream: {{ url: "http://{closed}/" }}
 "#,
         data = dir.path().join("data").display(),
         secret_file = secret_file.display(),
@@ -74,6 +86,8 @@ routes:
         ("ADMIN_TOKEN", SECRETS[3]),
         ("REDIS_PASSWORD", SECRETS[4]),
         ("UPSTREAM_TOKEN", SECRETS[5]),
+        ("META_VERIFY_TOKEN", SECRETS[6]),
+        ("GRAPH_CLIENT_STATE", SECRETS[7]),
     ];
     let binary = env!("CARGO_BIN_EXE_hookgate");
     let mut outputs: Vec<(String, String)> = Vec::new();
@@ -157,6 +171,34 @@ routes:
             format!("{:?} {}", a.headers, String::from_utf8_lossy(&a.body)),
         ));
     }
+    // Meta's subscription GET carries its verify token in the query
+    // string; Graph's notifications carry the client state in the body.
+    for (token, status) in [
+        (SECRETS[6].to_string(), http::StatusCode::OK),
+        (near_miss(SECRETS[6]), http::StatusCode::FORBIDDEN),
+    ] {
+        let a = get(&format!(
+            "{base}/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42"
+        ))
+        .await;
+        assert_eq!(a.status, status);
+        outputs.push((
+            "answer /meta".into(),
+            format!("{:?} {}", a.headers, String::from_utf8_lossy(&a.body)),
+        ));
+    }
+    for (state, status) in [
+        (SECRETS[7].to_string(), http::StatusCode::BAD_GATEWAY),
+        (near_miss(SECRETS[7]), http::StatusCode::UNAUTHORIZED),
+    ] {
+        let notification = format!(r#"{{"value":[{{"clientState":"{state}"}}]}}"#);
+        let a = post(&format!("{base}/graph"), &[], notification).await;
+        assert_eq!(a.status, status);
+        outputs.push((
+            "answer /graph".into(),
+            format!("{:?} {}", a.headers, String::from_utf8_lossy(&a.body)),
+        ));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let metrics = get(&format!("{admin}/metrics")).await;
     outputs.push((
@@ -232,6 +274,8 @@ routes:
         "/ui/routes/partner",
         "/ui/routes/timify",
         "/ui/routes/trutac",
+        "/ui/routes/meta",
+        "/ui/routes/graph",
         &format!("/ui/events/{id}"),
         "/ui/dead-letters",
     ] {
@@ -265,7 +309,7 @@ routes:
         "the closed upstream's answer: {test_text}"
     );
     outputs.push(("console test event".into(), test_text));
-    for route in ["partner", "timify"] {
+    for route in ["partner", "timify", "graph"] {
         let refused = form_post(
             &format!("{admin}/ui/routes/{route}/test"),
             Some(&cookie),

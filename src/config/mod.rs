@@ -131,6 +131,9 @@ pub struct Route {
     /// Exact path matched for `POST` requests (query string ignored).
     pub path: String,
     pub verify: VerifySpec,
+    /// Meta's verify token (`verify.verify_token`): the subscription `GET`
+    /// is answered only when it carries this value.
+    pub verify_token: Option<secrecy::SecretString>,
     pub ack: AckMode,
     /// Status of the acknowledgement (async) and of duplicate answers.
     pub ack_status: http::StatusCode,
@@ -643,6 +646,16 @@ impl Config {
                 "admin.listen {} is not a loopback address and admin.token is not set: /admin/* answers 403 admin_token_required (/healthz, /readyz and /metrics still answer); set admin.token to use the admin API",
                 self.admin_listen
             ));
+        }
+        for route in &self.routes {
+            if route.events.handshake == Some(crate::events::Handshake::MetaSubscription)
+                && route.verify_token.is_none()
+            {
+                warnings.push(format!(
+                    "route {} has no verify.verify_token: Meta's subscription GET (hub.mode=subscribe) is answered 403, so the callback URL cannot be verified; set it to the Verify Token entered in Meta's dashboard",
+                    route.name
+                ));
+            }
         }
         warnings.extend(self.trust_warnings());
         warnings

@@ -280,6 +280,9 @@ pub struct RawVerify {
     /// The sender's public keys, for public-key schemes; their format
     /// depends on the scheme, so they are parsed in validation.
     pub public_keys: Option<Vec<String>>,
+    /// Meta's verify token, for its subscription `GET` (meta, whatsapp,
+    /// instagram).
+    pub verify_token: Option<Secret>,
 }
 
 #[derive(serde::Deserialize)]

@@ -77,7 +77,9 @@ fn unsigned_timestamp(route: &Route) -> Option<String> {
 fn short_secrets(route: &Route) -> Vec<String> {
     let lengths: Vec<usize> = match &route.verify.kind {
         SpecKind::None | SpecKind::PublicKey { .. } => return Vec::new(),
-        SpecKind::Header { secrets, .. } | SpecKind::ApiKey { secrets, .. } => {
+        SpecKind::Header { secrets, .. }
+        | SpecKind::ApiKey { secrets, .. }
+        | SpecKind::ClientState { secrets } => {
             secrets.iter().map(|s| s.expose_secret().len()).collect()
         }
         SpecKind::Hmac { spec, secrets } => secrets

@@ -5,7 +5,8 @@
 //!   `admin.token`), `POST /ui/logout`;
 //! - `GET /ui/`: every route with its last hour;
 //! - `GET /ui/routes/{name}?state=&event=`: its recent events, the last
-//!   rejected requests, and **Send test event** (`POST /ui/routes/{name}/test`);
+//!   rejected requests, and **Send test event** (`POST /ui/routes/{name}/test`),
+//!   pre-filled with the route's sample with fresh IDs (`sample.rs`);
 //! - `GET /ui/events/{id}`: attempts, masked headers, the body, and
 //!   **Replay** (`POST /ui/events/{id}/replay`) for a dead letter;
 //! - `GET /ui/dead-letters?route=`: **Replay selected** and **Replay all
@@ -25,6 +26,7 @@
 
 mod mask;
 mod pages;
+mod sample;
 mod session;
 
 use secrecy::SecretString;
@@ -341,13 +343,18 @@ impl Console {
         }
         let activity = self.inner.metrics.activity().route(&route.name);
         let _ = config;
+        // Fresh IDs on every rendering: see `sample.rs`.
+        let test = match self.test_event_blocker(route) {
+            Some(why) => Err(why),
+            None => Ok(sample::for_route(route, std::time::SystemTime::now())),
+        };
         Ok(pages::route(
             route,
             &events,
             state,
             event_filter.as_deref(),
             &activity.rejections(),
-            self.test_event_blocker(route),
+            test,
             session,
         ))
     }
@@ -522,8 +529,6 @@ impl Console {
         None
     }
 
-    /// Signs the form's body as the route's sender would and posts it to
-    /// the ingress; shows the answer.
     /// Posts a signed test event to the ingress and reads its answer.
     async fn send_test_event(
         &self,
@@ -573,36 +578,30 @@ impl Console {
         }
         let body = form.get("body").unwrap_or_default();
         let event = form.get("event").filter(|e| !e.is_empty());
-        let signed = match crate::sign::sign(
+        let cannot =
+            |title: &str, why: &str| pages::message(StatusCode::UNPROCESSABLE_ENTITY, title, why);
+        let extra = match sample::parse_headers(&form.get("headers").unwrap_or_default()) {
+            Ok(extra) => extra,
+            Err(why) => return cannot("Cannot send", &why),
+        };
+        let signed = match crate::sign::sign_with(
             route,
             body.as_bytes(),
             event.as_deref(),
+            &extra,
             std::time::SystemTime::now(),
         ) {
             Ok(signed) => signed,
-            Err(crate::sign::SignError::NotVerified(_)) => unsigned(route, event.as_deref()),
-            Err(e) => {
-                return pages::message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Cannot sign",
-                    &e.to_string(),
-                )
+            Err(crate::sign::SignError::NotVerified(_)) => {
+                unsigned(route, event.as_deref(), &extra)
             }
+            Err(e) => return cannot("Cannot sign", &e.to_string()),
         };
-        let url = format!("http://{}{}", self.inner.ingress, route.path);
-        let mut request = Request::post(&url).header(header::CONTENT_TYPE, "application/json");
-        for (name, value) in &signed.headers {
-            request = request.header(name, value);
-        }
-        let request = match request.body(Full::new(Bytes::from(body.clone()))) {
-            Ok(r) => r,
-            Err(_) => {
-                return pages::message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Cannot send",
-                    "The signed headers do not form a valid request.",
-                )
-            }
+        let Some(request) = self.test_request(route, &signed, &body) else {
+            return cannot(
+                "Cannot send",
+                "The signed headers do not form a valid request.",
+            );
         };
         let answer = self.send_test_event(request).await;
         let header_names: Vec<String> = signed.headers.iter().map(|(n, _)| n.to_string()).collect();
@@ -615,14 +614,46 @@ impl Console {
             session,
         )
     }
+
+    /// The test event as a request to the ingress: JSON unless its headers
+    /// say otherwise (Twilio's and Mandrill's forms).
+    fn test_request(
+        &self,
+        route: &Route,
+        signed: &crate::sign::Signed,
+        body: &str,
+    ) -> Option<Request<Full<Bytes>>> {
+        let url = format!("http://{}{}", self.inner.ingress, route.path);
+        let mut request = Request::post(&url);
+        if !signed
+            .headers
+            .iter()
+            .any(|(n, _)| n == header::CONTENT_TYPE)
+        {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in &signed.headers {
+            request = request.header(name, value);
+        }
+        request.body(Full::new(Bytes::from(body.to_string()))).ok()
+    }
 }
 
 /// The headers of a test event for a route that verifies nothing: the
 /// event header when the route reads one, no signature.
-fn unsigned(route: &Route, event: Option<&str>) -> crate::sign::Signed {
-    let mut headers = Vec::new();
+fn unsigned(
+    route: &Route,
+    event: Option<&str>,
+    extra: &[(http::HeaderName, HeaderValue)],
+) -> crate::sign::Signed {
+    let mut headers: Vec<_> = extra
+        .iter()
+        .map(|(n, v)| (n.clone(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
     if let (Some(h), Some(event)) = (route.events.from.as_ref().and_then(|f| f.header()), event) {
-        headers.push((h.clone(), event.to_string()));
+        if !headers.iter().any(|(n, _)| n == h) {
+            headers.push((h.clone(), event.to_string()));
+        }
     }
     crate::sign::Signed {
         headers,

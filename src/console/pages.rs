@@ -7,6 +7,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::session::Session;
 use super::{destination, html as page, Page};
 use crate::config::{AckMode, Config, Route};
+use crate::presets::samples::TestEvent;
 use crate::spool::{DeliveryDetail, DeliveryState, DeliverySummary, SpoolCounts};
 use crate::telemetry::activity::{Minute, Rejection};
 use crate::verify::VerifyError;
@@ -304,7 +305,7 @@ pub fn route(
     state: Option<DeliveryState>,
     event_filter: Option<&str>,
     rejections: &[Rejection],
-    test_blocker: Option<String>,
+    test: Result<TestEvent, String>,
     session: &Session,
 ) -> Page {
     page(
@@ -359,25 +360,40 @@ pub fn route(
                     }
                 }
                 (rejected(rejections))
-                h2 { "Send test event" }
-                @if let Some(why) = test_blocker {
-                    p.hint { "Not available: " (why) "." }
-                } @else {
-                    form.test method="post" action=(format!("/ui/routes/{}/test", route.name)) {
-                        (csrf(session))
-                        label for="body" { "Body" }
-                        textarea #body name="body" rows="6" { "{}" }
-                        @if let Some(h) = route.events.from.as_ref().and_then(|f| f.header()) {
-                            label for="test-event" { "Event type (sent in " code { (h) } ")" }
-                            input #test-event type="text" name="event";
-                        }
-                        p.hint { "Signed with the route's first secret, as hookgate sign does, and posted to the ingress at " code { (route.path) } "." }
-                        button type="submit" { "Send test event" }
-                    }
-                }
+                (test_form(route, test, session))
             },
         ),
     )
+}
+
+/// "Send test event", pre-filled with a fresh sample (or why it cannot be
+/// sent).
+fn test_form(route: &Route, test: Result<TestEvent, String>, session: &Session) -> Markup {
+    let test = match test {
+        Ok(test) => test,
+        Err(why) => {
+            return html! {
+                h2 #test { "Send test event" }
+                p.hint { "Not available: " (why) "." }
+            }
+        }
+    };
+    html! {
+        h2 #test { "Send test event" }
+        form.test method="post" action=(format!("/ui/routes/{}/test", route.name)) {
+            (csrf(session))
+            label for="body" { "Body" }
+            textarea #body name="body" rows="8" spellcheck="false" { (test.body) }
+            @if let Some(h) = route.events.from.as_ref().and_then(|f| f.header()) {
+                label for="test-event" { "Event type (sent in " code { (h) } ")" }
+                input #test-event type="text" name="event" value=(test.event.as_deref().unwrap_or(""));
+            }
+            label for="test-headers" { "Headers (one " code { "Name: value" } " a line)" }
+            textarea #test-headers name="headers" rows=(test.headers.len().max(1)) spellcheck="false" { (super::sample::headers_text(&test.headers)) }
+            p.hint { "A sample of the sender's own shape, with IDs drawn afresh each time this page is shown, so each test is a new event (sending the same form twice is a duplicate). Signed with the route's first secret, as hookgate sign does, and posted to the ingress at " code { (route.path) } "." }
+            button type="submit" { "Send test event" }
+        }
+    }
 }
 
 pub struct TestAnswer {
@@ -413,10 +429,14 @@ pub fn test_result(
                         @if let Some(id) = &a.delivery_id {
                             p { "Event " a #event-link href=(format!("/ui/events/{id}")) { code { (id) } } }
                         }
+                        @if a.status.is_success() && a.body.contains(r#""forwarded":false"#) {
+                            p.hint { "Verified and answered by hookgate without forwarding: this event type is acknowledged only (ack_only) or filtered out on this route. Change the event type to send one through." }
+                        }
                         pre { (a.body) }
                     }
                     Err(e) => { p.error { (e) } }
                 }
+                p { a href=(format!("/ui/routes/{}#test", route.name)) { "Send another test event" } " (with fresh IDs)" }
             },
         ),
     )

@@ -4,17 +4,20 @@
 //!
 //! Runs only after verification succeeded: nothing here may be reached by
 //! an unauthenticated request. The event type comes from sender input, so
-//! it is never used as a metric label or echoed back.
+//! it is never used as a metric label or echoed back. The one exception is
+//! `challenge.rs`: the handshakes in the query string (Meta, Dropbox,
+//! Microsoft Graph), which their senders do not sign; see its rules there.
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use crate::telemetry::Outcome;
 use crate::verify::{Coverage, SpecKind, Verified, VerifySpec};
+pub use challenge::{QueryHandshake, Refusal};
 
 /// Where a sender puts the event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,15 @@ pub enum Handshake {
     /// Okta event hooks: a `GET` with `X-Okta-Verification-Challenge`,
     /// answered `{"verification": <the challenge>}`.
     OktaVerification,
+    /// Meta (Facebook, WhatsApp, Instagram): a `GET` with
+    /// `hub.mode=subscribe`, `hub.verify_token` and `hub.challenge`,
+    /// answered with the challenge when the token is the route's
+    /// `verify_token` (`challenge.rs`).
+    MetaSubscription,
+    /// Dropbox: a `GET` with `challenge`, echoed.
+    DropboxChallenge,
+    /// Microsoft Graph: a `POST` (or `GET`) with `validationToken`, echoed.
+    GraphValidation,
 }
 
 impl Handshake {
@@ -140,6 +152,15 @@ impl Handshake {
             }
             Handshake::OktaVerification => {
                 "answers the verified `GET` with `X-Okta-Verification-Challenge`"
+            }
+            Handshake::MetaSubscription => {
+                "answers the `hub.mode=subscribe` `GET` with `hub.challenge` when `hub.verify_token` is the route's `verify_token` (else 403)"
+            }
+            Handshake::DropboxChallenge => {
+                "echoes the `challenge` of the verification `GET` (text/plain, nosniff)"
+            }
+            Handshake::GraphValidation => {
+                "echoes `validationToken` from the query of a `POST` or `GET` (text/plain)"
             }
         }
     }
@@ -208,6 +229,8 @@ pub struct Events {
     policy: EventPolicy,
     /// Zoom's handshake key per secret, in secret order.
     zoom_keys: Vec<Hmac<Sha256>>,
+    /// Meta's, Dropbox's or Graph's handshake, answered before the body.
+    query: Option<QueryHandshake>,
 }
 
 impl Events {
@@ -225,7 +248,23 @@ impl Events {
         Events {
             policy: policy.clone(),
             zoom_keys,
+            query: policy.handshake.and_then(|h| QueryHandshake::new(h, None)),
         }
+    }
+
+    /// With Meta's verify token (the route's `verify.verify_token`);
+    /// without one, Meta's subscription `GET` is always refused.
+    pub fn with_verify_token(mut self, verify_token: Option<&SecretString>) -> Events {
+        self.query = self
+            .policy
+            .handshake
+            .and_then(|h| QueryHandshake::new(h, verify_token));
+        self
+    }
+
+    /// The handshake this route answers from the query string, if any.
+    pub fn query_handshake(&self) -> Option<&QueryHandshake> {
+        self.query.as_ref()
     }
 
     /// Decides for a request that `verified` accepted.
@@ -319,8 +358,12 @@ impl Events {
                 );
                 Some(r)
             }
-            // Answered on GET, before a body is read (`get_challenge`).
-            Handshake::OktaVerification => None,
+            // Answered before a body is read (`get_challenge`,
+            // `challenge.rs`).
+            Handshake::OktaVerification
+            | Handshake::MetaSubscription
+            | Handshake::DropboxChallenge
+            | Handshake::GraphValidation => None,
         }
     }
 }
@@ -392,5 +435,6 @@ pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|b| *b == b'*')
 }
 
+pub mod challenge;
 #[cfg(test)]
 mod tests;

@@ -186,6 +186,11 @@ fn event_sources_parse_and_handshakes_are_where_they_were() {
             ("slack", Handshake::SlackUrlVerification),
             ("zoom", Handshake::ZoomUrlValidation),
             ("twitch", Handshake::TwitchCallbackVerification),
+            ("meta", Handshake::MetaSubscription),
+            ("whatsapp", Handshake::MetaSubscription),
+            ("instagram", Handshake::MetaSubscription),
+            ("dropbox", Handshake::DropboxChallenge),
+            ("microsoft_graph", Handshake::GraphValidation),
         ]
     );
 }

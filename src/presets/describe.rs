@@ -39,6 +39,10 @@ pub struct Description {
     pub events_signed: Option<bool>,
     pub ack_only: Vec<&'static str>,
     pub handshake: Option<&'static str>,
+    /// The test event the console's "Send test event" pre-fills, with
+    /// placeholders (`{uuid}`, `{id}`, `{n}`, `{now}`, …) filled afresh each
+    /// time (see [`super::samples`]).
+    pub sample: &'static super::samples::Sample,
 }
 
 /// One signature form.
@@ -152,6 +156,17 @@ pub fn describe(row: &Row) -> Description {
                 timestamp: None,
             }],
         ),
+        PresetKind::ClientState => (
+            "client_state",
+            vec!["secrets"],
+            vec![Form {
+                header: "body json:/value/*/clientState".into(),
+                signed: "<one of the secrets, verbatim, in every notification>".into(),
+                separator: None,
+                only_when: None,
+                timestamp: None,
+            }],
+        ),
         PresetKind::BasicAuth => (
             "basic_auth",
             vec!["secrets"],
@@ -205,6 +220,7 @@ pub fn describe(row: &Row) -> Description {
         events_signed,
         ack_only: row.ack_only.to_vec(),
         handshake: row.handshake.map(|h| h.describe()),
+        sample: super::samples::sample(row.name),
     }
 }
 
@@ -322,7 +338,10 @@ pub fn markdown_reference() -> String {
             events.push_str(&format!(", ack-only {}", d.ack_only.join(", ")));
         }
         if let Some(h) = d.handshake {
-            events.push_str(&format!("; {h}"));
+            if !events.is_empty() {
+                events.push_str("; ");
+            }
+            events.push_str(h);
         }
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",

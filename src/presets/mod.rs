@@ -10,7 +10,8 @@
 //! Adding a provider whose math the descriptions can express is one row
 //! here, its tests in `tests.rs`, and its published vectors in
 //! `tests/vectors/`. A preset without a published vector says so in its
-//! tests.
+//! tests. Its test event, which the console pre-fills, is in
+//! `samples.rs`.
 //!
 //! This module sits above `verify` and `events` and imports both; neither
 //! imports it, so the catalogue of senders never ties them together.
@@ -51,6 +52,9 @@ pub enum PresetKind {
     /// HTTP basic authentication: `Authorization: Basic …` carries one of
     /// the secrets, each written `user:password` (Postmark, Chargebee).
     BasicAuth,
+    /// Microsoft Graph: each notification's `clientState` in the body is
+    /// one of the secrets.
+    ClientState,
 }
 
 impl Preset {
@@ -66,7 +70,7 @@ impl Preset {
         match &self.kind {
             PresetKind::Hmac(spec) => Some(Coverage::of_hmac(spec)),
             PresetKind::PublicKey(spec) => Some(Coverage::of_public_key(spec)),
-            PresetKind::Header(_) | PresetKind::BasicAuth => None,
+            PresetKind::Header(_) | PresetKind::BasicAuth | PresetKind::ClientState => None,
         }
     }
 }
@@ -440,11 +444,18 @@ pub const TABLE: &[Row] = {
         }),
         // Meta (Facebook, WhatsApp Business, Instagram) Graph API webhooks:
         // `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` under
-        // the app secret. (The `hub.mode=subscribe` GET is not answered by
-        // hookgate yet.)
-        Row::new("meta", meta).events("json:/object"),
-        Row::new("whatsapp", meta).events("json:/object"),
-        Row::new("instagram", meta).events("json:/object"),
+        // the app secret. The `hub.mode=subscribe` GET is answered with
+        // `hub.challenge` when `hub.verify_token` is the route's
+        // `verify_token`.
+        Row::new("meta", meta)
+            .events("json:/object")
+            .handshake(Handshake::MetaSubscription),
+        Row::new("whatsapp", meta)
+            .events("json:/object")
+            .handshake(Handshake::MetaSubscription),
+        Row::new("instagram", meta)
+            .events("json:/object")
+            .handshake(Handshake::MetaSubscription),
         // LINE Messaging API: `x-line-signature: <base64 HMAC-SHA256 of the
         // body>` under the channel secret.
         Row::new("line", || {
@@ -512,11 +523,12 @@ pub const TABLE: &[Row] = {
         })
         .events("json:/type"),
         // Dropbox: `X-Dropbox-Signature: <hex HMAC-SHA256 of the body>`
-        // under the app secret. (The `challenge` GET is not answered by
-        // hookgate yet.)
+        // under the app secret. The verification GET's `challenge` is
+        // echoed (Dropbox does not sign it).
         Row::new("dropbox", || {
             hmac([body("x-dropbox-signature", Sha256, Hex, "")])
-        }),
+        })
+        .handshake(Handshake::DropboxChallenge),
         // Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body,
         // the key being the webhook's `macSecretBase64`, base64-decoded.
         Row::new("airtable", || {
@@ -688,6 +700,14 @@ pub const TABLE: &[Row] = {
         // written `user:password`.
         Row::new("postmark", || PresetKind::BasicAuth).events("json:/RecordType"),
         Row::new("chargebee", || PresetKind::BasicAuth).events("json:/event_type"),
+        // Microsoft Graph change notifications: unsigned; every
+        // notification's `clientState` is the secret given when the
+        // subscription was created. Creating one sends `validationToken` in
+        // the query (a POST), echoed as text/plain. (No published vector: a
+        // shared secret has none.)
+        Row::new("microsoft_graph", || PresetKind::ClientState)
+            .events("json:/value/0/changeType")
+            .handshake(Handshake::GraphValidation),
     ]
 };
 
@@ -754,6 +774,7 @@ pub fn row_headers(row: &Row) -> Vec<HeaderName> {
         }
         PresetKind::Header(h) => names.push(h),
         PresetKind::BasicAuth => names.push(http::header::AUTHORIZATION),
+        PresetKind::ClientState => {}
         PresetKind::PublicKey(spec) => public_key(spec, &mut names),
     }
     if let Some(spec) = row.public_key {
@@ -782,7 +803,10 @@ pub fn preset(name: &str) -> Option<Preset> {
 pub fn hmac_preset(name: &str) -> Option<HmacSpec> {
     match preset(name)?.kind {
         PresetKind::Hmac(spec) => Some(spec),
-        PresetKind::Header(_) | PresetKind::PublicKey(_) | PresetKind::BasicAuth => None,
+        PresetKind::Header(_)
+        | PresetKind::PublicKey(_)
+        | PresetKind::BasicAuth
+        | PresetKind::ClientState => None,
     }
 }
 
@@ -796,7 +820,10 @@ pub fn public_key_preset(name: &str) -> Option<PublicKeySpec> {
     }
     match (row.verify)() {
         PresetKind::PublicKey(spec) => Some(spec),
-        PresetKind::Hmac(_) | PresetKind::Header(_) | PresetKind::BasicAuth => None,
+        PresetKind::Hmac(_)
+        | PresetKind::Header(_)
+        | PresetKind::BasicAuth
+        | PresetKind::ClientState => None,
     }
 }
 
@@ -894,6 +921,7 @@ fn standard_webhooks(prefix: &str) -> SignatureSource {
 }
 
 pub mod describe;
+pub mod samples;
 
 #[cfg(test)]
 mod derived_tests;

@@ -24,6 +24,9 @@ pub enum RequestError {
     BodyTimeout,
     #[error("the request body could not be read")]
     BadBody,
+    /// A handshake's challenge is missing, repeated or too long.
+    #[error("the handshake's challenge is missing or too long")]
+    BadChallenge,
     #[error("verification failed: {0}")]
     Unauthorized(VerifyError),
     #[error("the upstream could not be reached")]
@@ -63,7 +66,7 @@ impl RequestError {
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            RequestError::BadBody => StatusCode::BAD_REQUEST,
+            RequestError::BadBody | RequestError::BadChallenge => StatusCode::BAD_REQUEST,
             RequestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RequestError::UpstreamUnavailable | RequestError::UpstreamResponseTooLarge => {
                 StatusCode::BAD_GATEWAY
@@ -87,6 +90,7 @@ impl RequestError {
             RequestError::TooLarge => "payload_too_large",
             RequestError::BodyTimeout => "request_timeout",
             RequestError::BadBody => "bad_request",
+            RequestError::BadChallenge => "bad_challenge",
             RequestError::Unauthorized(e) => e.code(),
             RequestError::UpstreamUnavailable => "upstream_unavailable",
             RequestError::UpstreamResponseTooLarge => "upstream_response_too_large",
@@ -106,7 +110,7 @@ impl RequestError {
             RequestError::MethodNotAllowed => Outcome::MethodNotAllowed,
             RequestError::TooLarge => Outcome::TooLarge,
             RequestError::BodyTimeout => Outcome::Timeout,
-            RequestError::BadBody => Outcome::BadRequest,
+            RequestError::BadBody | RequestError::BadChallenge => Outcome::BadRequest,
             RequestError::Unauthorized(_) => Outcome::Unauthorized,
             RequestError::UpstreamUnavailable | RequestError::UpstreamResponseTooLarge => {
                 Outcome::UpstreamError
@@ -178,6 +182,7 @@ mod tests {
             RequestError::TooLarge,
             RequestError::BodyTimeout,
             RequestError::BadBody,
+            RequestError::BadChallenge,
             RequestError::Unauthorized(VerifyError::BadSignature),
             RequestError::UpstreamUnavailable,
             RequestError::UpstreamResponseTooLarge,

@@ -154,7 +154,9 @@ impl VerifySpec {
     pub fn trust(&self) -> Trust {
         match &self.kind {
             SpecKind::None => Trust::Unverified,
-            SpecKind::Header { .. } | SpecKind::ApiKey { .. } => Trust::SharedSecret,
+            SpecKind::Header { .. } | SpecKind::ApiKey { .. } | SpecKind::ClientState { .. } => {
+                Trust::SharedSecret
+            }
             SpecKind::Hmac { spec, .. } => Trust::Signed(Coverage::of_hmac(spec)),
             SpecKind::PublicKey { spec, .. } => Trust::Signed(Coverage::of_public_key(spec)),
         }

@@ -15,6 +15,7 @@
 //! Scheme families live one per file; providers are data in
 //! [`crate::presets`], which builds on this module (never the reverse).
 
+mod client_state;
 pub mod coverage;
 mod hmac;
 pub mod pointer;
@@ -89,6 +90,9 @@ pub enum SpecKind {
         spec: PublicKeySpec,
         keys: Vec<PublicKey>,
     },
+    /// Microsoft Graph: every notification's `clientState` in the body
+    /// equals one of the secrets (`client_state.rs`).
+    ClientState { secrets: Vec<SecretString> },
 }
 
 impl VerifySpec {
@@ -97,7 +101,8 @@ impl VerifySpec {
             SpecKind::None => 0,
             SpecKind::Header { secrets, .. }
             | SpecKind::ApiKey { secrets, .. }
-            | SpecKind::Hmac { secrets, .. } => secrets.len(),
+            | SpecKind::Hmac { secrets, .. }
+            | SpecKind::ClientState { secrets } => secrets.len(),
             SpecKind::PublicKey { keys, .. } => keys.len(),
         }
     }
@@ -165,6 +170,10 @@ impl VerifySpec {
                 self.scheme,
                 spec.describe()
             ),
+            SpecKind::ClientState { .. } => format!(
+                "{}: every value[].clientState in the body equals one of {secrets} secret(s)",
+                self.scheme
+            ),
         }
     }
 }
@@ -221,6 +230,7 @@ pub enum Verifier {
     SharedSecret(shared_secret::SharedSecretVerifier),
     Hmac(hmac::HmacVerifier),
     PublicKey(public_key::PublicKeyVerifier),
+    ClientState(client_state::ClientStateVerifier),
 }
 
 impl Verifier {
@@ -254,6 +264,9 @@ impl Verifier {
             SpecKind::PublicKey { spec, keys } => {
                 Verifier::PublicKey(PublicKeyVerifier::new(spec.clone(), keys))
             }
+            SpecKind::ClientState { secrets } => {
+                Verifier::ClientState(client_state::ClientStateVerifier::new(secrets))
+            }
         }
     }
 
@@ -278,6 +291,7 @@ impl Verifier {
             Verifier::SharedSecret(v) => v.verify(req.headers),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::PublicKey(v) => v.verify(req),
+            Verifier::ClientState(v) => v.verify(req.body),
         }
     }
 }

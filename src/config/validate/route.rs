@@ -6,12 +6,14 @@ use super::super::{ConfigError, RateLimit, Route};
 use super::{dedup, destinations, events, verify, At};
 
 pub fn route(at: &At, raw: RawRoute) -> Result<Route, ConfigError> {
-    let Some(raw_verify) = raw.verify else {
+    let Some(mut raw_verify) = raw.verify else {
         return Err(at.field("verify").error(
             "every route needs `verify`; to accept unverified requests write `verify: { scheme: none }`",
         ));
     };
+    let raw_token = raw_verify.verify_token.take();
     let (verify, preset) = verify::verify(&at.field("verify"), raw_verify)?;
+    let verify_token = verify::verify_token(&at.field("verify"), raw_token, preset.as_ref())?;
     let ack = raw.ack.map_or(Route::DEFAULT_ACK, Parsed::into_inner);
     let dedup = dedup::dedup(&at.field("dedup"), raw.dedup, &verify)?;
     let events = events::events(&at.field("events"), raw.events, preset.as_ref())?;
@@ -21,6 +23,7 @@ pub fn route(at: &At, raw: RawRoute) -> Result<Route, ConfigError> {
         name: raw.name.0 .0,
         path: raw.path.0 .0,
         verify,
+        verify_token,
         ack,
         ack_status: raw.ack_status.map_or(Route::DEFAULT_ACK_STATUS, |s| s.0),
         max_pending: raw

@@ -106,6 +106,24 @@ pub fn verify(at: &At, mut raw: RawVerify) -> Result<(VerifySpec, Option<Preset>
     Ok((VerifySpec { scheme, kind }, preset))
 }
 
+/// Meta's `verify_token`: only for a preset that answers Meta's
+/// subscription `GET`.
+pub fn verify_token(
+    at: &At,
+    raw: Option<Secret>,
+    preset: Option<&Preset>,
+) -> Result<Option<secrecy::SecretString>, ConfigError> {
+    let Some(Secret(token)) = raw else {
+        return Ok(None);
+    };
+    if preset.and_then(|p| p.handshake) != Some(crate::events::Handshake::MetaSubscription) {
+        return Err(at.field("verify_token").error(
+            "applies only to the meta, whatsapp and instagram schemes (Meta's subscription GET)",
+        ));
+    }
+    Ok(Some(token))
+}
+
 /// The fields a preset leaves to the route: its secrets or keys, and
 /// `tolerance` and `public_url` where its signature uses them.
 fn preset_fields(preset: Option<&Preset>, has_public_key_form: bool) -> Vec<&'static str> {
@@ -242,6 +260,11 @@ fn preset_kind(
                 presented: Presented::Basic,
                 secrets,
             });
+        }
+        PresetKind::ClientState => {
+            return Ok(SpecKind::ClientState {
+                secrets: secrets(at, raw.secrets)?,
+            })
         }
         PresetKind::Hmac(spec) => spec,
         PresetKind::PublicKey(_) => unreachable!("public-key presets are handled by the caller"),

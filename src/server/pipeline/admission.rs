@@ -11,6 +11,7 @@ use super::client_address::client_address;
 use super::route::RouteState;
 use super::Answer;
 use crate::config::Config;
+use crate::events::Refusal;
 use crate::server::error::RequestError;
 use crate::telemetry::Outcome;
 use crate::verify::SignedRequest;
@@ -52,9 +53,32 @@ impl Admission {
     }
 }
 
+/// A handshake answered before the body is read: one in the query string
+/// (Meta, Dropbox, Microsoft Graph; see [`crate::events::challenge`]) or
+/// Okta's verified `GET` challenge; `None` for any other request.
+pub(super) fn handshake<B>(
+    route: &RouteState,
+    request: &Request<B>,
+    peer: SocketAddr,
+) -> Option<Result<Answer, RequestError>> {
+    if let Some(query) = route.events.query_handshake() {
+        let answer = query.answer(request.method(), request.uri().query())?;
+        return Some(match answer {
+            Ok(response) => Ok((Outcome::AckOnly, response)),
+            Err(Refusal::Forbidden) => {
+                // Never the token itself.
+                tracing::info!(route = %route.name(), %peer, "subscription refused: hub.mode is not subscribe, or the verify token is missing or wrong");
+                Err(RequestError::Forbidden)
+            }
+            Err(Refusal::BadChallenge) => Err(RequestError::BadChallenge),
+        });
+    }
+    get_challenge(route, request, peer)
+}
+
 /// A sender's `GET` challenge (Okta), verified like any request (with an
 /// empty body) before it is answered; `None` for any other request.
-pub(super) fn get_challenge<B>(
+fn get_challenge<B>(
     route: &RouteState,
     request: &Request<B>,
     peer: SocketAddr,
@@ -77,23 +101,24 @@ pub(super) fn get_challenge<B>(
     }))
 }
 
-/// The route's own rules: webhooks are `POST`s, from an address in the
-/// route's `allow_ips` when it has any. An unknown client (see
-/// [`client_address`]) is in no allowlist.
-pub(super) fn admit(
-    route: &RouteState,
-    method: &Method,
-    client: Option<IpAddr>,
-) -> Result<(), RequestError> {
-    if method != Method::POST {
-        return Err(RequestError::MethodNotAllowed);
-    }
+/// The route's allowlist: an address in the route's `allow_ips` when it
+/// has any. An unknown client (see [`client_address`]) is in no allowlist.
+/// Checked before any handshake is answered, too.
+pub(super) fn allowed(route: &RouteState, client: Option<IpAddr>) -> Result<(), RequestError> {
     let allowed = &route.route.allow_ips;
     let listed = |ip: &IpAddr| allowed.iter().any(|net| net.contains(ip));
     if !allowed.is_empty() && !client.as_ref().is_some_and(listed) {
         let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         tracing::info!(route = %route.name(), %client, "sender address not allowed");
         return Err(RequestError::Forbidden);
+    }
+    Ok(())
+}
+
+/// Webhooks are `POST`s.
+pub(super) fn admit(method: &Method) -> Result<(), RequestError> {
+    if method != Method::POST {
+        return Err(RequestError::MethodNotAllowed);
     }
     Ok(())
 }

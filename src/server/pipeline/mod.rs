@@ -2,8 +2,9 @@
 //! phases, in this order, each in its own file (see [`Gateway::handle`]):
 //!
 //! 1. admission (`admission.rs`, `client_address.rs`): the route for the
-//!    path, the client's address, the concurrency limit, the method (a
-//!    verified `GET` challenge is answered here) and the allowlist;
+//!    path, the client's address, the concurrency limit, the allowlist,
+//!    the handshakes answered before any body (Okta's verified `GET`,
+//!    Meta's, Dropbox's and Graph's in the query string) and the method;
 //! 2. bounded body (`body.rs`): size, timeout, minimum rate;
 //! 3. verification (`verification.rs`): the route's verifier, then its
 //!    rate limit;
@@ -153,10 +154,11 @@ impl Gateway {
         // 1. Admission, continued: shed load, then the cheap refusals,
         // before a body is read.
         let _permit = self.admission.permit()?;
-        if let Some(answer) = admission::get_challenge(route, &request, peer) {
+        admission::allowed(route, client)?;
+        if let Some(answer) = admission::handshake(route, &request, peer) {
             return answer;
         }
-        admission::admit(route, request.method(), client)?;
+        admission::admit(request.method())?;
 
         // 2. The bounded body.
         let (parts, body) = request.into_parts();

@@ -28,7 +28,8 @@ impl RouteState {
             label: HeaderValue::from_str(&route.name).expect("route names are validated"),
             verifier: Verifier::new(&route.verify),
             limiter: verification::rate_limiter(route),
-            events: Events::new(&route.events, &route.verify),
+            events: Events::new(&route.events, &route.verify)
+                .with_verify_token(route.verify_token.as_ref()),
             deliver,
             route: route.clone(),
         }
