@@ -584,6 +584,7 @@ name() {
     6) echo "6 async, fsync on, $BACKLOG backlog" ;;
     7) echo "7 sync, local dedup, $DEDUP_SMALL keys stored" ;;
     8) echo "8 async, PostgreSQL store" ;;
+    9) echo "9 async, fan-out: HTTP + NATS + RabbitMQ" ;;
   esac
 }
 
@@ -618,9 +619,9 @@ case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 8 "*|*" 9 "*)
   echo
   echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
   echo
-  echo "| scenario | round | acked | delivered (distinct ids at upstream) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
+  echo "| scenario | round | acked | delivered (distinct ids at upstream; 9: the least of HTTP, stream, queue) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6 || $1 == 8) {
+  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6 || $1 == 8 || $1 == 9) {
       rate = ($12 > 0) ? sprintf("%.0f", $16 / $12) : "-"
       check = ($14 == "") ? "not checked" : ($13 == $14 ? $14 : $14 " MISMATCH")
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $13, check, $16, $12, rate, $17, $18
