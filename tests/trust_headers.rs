@@ -176,8 +176,15 @@ async fn forward_headers_keep_only_the_listed_sender_headers() {
     let expected: BTreeSet<String> = base.iter().map(|s| s.to_string()).collect();
     assert_eq!(names(&sync), expected);
     let mut expected_async = expected.clone();
-    expected_async.extend(["hookgate-attempt".into(), "hookgate-delivery-id".into()]);
+    // A delivery also says which attempt it is, its id, and the event type
+    // the route read (TruTac's TT-Hook-Event).
+    expected_async.extend([
+        "hookgate-attempt".into(),
+        "hookgate-delivery-id".into(),
+        "hookgate-event-type".into(),
+    ]);
     assert_eq!(names(&delivered), expected_async);
+    assert_eq!(delivered.headers["hookgate-event-type"], "clocking");
     for r in [&sync, &delivered] {
         assert_eq!(r.headers["tt-hook-event"], "clocking");
         assert_eq!(r.headers["x-source"], "hookgate");
