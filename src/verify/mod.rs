@@ -17,6 +17,7 @@
 
 pub mod coverage;
 mod hmac;
+pub mod jwt;
 pub mod pointer;
 mod public_key;
 mod shared_secret;
@@ -33,6 +34,7 @@ pub use self::coverage::{Coverage, Trust};
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };
+pub use self::jwt::{JwksSource, JwtAlgorithm, JwtKey, JwtSpec};
 /// Signature checks made on this thread (tests of the public-key presets).
 #[cfg(test)]
 pub(crate) use self::public_key::KEY_CHECKS;
@@ -89,6 +91,9 @@ pub enum SpecKind {
         spec: PublicKeySpec,
         keys: Vec<PublicKey>,
     },
+    /// A signed JSON Web Token, checked with inline keys (HS256 secrets,
+    /// JWKs) and/or the keys of a JWKS URL.
+    Jwt { spec: JwtSpec, keys: Vec<JwtKey> },
 }
 
 impl VerifySpec {
@@ -99,6 +104,7 @@ impl VerifySpec {
             | SpecKind::ApiKey { secrets, .. }
             | SpecKind::Hmac { secrets, .. } => secrets.len(),
             SpecKind::PublicKey { keys, .. } => keys.len(),
+            SpecKind::Jwt { keys, .. } => keys.len(),
         }
     }
 
@@ -165,6 +171,11 @@ impl VerifySpec {
                 self.scheme,
                 spec.describe()
             ),
+            SpecKind::Jwt { spec, .. } => format!(
+                "{}: {}, {secrets} inline key(s)",
+                self.scheme,
+                spec.describe()
+            ),
         }
     }
 }
@@ -193,15 +204,24 @@ pub enum VerifyError {
     MalformedSignature,
     #[error("the signed timestamp is outside the accepted window")]
     StaleTimestamp,
+    #[error("the token's claims are not accepted")]
+    BadClaims,
+    #[error("no key with the token's key id")]
+    UnknownKey,
+    #[error("the sender's keys could not be loaded")]
+    KeysUnavailable,
 }
 
 impl VerifyError {
-    pub const ALL: [VerifyError; 5] = [
+    pub const ALL: [VerifyError; 8] = [
         VerifyError::MissingCredentials,
         VerifyError::BadCredentials,
         VerifyError::BadSignature,
         VerifyError::MalformedSignature,
         VerifyError::StaleTimestamp,
+        VerifyError::BadClaims,
+        VerifyError::UnknownKey,
+        VerifyError::KeysUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -211,6 +231,9 @@ impl VerifyError {
             VerifyError::BadSignature => "bad_signature",
             VerifyError::MalformedSignature => "malformed_signature",
             VerifyError::StaleTimestamp => "stale_timestamp",
+            VerifyError::BadClaims => "bad_claims",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -221,6 +244,7 @@ pub enum Verifier {
     SharedSecret(shared_secret::SharedSecretVerifier),
     Hmac(hmac::HmacVerifier),
     PublicKey(public_key::PublicKeyVerifier),
+    Jwt(jwt::JwtVerifier),
 }
 
 impl Verifier {
@@ -254,6 +278,19 @@ impl Verifier {
             SpecKind::PublicKey { spec, keys } => {
                 Verifier::PublicKey(PublicKeyVerifier::new(spec.clone(), keys))
             }
+            SpecKind::Jwt { spec, keys } => {
+                Verifier::Jwt(jwt::JwtVerifier::new(spec.clone(), keys))
+            }
+        }
+    }
+
+    /// Loads what verifying this request needs from the network (a JWT
+    /// route's JWKS keys), when due; a no-op for every other scheme. The
+    /// request path awaits it just before [`Verifier::verify_request`],
+    /// which never waits.
+    pub async fn prepare(&self, headers: &HeaderMap) {
+        if let Verifier::Jwt(v) = self {
+            v.prepare(headers).await;
         }
     }
 
@@ -278,6 +315,7 @@ impl Verifier {
             Verifier::SharedSecret(v) => v.verify(req.headers),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::PublicKey(v) => v.verify(req),
+            Verifier::Jwt(v) => v.verify(req),
         }
     }
 }

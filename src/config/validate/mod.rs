@@ -5,6 +5,7 @@
 mod dedup;
 mod events;
 mod hmac;
+mod jwt;
 mod keys;
 mod route;
 mod sections;
