@@ -222,12 +222,17 @@ pub fn check(
         now,
     };
     let verifier = Verifier::new(&route.verify);
-    // A JWT route's JWKS keys are fetched, as the gateway would.
-    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        runtime.block_on(verifier.prepare(&request.headers));
+    // A JWT route's JWKS keys are fetched, as the gateway would (on a
+    // runtime of its own: this command is synchronous).
+    let fetches_keys =
+        matches!(&route.verify.kind, SpecKind::Jwt { spec, .. } if spec.jwks.is_some());
+    if fetches_keys && tokio::runtime::Handle::try_current().is_err() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(verifier.prepare(&request.headers));
+        }
     }
     let verified = match verifier.verify_request(&signed) {
         Ok(v) => v,

@@ -569,3 +569,58 @@ fn config_errors_name_the_field_and_say_what_is_wrong() {
         assert!(!error.contains("a-secret-value"), "{error}");
     }
 }
+
+/// `hookgate verify` on a captured request: the exit code and the output.
+fn verify_cli(config: &std::path::Path, token: &str) -> (i32, String) {
+    let request = config.with_file_name("request.http");
+    std::fs::write(
+        &request,
+        format!("POST /r HTTP/1.1\r\nHost: hooks.example.com\r\nAuthorization: Bearer {token}\r\nContent-Length: 2\r\n\r\n{{}}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["verify", "--config"])
+        .arg(config)
+        .args(["--route", "r", "--request"])
+        .arg(&request)
+        .env_remove("HOOKGATE_CONFIG")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookgate_verify_fetches_the_jwks_and_names_the_failed_check() {
+    let key = Key::ec("e1");
+    let keys = KeyServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "routes:\n  - name: r\n    path: /r\n    ack: sync\n    verify: {}\n    upstream: {{ url: \"http://127.0.0.1:1/\" }}\n",
+            pubsub_verify(&keys.url(), "ES256")
+        ),
+    )
+    .unwrap();
+    let genuine = key.token(&pubsub_claims());
+    let mut claims = pubsub_claims();
+    claims["aud"] = json!("https://someone-else.example/");
+    let misaddressed = key.token(&claims);
+    // The key server runs on this runtime's other worker meanwhile.
+    let (ok, refused) = tokio::task::spawn_blocking(move || {
+        (
+            verify_cli(&config, &genuine),
+            verify_cli(&config, &misaddressed),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.0, 0, "{}", ok.1);
+    assert!(ok.1.contains("key #0"), "{}", ok.1);
+    assert_ne!(refused.0, 0, "{}", refused.1);
+    assert!(refused.1.contains("bad_claims"), "{}", refused.1);
+    assert_eq!(keys.fetches(), 2);
+}
