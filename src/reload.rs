@@ -392,6 +392,7 @@ pub fn sensitive_headers(config: &Config) -> Vec<HeaderName> {
                 names.extend(spec.sources.iter().map(|s| s.header.clone()))
             }
             SpecKind::PublicKey { spec, .. } => names.push(spec.header.clone()),
+            SpecKind::Jwt { spec, .. } => names.push(spec.header.clone()),
             SpecKind::None | SpecKind::ClientState { .. } => {}
         }
     }

@@ -67,6 +67,10 @@ pub fn signable(route: &Route) -> Result<(), SignError> {
             route: route.name.clone(),
             algorithm: spec.algorithm.as_str(),
         }),
+        SpecKind::Jwt { .. } => Err(SignError::PublicKey {
+            route: route.name.clone(),
+            algorithm: "JWT",
+        }),
     }
 }
 

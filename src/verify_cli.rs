@@ -222,6 +222,18 @@ pub fn check(
         now,
     };
     let verifier = Verifier::new(&route.verify);
+    // A JWT route's JWKS keys are fetched, as the gateway would (on a
+    // runtime of its own: this command is synchronous).
+    let fetches_keys =
+        matches!(&route.verify.kind, SpecKind::Jwt { spec, .. } if spec.jwks.is_some());
+    if fetches_keys && tokio::runtime::Handle::try_current().is_err() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(verifier.prepare(&request.headers));
+        }
+    }
     let verified = match verifier.verify_request(&signed) {
         Ok(v) => v,
         Err(e) => {
@@ -301,6 +313,12 @@ fn explain(route: &Route, request: &Captured, error: VerifyError, now: SystemTim
                 secrets.len()
             )],
         },
+        SpecKind::Jwt { spec, .. } => vec![format!(
+            "FAIL {}: {} (expected: {})",
+            error.code(),
+            error,
+            spec.describe()
+        )],
         SpecKind::None => vec![format!("FAIL {}", error)],
     }
 }
@@ -355,7 +373,10 @@ fn explain_hmac(
             source.map(|s| (&s.header, s.separator.as_deref())),
             now,
         )),
-        VerifyError::BadCredentials => out.push(format!("FAIL {}", error)),
+        VerifyError::BadCredentials
+        | VerifyError::BadClaims
+        | VerifyError::UnknownKey
+        | VerifyError::KeysUnavailable => out.push(format!("FAIL {}", error)),
     }
     out
 }

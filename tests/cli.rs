@@ -39,6 +39,8 @@ fn check_passes_on_the_example_and_prints_routes_without_secrets() {
         "trutac POST /hooks/trutac",
         "timify POST /hooks/timify",
         "partner POST /hooks/partner",
+        "pubsub POST /hooks/pubsub",
+        "RS256 token in authorization, keys from https://www.googleapis.com/oauth2/v3/certs",
         "TT-Hook-Signature",
         "x-timify-secret",
     ] {

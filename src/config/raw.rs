@@ -283,6 +283,38 @@ pub struct RawVerify {
     /// Meta's verify token, for its subscription `GET` (meta, whatsapp,
     /// instagram).
     pub verify_token: Option<Secret>,
+    // `scheme: jwt` (src/config/validate/jwt.rs)
+    pub algorithms: Option<Vec<String>>,
+    /// Public keys as JWKs; parsed in validation, which names the bad one.
+    pub keys: Option<Vec<serde_json::Value>>,
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: Option<Parsed<Duration>>,
+    pub jwks_min_refetch: Option<Parsed<Duration>>,
+    pub jwks_timeout: Option<Parsed<Duration>>,
+    pub issuer: Option<OneOrMany>,
+    pub audience: Option<OneOrMany>,
+    pub required_claims: Option<Vec<String>>,
+    pub claims: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub leeway: Option<Parsed<Duration>>,
+    pub max_age: Option<Parsed<Duration>>,
+    pub body_sha256_claim: Option<String>,
+}
+
+/// A string or a list of strings (`issuer`, `audience`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

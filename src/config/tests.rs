@@ -69,7 +69,10 @@ fn shipped_example_config_is_valid() {
         .unwrap();
     let c = Config::from_yaml(&text, &HashMap::new()).unwrap();
     let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["trutac", "timify", "timekit", "partner", "stripe"]);
+    assert_eq!(
+        names,
+        ["trutac", "timify", "timekit", "partner", "stripe", "pubsub"]
+    );
     assert_eq!(c.route("timekit").unwrap().ack, AckMode::Async);
     // It passes without giving up replay protection, and warns of nothing.
     for route in &c.routes {

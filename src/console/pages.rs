@@ -175,8 +175,9 @@ const SERIES: [Series; 4] = [
 ];
 
 /// The rejected bar is stacked by reason, in [`VerifyError::ALL`] order.
-const REASON_COLOURS: [&str; VerifyError::ALL.len()] =
-    ["#fb923c", "#f87171", "#dc2626", "#7f1d1d", "#facc15"];
+const REASON_COLOURS: [&str; VerifyError::ALL.len()] = [
+    "#fb923c", "#f87171", "#dc2626", "#7f1d1d", "#facc15", "#a16207", "#c026d3", "#64748b",
+];
 
 /// The last hour as an inline SVG bar chart: per minute, one bar per
 /// series side by side, the rejected one stacked by reason (nothing is

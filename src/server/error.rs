@@ -67,6 +67,11 @@ impl RequestError {
             RequestError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::BadBody | RequestError::BadChallenge => StatusCode::BAD_REQUEST,
+            // The sender's keys could not be fetched: nothing says the
+            // request is forged, so the sender is asked to retry.
+            RequestError::Unauthorized(VerifyError::KeysUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             RequestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RequestError::UpstreamUnavailable | RequestError::UpstreamResponseTooLarge => {
                 StatusCode::BAD_GATEWAY

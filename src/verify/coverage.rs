@@ -159,6 +159,19 @@ impl VerifySpec {
             }
             SpecKind::Hmac { spec, .. } => Trust::Signed(Coverage::of_hmac(spec)),
             SpecKind::PublicKey { spec, .. } => Trust::Signed(Coverage::of_public_key(spec)),
+            // A token that does not sign the body is a bearer credential:
+            // whoever captured one request can send it with another body
+            // until it expires.
+            SpecKind::Jwt { spec, .. } => match spec.body_sha256_claim {
+                None => Trust::SharedSecret,
+                Some(_) => Trust::Signed(Coverage {
+                    body: true,
+                    form: true,
+                    url: false,
+                    headers: Vec::new(),
+                    json: Vec::new(),
+                }),
+            },
         }
     }
 }

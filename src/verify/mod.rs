@@ -18,6 +18,7 @@
 mod client_state;
 pub mod coverage;
 mod hmac;
+pub mod jwt;
 pub mod pointer;
 mod public_key;
 mod shared_secret;
@@ -34,6 +35,7 @@ pub use self::coverage::{Coverage, Trust};
 pub use self::hmac::{
     Algorithm, BadSecret, Encoding, HmacSpec, HmacVerifier, SecretEncoding, SignatureSource,
 };
+pub use self::jwt::{JwksSource, JwtAlgorithm, JwtKey, JwtSpec};
 /// Signature checks made on this thread (tests of the public-key presets).
 #[cfg(test)]
 pub(crate) use self::public_key::KEY_CHECKS;
@@ -93,6 +95,9 @@ pub enum SpecKind {
     /// Microsoft Graph: every notification's `clientState` in the body
     /// equals one of the secrets (`client_state.rs`).
     ClientState { secrets: Vec<SecretString> },
+    /// A signed JSON Web Token, checked with inline keys (HS256 secrets,
+    /// JWKs) and/or the keys of a JWKS URL.
+    Jwt { spec: JwtSpec, keys: Vec<JwtKey> },
 }
 
 impl VerifySpec {
@@ -104,6 +109,7 @@ impl VerifySpec {
             | SpecKind::Hmac { secrets, .. }
             | SpecKind::ClientState { secrets } => secrets.len(),
             SpecKind::PublicKey { keys, .. } => keys.len(),
+            SpecKind::Jwt { keys, .. } => keys.len(),
         }
     }
 
@@ -174,6 +180,11 @@ impl VerifySpec {
                 "{}: every value[].clientState in the body equals one of {secrets} secret(s)",
                 self.scheme
             ),
+            SpecKind::Jwt { spec, .. } => format!(
+                "{}: {}, {secrets} inline key(s)",
+                self.scheme,
+                spec.describe()
+            ),
         }
     }
 }
@@ -202,15 +213,24 @@ pub enum VerifyError {
     MalformedSignature,
     #[error("the signed timestamp is outside the accepted window")]
     StaleTimestamp,
+    #[error("the token's claims are not accepted")]
+    BadClaims,
+    #[error("no key with the token's key id")]
+    UnknownKey,
+    #[error("the sender's keys could not be loaded")]
+    KeysUnavailable,
 }
 
 impl VerifyError {
-    pub const ALL: [VerifyError; 5] = [
+    pub const ALL: [VerifyError; 8] = [
         VerifyError::MissingCredentials,
         VerifyError::BadCredentials,
         VerifyError::BadSignature,
         VerifyError::MalformedSignature,
         VerifyError::StaleTimestamp,
+        VerifyError::BadClaims,
+        VerifyError::UnknownKey,
+        VerifyError::KeysUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -220,6 +240,9 @@ impl VerifyError {
             VerifyError::BadSignature => "bad_signature",
             VerifyError::MalformedSignature => "malformed_signature",
             VerifyError::StaleTimestamp => "stale_timestamp",
+            VerifyError::BadClaims => "bad_claims",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -231,6 +254,7 @@ pub enum Verifier {
     Hmac(hmac::HmacVerifier),
     PublicKey(public_key::PublicKeyVerifier),
     ClientState(client_state::ClientStateVerifier),
+    Jwt(jwt::JwtVerifier),
 }
 
 impl Verifier {
@@ -267,6 +291,19 @@ impl Verifier {
             SpecKind::ClientState { secrets } => {
                 Verifier::ClientState(client_state::ClientStateVerifier::new(secrets))
             }
+            SpecKind::Jwt { spec, keys } => {
+                Verifier::Jwt(jwt::JwtVerifier::new(spec.clone(), keys))
+            }
+        }
+    }
+
+    /// Loads what verifying this request needs from the network (a JWT
+    /// route's JWKS keys), when due; a no-op for every other scheme. The
+    /// request path awaits it just before [`Verifier::verify_request`],
+    /// which never waits.
+    pub async fn prepare(&self, headers: &HeaderMap) {
+        if let Verifier::Jwt(v) = self {
+            v.prepare(headers).await;
         }
     }
 
@@ -292,6 +329,7 @@ impl Verifier {
             Verifier::Hmac(v) => v.verify(req),
             Verifier::PublicKey(v) => v.verify(req),
             Verifier::ClientState(v) => v.verify(req.body),
+            Verifier::Jwt(v) => v.verify(req),
         }
     }
 }

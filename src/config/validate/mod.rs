@@ -6,6 +6,7 @@ mod dedup;
 mod destinations;
 mod events;
 mod hmac;
+mod jwt;
 mod keys;
 mod route;
 mod sections;

@@ -8,7 +8,7 @@ use super::super::leaf::{unknown, Parsed, Secret};
 use super::super::raw::RawVerify;
 use super::super::ConfigError;
 use super::keys::{check_secrets_decode, public_keys, secrets};
-use super::{hmac, At};
+use super::{hmac, jwt, At};
 use crate::presets::{self, Preset, PresetKind};
 use crate::verify::template::Part;
 use crate::verify::{HmacSpec, Presented, PublicKeySpec, SpecKind, VerifySpec};
@@ -45,10 +45,11 @@ pub fn verify(at: &At, mut raw: RawVerify) -> Result<(VerifySpec, Option<Preset>
         "none" => &[],
         "header" | "api_key" => &["header", "secrets"],
         "hmac" => GENERIC_HMAC,
+        "jwt" => jwt::FIELDS,
         _ if preset.is_some() => &preset_fields,
         other => {
             let expected = format!(
-                "expected one of none, header, api_key, hmac, {}",
+                "expected one of none, header, api_key, hmac, jwt, {}",
                 presets::NAMES.join(", ")
             );
             return Err(at
@@ -66,6 +67,7 @@ pub fn verify(at: &At, mut raw: RawVerify) -> Result<(VerifySpec, Option<Preset>
     let kind = match (public_key_form, scheme.as_str()) {
         (true, _) => public_key_kind(at, raw, public_key_spec, tolerance)?,
         (false, "none") => SpecKind::None,
+        (false, "jwt") => jwt::kind(at, raw)?,
         (false, "header") => SpecKind::Header {
             presented: Presented::Verbatim,
             header: raw
@@ -173,6 +175,19 @@ fn check_given(
         ("public_url", raw.public_url.is_some()),
         ("secrets", raw.secrets.is_some()),
         ("public_keys", raw.public_keys.is_some()),
+        ("algorithms", raw.algorithms.is_some()),
+        ("keys", raw.keys.is_some()),
+        ("jwks_url", raw.jwks_url.is_some()),
+        ("jwks_refresh", raw.jwks_refresh.is_some()),
+        ("jwks_min_refetch", raw.jwks_min_refetch.is_some()),
+        ("jwks_timeout", raw.jwks_timeout.is_some()),
+        ("issuer", raw.issuer.is_some()),
+        ("audience", raw.audience.is_some()),
+        ("required_claims", raw.required_claims.is_some()),
+        ("claims", raw.claims.is_some()),
+        ("leeway", raw.leeway.is_some()),
+        ("max_age", raw.max_age.is_some()),
+        ("body_sha256_claim", raw.body_sha256_claim.is_some()),
     ];
     let Some((field, _)) = given
         .into_iter()

@@ -166,6 +166,7 @@ impl Gateway {
 
         // 3. Verification; only then the rate limit, so that unsigned
         // requests cannot spend the genuine sender's budget.
+        route.verifier.prepare(&parts.headers).await;
         let verified = route.verify(&verification::signed_post(&parts, &body), peer)?;
         route.charge_rate_limit()?;
 
