@@ -79,18 +79,6 @@ CREATE INDEX deliveries_order ON deliveries (route, destination, order_key, rece
 CREATE INDEX deliveries_event ON deliveries (event_id);
 ",
     ),
-    (
-        3,
-        // The body and headers out of the row that leases and records
-        // rewrite: an UPDATE keeps the TOAST pointer, so each lease and
-        // record writes a small row to the WAL instead of the whole event
-        // (WAL that the next durable commit, an append's, must flush).
-        "
-ALTER TABLE deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
-ALTER TABLE deliveries ALTER COLUMN headers SET STORAGE EXTERNAL;
-ALTER TABLE deliveries SET (toast_tuple_target = 128);
-",
-    ),
 ];
 
 /// Creates the schema if needed and applies the migrations it lacks.
