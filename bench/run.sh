@@ -464,6 +464,10 @@ check_delivery() {
 profile_hookgate() { # scenario: one extra, unmeasured run under perf
   local s=$1 d
   d=$(secs "$DURATION")
+  if [ "$s" = 9 ]; then
+    FANOUT="bench_fanout_perf_$$"
+    $BROKERS setup "$FANOUT"
+  fi
   start_hookgate "$s"
   : >"$WORK/upstream/delivered.log"
   log "scenario $s: profiling hookgate (perf, ${d}s)"
@@ -472,8 +476,9 @@ profile_hookgate() { # scenario: one extra, unmeasured run under perf
   local perf_pid=$!
   run_wrk "$HG_PORT" "s$s-perf" >/dev/null
   wait "$perf_pid" || true
-  [ "$s" = 4 ] || [ "$s" = 5 ] && check_delivery >/dev/null
+  [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 9 ] && check_delivery >/dev/null
   stop_hookgate
+  [ "$s" = 9 ] && $BROKERS teardown "$FANOUT"
   local sort
   for sort in comm dso dso,symbol comm,symbol; do
     echo "== by $sort"
