@@ -33,11 +33,11 @@ use crate::store::{now_ms, Db, Durability};
 /// delivery pending at the same destination (leased, or waiting for its
 /// retry) is not due.
 const IN_ORDER: &str = "(d.order_key IS NULL OR NOT EXISTS (
-    SELECT 1 FROM deliveries earlier
-    WHERE earlier.route = d.route AND earlier.destination = d.destination
-      AND earlier.order_key = d.order_key AND earlier.state = 'pending'
-      AND (earlier.received_at < d.received_at
-           OR (earlier.received_at = d.received_at AND earlier.event_id < d.event_id))))";
+    SELECT 1 FROM deliveries e
+    WHERE e.route = d.route AND e.destination = d.destination
+      AND e.order_key = d.order_key AND e.state = 'pending'
+      AND (e.received_at < d.received_at
+           OR (e.received_at = d.received_at AND e.event_id < d.event_id))))";
 
 /// Rows deleted per write when pruning, so requests never wait long.
 const PRUNE_BATCH: usize = 1000;
@@ -166,18 +166,17 @@ impl SpoolStore for SqliteSpoolStore {
                 }
             }
             let now = now_ms();
-            // The request once; each delivery row only what attempts change.
-            tx.prepare_cached("INSERT INTO events (id, route, received_at, query, headers, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![event_id, event.route, now, event.query, headers, &event.body[..]])?;
-            let mut insert = tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, headers, body,
+            let mut insert = tx.prepare_cached("INSERT INTO deliveries (id, route, state, received_at, attempts, next_attempt_at, query, headers, body,
                      destination, event_id, order_key, dedup_key)
-                 VALUES (?1, ?2, 'pending', ?3, 0, ?3, '', x'', ?4, ?5, ?6, ?7)")?;
+                 VALUES (?1, ?2, 'pending', ?3, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
             for delivery in &event.deliveries {
                 insert.execute(params![
                     super::delivery_id(&event_id, &delivery.destination),
                     event.route,
                     now,
+                    event.query,
+                    headers,
+                    &event.body[..],
                     delivery.destination,
                     event_id,
                     delivery.order_key,
@@ -204,9 +203,9 @@ impl SpoolStore for SqliteSpoolStore {
                 .db
                 .read(move |c| {
                     let mut stmt = c.prepare_cached(&format!(
-                        "SELECT d.id, d.received_at, d.attempts, {REQUEST}, d.event_id FROM deliveries d {WITH_EVENT}
-                         WHERE state = 'pending' AND d.route = ?1 AND destination = ?5 AND next_attempt_at <= ?2
-                           AND d.id NOT IN (SELECT value FROM json_each(?4)) AND {IN_ORDER}
+                        "SELECT id, received_at, attempts, headers, query, body, event_id FROM deliveries d
+                         WHERE state = 'pending' AND route = ?1 AND destination = ?5 AND next_attempt_at <= ?2
+                           AND id NOT IN (SELECT value FROM json_each(?4)) AND {IN_ORDER}
                          ORDER BY next_attempt_at LIMIT ?3"
                     ))?;
                     let rows = stmt.query_map(params![route, now, limit as i64, skip, destination], |r| {
@@ -312,7 +311,7 @@ impl SpoolStore for SqliteSpoolStore {
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<DeliverySummary>> {
         Box::pin(self.db.read(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {SUMMARY} FROM deliveries d
+                "SELECT {SUMMARY} FROM deliveries
                  WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2) AND (?4 IS NULL OR destination = ?4)
                  ORDER BY received_at DESC, id DESC LIMIT ?3"
             ))?;
@@ -357,20 +356,18 @@ impl SpoolStore for SqliteSpoolStore {
     fn drop_dead(&self, id: &str) -> StoreFuture<'_, Option<String>> {
         let id = id.to_string();
         Box::pin(self.db.write(move |tx| {
-            let dropped: Option<(String, String)> = tx
+            let route = tx
                 .query_row(
-                    "DELETE FROM deliveries WHERE id = ?1 AND state = 'dead' RETURNING route, coalesce(event_id, id)",
+                    "DELETE FROM deliveries WHERE id = ?1 AND state = 'dead' RETURNING route",
                     [&id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| r.get(0),
                 )
                 .optional()?;
-            let Some((route, event_id)) = dropped else {
-                return Ok(None);
-            };
-            tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?
-                .execute([&id])?;
-            drop_orphaned_events(tx, &[event_id])?;
-            Ok(Some(route))
+            if route.is_some() {
+                tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?
+                    .execute([&id])?;
+            }
+            Ok(route)
         }))
     }
 
@@ -385,13 +382,10 @@ impl SpoolStore for SqliteSpoolStore {
                                (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT ?2)")?.execute(
                             params![finished_before, PRUNE_BATCH as i64],
                         )?;
-                        let events = tx.prepare_cached("DELETE FROM deliveries WHERE id IN
-                               (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT ?2)
-                               RETURNING coalesce(event_id, id)")?
-                            .query_map(params![finished_before, PRUNE_BATCH as i64], |r| r.get(0))?
-                            .collect::<rusqlite::Result<Vec<String>>>()?;
-                        drop_orphaned_events(tx, &events)?;
-                        Ok(events.len())
+                        tx.prepare_cached("DELETE FROM deliveries WHERE id IN
+                               (SELECT id FROM deliveries WHERE state = 'delivered' AND finished_at <= ?1 LIMIT ?2)")?.execute(
+                            params![finished_before, PRUNE_BATCH as i64],
+                        )
                     })
                     .await?;
                 total += deleted;
@@ -438,13 +432,13 @@ impl SpoolStore for SqliteSpoolStore {
 fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<DeliveryDetail>> {
     let Some((summary, headers, body)) = c
         .query_row(
-            &format!("SELECT {SUMMARY}, {REQUEST} FROM deliveries d {WITH_EVENT} WHERE d.id = ?1"),
+            &format!("SELECT {SUMMARY}, headers, body FROM deliveries WHERE id = ?1"),
             [id],
             |r| {
                 Ok((
                     summary(r)?,
                     r.get::<_, String>(11)?,
-                    r.get::<_, Vec<u8>>(13)?,
+                    r.get::<_, Vec<u8>>(12)?,
                 ))
             },
         )
@@ -484,27 +478,10 @@ fn detail(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Deliver
     }))
 }
 
-/// The columns [`summary`] reads, in its order (of `deliveries d`).
+/// The columns [`summary`] reads, in its order.
 const SUMMARY: &str =
-    "d.id, d.route, d.state, d.received_at, d.attempts, d.next_attempt_at, d.last_status,
-     d.last_error, coalesce(d.event_id, d.id), d.destination, d.dedup_key";
-
-/// A delivery's request: from its event (migration 3), or from the
-/// delivery row written before: headers, query, body.
-const REQUEST: &str =
-    "coalesce(e.headers, d.headers), coalesce(e.query, d.query), coalesce(e.body, d.body)";
-const WITH_EVENT: &str = "LEFT JOIN events e ON e.id = d.event_id";
-
-/// Deletes the events of `ids` no delivery refers to any more.
-fn drop_orphaned_events(tx: &rusqlite::Transaction<'_>, ids: &[String]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "DELETE FROM events WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)",
-    )?;
-    for id in ids {
-        stmt.execute([id])?;
-    }
-    Ok(())
-}
+    "id, route, state, received_at, attempts, next_attempt_at, last_status, last_error,
+     coalesce(event_id, id), destination, dedup_key";
 
 fn summary(r: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
     let state: DeliveryState = r.get(2)?;

@@ -48,12 +48,6 @@
 //!   order_key TEXT,                  -- FIFO per key at the destination (NULL: unordered)
 //!   dedup_key TEXT                   -- the dedup key's values, for operators
 //! );
-//! -- migration 3: the request once per event; a delivery written since
-//! -- has an empty headers/body and reads them from here by event_id
-//! CREATE TABLE events (
-//!   id TEXT PRIMARY KEY, route TEXT NOT NULL, received_at INTEGER NOT NULL,
-//!   query TEXT, headers TEXT NOT NULL, body BLOB NOT NULL
-//! );
 //! CREATE TABLE attempts (
 //!   delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL,
 //!   started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
@@ -253,18 +247,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX deliveries_order ON deliveries (route, destination, order_key, received_at)
          WHERE order_key IS NOT NULL AND state = 'pending';
      CREATE INDEX deliveries_event ON deliveries (event_id);",
-    // 3: an event's request (headers, query, body) stored once, however
-    // many destinations it has; a delivery row holds only what its attempts
-    // change, so a lease or record rewrites a small row. Rows written
-    // before keep their request in the delivery row.
-    "CREATE TABLE events (
-         id TEXT PRIMARY KEY,
-         route TEXT NOT NULL,
-         received_at INTEGER NOT NULL,
-         query TEXT,
-         headers TEXT NOT NULL,
-         body BLOB NOT NULL
-     );",
 ];
 
 /// Brings the schema up to date, each step in its own transaction with
@@ -731,7 +713,7 @@ mod tests {
                     )
                 })
                 .unwrap();
-            assert_eq!(row, ("upstream".into(), "0193-old".into(), None, 3));
+            assert_eq!(row, ("upstream".into(), "0193-old".into(), None, 2));
         }
         Connection::open(&path)
             .unwrap()
