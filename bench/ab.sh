@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${ROUNDS:-2}
 WORK=${WORK:-$(mktemp -d /tmp/hookgate-ab.XXXXXX)}
 export SCENARIOS=${SCENARIOS:-"1 2 4"} DURATION=${DURATION:-8s}
-mkdir -p "$ROOT/target/release"
+mkdir -p "$ROOT/target/release" "$WORK"
 for r in $(seq 1 "$ROUNDS"); do
   for label in A B; do
     bin=$A; [ "$label" = B ] && bin=$B
