@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The brokers of bench scenario 9 (fan-out): a JetStream stream and a
+"""The brokers of bench scenario 11 (fan-out): a JetStream stream and a
 RabbitMQ exchange with one durable queue, named per round.
 
     brokers.py setup NAME     # stream NAME on subject bench.NAME; exchange and queue NAME, key "bench"

@@ -29,19 +29,19 @@
 #      with DEDUP_SMALL (1,000): each round runs nginx, then hookgate on
 #      both stores (order alternating by round), each store copied fresh
 #      from one made once by seed_dedup.py. Reported as 10M / 1k ratios.
-#   8  (optional, not in the default list) ack: async on PostgreSQL
+#   10 (optional, not in the default list) ack: async on PostgreSQL
 #      (store.backend: postgres), a private
 #      cluster started for the run (initdb + pg_ctl as the postgres user,
 #      fsync and synchronous_commit on: durable, as scenario 4); the same
 #      delivery check as 4. Also reports the PostgreSQL server's CPU per
 #      event, to estimate how many replicas one primary can serve.
-#   9  (optional, not in the default list) fan-out: as 4, with three
+#   11 (optional, not in the default list) fan-out: as 4, with three
 #      destinations: the same HTTP upstream, a NATS JetStream stream and a
 #      RabbitMQ exchange with a durable queue (this machine's brokers; a
 #      stream and exchange per round, removed after). Every acked event
 #      must reach all three (the HTTP upstream's distinct ids, the
 #      stream's and the queue's message counts). Run it beside 4 for the
-#      cost of fan-out: SCENARIOS="4 9".
+#      cost of fan-out: SCENARIOS="4 11".
 # hookgate is restarted with an empty data_dir (and Redis flushed) for each
 # round, so every round's event ids are new to it.
 #
@@ -54,7 +54,7 @@
 #   BASE_PORT=18100  WORK=/tmp/hookgate-bench.XXXX  PERF=0  NO_BUILD=0
 #   HG_CONCURRENCY= (async: upstream.concurrency; unset = hookgate's default)
 #   BACKLOG=1000000 (scenario 6)  DEDUP_KEYS=10000000 DEDUP_SMALL=1000 (scenario 7)
-#   PG_POOL=16 (scenario 8: store.postgres.pool_size)
+#   PG_POOL=16 (scenario 10: store.postgres.pool_size)
 # The defaults finish in about 8 minutes on 2 cores.
 #
 # Needs nginx, wrk, redis-server (scenario 3), python3, cargo; installs the
@@ -102,10 +102,10 @@ command -v python3 >/dev/null || need+=(python3)
 case " $SCENARIOS " in *" 3 "*)
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need+=(redis-server) ;;
 esac
-case " $SCENARIOS " in *" 8 "*)
+case " $SCENARIOS " in *" 10 "*)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql) ;;
 esac
-case " $SCENARIOS " in *" 9 "*)
+case " $SCENARIOS " in *" 11 "*)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv) ;;
 esac
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
@@ -123,9 +123,9 @@ fi
 HOOKGATE="$ROOT/target/release/hookgate"
 [ -x "$HOOKGATE" ] || die "no $HOOKGATE"
 
-# Scenario 9's brokers are driven from Python (nats-py, pika) in a venv.
+# Scenario 11's brokers are driven from Python (nats-py, pika) in a venv.
 BROKERS=""
-case " $SCENARIOS " in *" 9 "*)
+case " $SCENARIOS " in *" 11 "*)
   python3 -m venv "$WORK/venv"
   "$WORK/venv/bin/pip" install --quiet --no-cache-dir nats-py==2.9.0 pika==1.3.2
   BROKERS="$WORK/venv/bin/python $BENCH/brokers.py" ;;
@@ -302,11 +302,11 @@ case " $SCENARIOS " in *" 3 "*)
 esac
 
 # ---------------------------------------------------------------- postgres
-# Scenario 8: a private cluster (the machine's own may be shared), durable
+# Scenario 10: a private cluster (the machine's own may be shared), durable
 # settings. initdb refuses root, so as root it runs as `postgres`, in a
 # directory of its own (WORK is private to root).
 PG_PID=""
-case " $SCENARIOS " in *" 8 "*)
+case " $SCENARIOS " in *" 10 "*)
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   PG_DIR=$(mktemp -d /tmp/hookgate-bench-pg.XXXXXX)
   as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -335,13 +335,13 @@ hookgate_config() { # scenario -> YAML
        [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        # Room for every event of a run: a 503 spool_full is not what is measured.
        extra="max_pending: 10000000" ;;
-    8|9) ack=async url="/async"
+    10|11) ack=async url="/async"
        [ -n "$HG_CONCURRENCY" ] && conc=", concurrency: $HG_CONCURRENCY"
        extra="max_pending: 10000000" ;;
     *) die "unknown scenario $s" ;;
   esac
   local target="    upstream: { url: \"http://127.0.0.1:$UP_PORT$url\"$conc }"
-  if [ "$s" = 9 ]; then
+  if [ "$s" = 11 ]; then
     target="    destinations:
       - { name: http, url: \"http://127.0.0.1:$UP_PORT$url\"$conc }
       - { name: nats, url: \"nats://127.0.0.1:4222\", nats: { subject: \"bench.$FANOUT\" }$conc }
@@ -351,7 +351,7 @@ hookgate_config() { # scenario -> YAML
 listen: "127.0.0.1:$HG_PORT"
 admin: { listen: "127.0.0.1:$ADMIN_PORT" }
 data_dir: "$WORK/hookgate/data"
-$( [ "$s" = 8 ] && echo "store: { backend: postgres, postgres: { url: \"$PG_URL\", schema: hookgate_bench, pool_size: $PG_POOL } }" || echo "store: { fsync: $fsync }" )
+$( [ "$s" = 10 ] && echo "store: { backend: postgres, postgres: { url: \"$PG_URL\", schema: hookgate_bench, pool_size: $PG_POOL } }" || echo "store: { fsync: $fsync }" )
 log: { level: "$HG_LEVEL" }
 $redis
 routes:
@@ -407,8 +407,8 @@ start_hookgate() { # scenario [dedup keys stored, scenario 7]
   mkdir -p "$WORK/hookgate"
   hookgate_config "$1" >"$WORK/hookgate/config.yaml"
   [ "$1" = 3 ] && redis-cli -p "$REDIS_PORT" flushall >/dev/null
-  # Scenario 8: an empty schema each round (hookgate migrates it).
-  [ "$1" = 8 ] && as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc \
+  # Scenario 10: an empty schema each round (hookgate migrates it).
+  [ "$1" = 10 ] && as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc \
     "DROP SCHEMA IF EXISTS hookgate_bench CASCADE" postgres >/dev/null
   if [ "$1" = 6 ]; then
     mkdir -p "$WORK/hookgate/data"
@@ -464,7 +464,7 @@ check_delivery() {
 profile_hookgate() { # scenario: one extra, unmeasured run under perf
   local s=$1 d
   d=$(secs "$DURATION")
-  if [ "$s" = 9 ]; then
+  if [ "$s" = 11 ]; then
     FANOUT="bench_fanout_perf_$$"
     $BROKERS setup "$FANOUT"
   fi
@@ -476,9 +476,9 @@ profile_hookgate() { # scenario: one extra, unmeasured run under perf
   local perf_pid=$!
   run_wrk "$HG_PORT" "s$s-perf" >/dev/null
   wait "$perf_pid" || true
-  [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 9 ] && check_delivery >/dev/null
+  [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 11 ] && check_delivery >/dev/null
   stop_hookgate
-  [ "$s" = 9 ] && $BROKERS teardown "$FANOUT"
+  [ "$s" = 11 ] && $BROKERS teardown "$FANOUT"
   local sort
   for sort in comm dso dso,symbol comm,symbol; do
     echo "== by $sort"
@@ -517,7 +517,7 @@ for s in $SCENARIOS; do
     keys=""
     [ "$s" = 7 ] && keys=$DEDUP_SMALL && [ "$target" = hookgate-big ] && keys=$DEDUP_KEYS
     log "scenario $s round $r: $target${keys:+ ($keys dedup keys stored)}"
-    if [ "$s" = 9 ]; then
+    if [ "$s" = 11 ]; then
       FANOUT="bench_fanout_${r}_$$"
       $BROKERS setup "$FANOUT"
     fi
@@ -535,21 +535,21 @@ for s in $SCENARIOS; do
       acked=$(metric 'hookgate_requests_total{route="bench",outcome="accepted"}')
       left=${left%.*} acked=${acked%.*}
     fi
-    if [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 8 ] || [ "$s" = 9 ]; then
+    if [ "$s" = 4 ] || [ "$s" = 5 ] || [ "$s" = 10 ] || [ "$s" = 11 ]; then
       # Delivery included: the CPU an event costs until it is delivered.
       read -r drain acked delivered left < <(check_delivery)
       peak=$(mem_kib VmHWM "$HG_PID")
     fi
-    if [ "$s" = 9 ]; then
+    if [ "$s" = 11 ]; then
       # Delivered means every destination has it: the least of the three.
       read -r in_stream in_queue < <($BROKERS count "$FANOUT")
-      log "scenario 9 round $r: acked $acked; http $delivered, nats $in_stream, amqp $in_queue"
+      log "scenario 11 round $r: acked $acked; http $delivered, nats $in_stream, amqp $in_queue"
       for n in $in_stream $in_queue; do [ "$n" -lt "$delivered" ] && delivered=$n; done
       $BROKERS teardown "$FANOUT"
     fi
     cpu=$(us_per_req $(($(cpu_ticks "$HG_PID") - t0)) "$requests")
     pg_cpu=""
-    [ "$s" = 8 ] && pg_cpu=$(us_per_req $(($(cpu_ticks "$PG_PID") - pg0)) "$requests")
+    [ "$s" = 10 ] && pg_cpu=$(us_per_req $(($(cpu_ticks "$PG_PID") - pg0)) "$requests")
     commits=$(metric hookgate_store_commit_duration_seconds_count)
     commit_ms=$(awk -v s="$(metric hookgate_store_commit_duration_seconds_sum)" -v n="$commits" \
       'BEGIN { if (n > 0) printf "%.2f", s * 1000 / n }')
@@ -588,8 +588,8 @@ name() {
     5) echo "5 async, fsync off" ;;
     6) echo "6 async, fsync on, $BACKLOG backlog" ;;
     7) echo "7 sync, local dedup, $DEDUP_SMALL keys stored" ;;
-    8) echo "8 async, PostgreSQL store" ;;
-    9) echo "9 async, fan-out: HTTP + NATS + RabbitMQ" ;;
+    10) echo "10 async, PostgreSQL store" ;;
+    11) echo "11 async, fan-out: HTTP + NATS + RabbitMQ" ;;
   esac
 }
 
@@ -620,13 +620,13 @@ for s in $SCENARIOS; do
     "$(mib "$(colmax "$s" nginx 10)")" "$(mib "$(colmax "$s" hookgate 11)")" "$(mib "$(colmax "$s" hookgate 10)")" \
     "$(colsum "$s" nginx 7)" "$(colsum "$s" hookgate 7)"
 done
-case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 8 "*|*" 9 "*)
+case " $SCENARIOS " in *" 4 "*|*" 5 "*|*" 6 "*|*" 10 "*|*" 11 "*)
   echo
   echo "Async delivery (every round; CPU µs/req above includes delivering the event):"
   echo
-  echo "| scenario | round | acked | delivered (distinct ids at upstream; 9: the least of HTTP, stream, queue) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
+  echo "| scenario | round | acked | delivered (distinct ids at upstream; 11: the least of HTTP, stream, queue) | pending when load stopped | drain s | drain rate ev/s | store commits | avg commit ms |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6 || $1 == 8 || $1 == 9) {
+  awk -F'\t' 'NR > 1 && $3 == "hookgate" && ($1 == 4 || $1 == 5 || $1 == 6 || $1 == 10 || $1 == 11) {
       rate = ($12 > 0) ? sprintf("%.0f", $16 / $12) : "-"
       check = ($14 == "") ? "not checked" : ($13 == $14 ? $14 : $14 " MISMATCH")
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $13, check, $16, $12, rate, $17, $18
@@ -650,12 +650,12 @@ case " $SCENARIOS " in *" 7 "*)
     "$(ratio "$(col 7 hookgate-big 6)" "$(col 7 hookgate 6)")" "$(round_ratios 7 6 hookgate-big hookgate)" \
     "$(ratio "$(col 7 hookgate-big 15)" "$(col 7 hookgate 15)")" "$(round_ratios 7 15 hookgate-big hookgate)" ;;
 esac
-case " $SCENARIOS " in *" 8 "*)
-  hc=$(col 8 hookgate 15); pc=$(col 8 hookgate 20)
+case " $SCENARIOS " in *" 10 "*)
+  hc=$(col 10 hookgate 15); pc=$(col 10 hookgate 20)
   echo
-  echo "Scenario 8, CPU per acknowledged and delivered event: hookgate $hc µs, PostgreSQL server $pc µs."
+  echo "Scenario 10, CPU per acknowledged and delivered event: hookgate $hc µs, PostgreSQL server $pc µs."
   echo "One primary core serves about $(awk -v p="$pc" 'BEGIN { if (p > 0) printf "%.0f", 1e6 / p; else print "-" }') events/s;"
-  echo "a replica at the rate it reached here ($(col 8 hookgate 4) ev/s) needs $(awk -v p="$pc" -v r="$(col 8 hookgate 4)" 'BEGIN { printf "%.2f", p * r / 1e6 }') primary cores."
+  echo "a replica at the rate it reached here ($(col 10 hookgate 4) ev/s) needs $(awk -v p="$pc" -v r="$(col 10 hookgate 4)" 'BEGIN { printf "%.2f", p * r / 1e6 }') primary cores."
   ;;
 esac
 # Copies only matter to hookgate (dedup answers them without forwarding).
