@@ -165,7 +165,17 @@ mod tests {
         );
         assert!(v.verify(&with("Authorization", "Bearer k1")).is_ok());
         assert!(v.verify(&with("Authorization", "bearer k1")).is_ok());
-        for bad in ["k1", "Basic k1", "Bearer k2", "Bearer ", "Bearerk1"] {
+        // Another seven-byte scheme before the right key is not Bearer
+        // (kills the mutant that accepts any scheme with a token).
+        for bad in [
+            "k1",
+            "Basic k1",
+            "Bearer k2",
+            "Bearer ",
+            "Bearerk1",
+            "Digest k1",
+            "Token: k1",
+        ] {
             assert_eq!(
                 v.verify(&with("Authorization", bad)),
                 Err(VerifyError::BadCredentials),
