@@ -243,24 +243,8 @@ async fn pipelined(
         .prepare_cached(APPEND_MANY)
         .await
         .map_err(|e| Failed::Commit(e.into()))?;
-    // Round r holds the (r+1)-th append of each key (jobs are sorted by key).
-    let mut rounds: Vec<Vec<usize>> = Vec::new();
-    let mut previous: Option<[u8; 32]> = None;
-    let mut repeat = 0;
-    for (i, job) in jobs.iter().enumerate() {
-        let key = job.claim.map(|c| c.0);
-        repeat = match (key, previous) {
-            (Some(k), Some(p)) if k == p => repeat + 1,
-            _ => 0,
-        };
-        previous = key;
-        if rounds.len() <= repeat {
-            rounds.push(Vec::new());
-        }
-        rounds[repeat].push(i);
-    }
     let mut outcomes: HashMap<String, Appended> = HashMap::with_capacity(jobs.len());
-    for round in rounds {
+    for round in rounds_of_distinct_keys(jobs) {
         let members: Vec<&AppendJob> = round.iter().map(|&i| &jobs[i]).collect();
         let keys: Vec<Option<&[u8]>> = members
             .iter()
@@ -311,6 +295,27 @@ async fn pipelined(
             })
         })
         .collect()
+}
+
+/// The jobs (sorted by key) in rounds in which no key repeats: round r
+/// holds the (r+1)-th append of each key, as indexes into `jobs`.
+fn rounds_of_distinct_keys(jobs: &[AppendJob]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut previous: Option<[u8; 32]> = None;
+    let mut repeat = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        let key = job.claim.map(|c| c.0);
+        repeat = match (key, previous) {
+            (Some(k), Some(p)) if k == p => repeat + 1,
+            _ => 0,
+        };
+        previous = key;
+        if rounds.len() <= repeat {
+            rounds.push(Vec::new());
+        }
+        rounds[repeat].push(i);
+    }
+    rounds
 }
 
 /// One row of [`APPEND_MANY`]: the append's id and what became of it.
