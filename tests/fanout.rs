@@ -40,13 +40,7 @@ async fn send(gateway: &Gateway, id: &str, body: &str) -> Answer {
 }
 
 async fn admin(gateway: &Gateway, method: http::Method, path: &str) -> Answer {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(gateway.admin_url(path))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    support::send(req).await
+    admin_call(gateway, TOKEN, method, path).await
 }
 
 /// The bodies a destination holds, by the event id it was sent with.

@@ -34,21 +34,11 @@ async fn send(gateway: &Gateway, route: &str, body: &str) -> Answer {
 }
 
 async fn admin_get(gateway: &Gateway, path: &str) -> Answer {
-    let req = http::Request::get(gateway.admin_url(path))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    support::send(req).await
+    support::admin_call(gateway, TOKEN, http::Method::GET, path).await
 }
 
 async fn admin_call(gateway: &Gateway, method: http::Method, path: &str) -> Answer {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(gateway.admin_url(path))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    support::send(req).await
+    support::admin_call(gateway, TOKEN, method, path).await
 }
 
 #[tokio::test]

@@ -125,17 +125,12 @@ impl UpstreamClient {
     }
 
     /// Sends `out` for an async delivery, where nobody reads the answer's
-    /// body: the status decides. Once a status has arrived the upstream has
-    /// answered, so a body that is too large, cut off or too slow no longer
-    /// matters (it is read within the limit and the timeout, to keep the
-    /// connection for reuse, and otherwise dropped with the connection).
-    /// Retrying a 2xx because of its body would deliver the event twice.
-    pub async fn deliver(&self, out: Outgoing<'_>) -> Result<StatusCode, ForwardError> {
-        self.deliver_answer(out).await.map(|(status, _)| status)
-    }
-
-    /// [`UpstreamClient::deliver`], with the answer's headers (for
-    /// `Retry-After`).
+    /// body: the status (and the headers, for `Retry-After`) decides. Once a
+    /// status has arrived the upstream has answered, so a body that is too
+    /// large, cut off or too slow no longer matters (it is read within the
+    /// limit and the timeout, to keep the connection for reuse, and
+    /// otherwise dropped with the connection). Retrying a 2xx because of its
+    /// body would deliver the event twice.
     pub async fn deliver_answer(
         &self,
         out: Outgoing<'_>,

@@ -16,11 +16,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::HeaderName;
 use tokio::sync::{watch, Semaphore};
 
 use super::{AttemptOutcome, Due, Lease, NextState, Recorded, Spool};
-use crate::config::{Destination as DestinationConfig, RetryOn};
+use crate::config::Destination as DestinationConfig;
 use crate::destination::{Answer, Message, SharedDestination};
 use crate::forward::retry::{Decision, RetryPolicy};
 use crate::store::now_ms;
@@ -36,8 +35,6 @@ const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 /// A lease outlasts the destination's timeout by this much: time to record
 /// the outcome. Its holder renews it while the store refuses the record.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
-/// `hookgate-event-type`, as the ingress stored it with the event.
-const EVENT_TYPE: HeaderName = crate::destination::EVENT_TYPE;
 
 type Limiter = governor::DefaultDirectRateLimiter;
 
@@ -217,7 +214,8 @@ impl Shared {
             attempt,
             route: route.to_string(),
             event_type: headers
-                .remove(EVENT_TYPE)
+                // As the ingress stored it with the event.
+                .remove(crate::destination::EVENT_TYPE)
                 .and_then(|v| v.to_str().ok().map(str::to_string)),
             headers,
             query: event.query,
@@ -286,7 +284,7 @@ impl Shared {
             retry_after,
         }) = result
         {
-            if !status.is_success() && !retries(&self.worker.config.retry_on, status.as_u16()) {
+            if !status.is_success() && !self.worker.config.retry_on.retries(status.as_u16()) {
                 return NextState::Dead("permanent_status");
             }
             let pausing = matches!(status.as_u16(), 429 | 503);
@@ -347,9 +345,4 @@ impl Shared {
             }
         }
     }
-}
-
-/// Whether a failed answer is worth another attempt under `retry.on`.
-fn retries(on: &RetryOn, status: u16) -> bool {
-    on.retries(status)
 }

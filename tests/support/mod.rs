@@ -299,6 +299,22 @@ where
     }
 }
 
+/// An admin API call on `gateway` with `Authorization: Bearer <token>`.
+pub async fn admin_call(
+    gateway: &Gateway,
+    token: &str,
+    method: http::Method,
+    path: &str,
+) -> Answer {
+    let req = Request::builder()
+        .method(method)
+        .uri(gateway.admin_url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(req).await
+}
+
 /// [`wait_until`] for a check that needs no I/O, up to 20 s.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     wait_until(

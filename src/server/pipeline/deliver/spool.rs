@@ -72,7 +72,7 @@ impl Spooling {
             EventClaim::Duplicate => return Ok(duplicate(route)),
         };
         let claimed_with_the_event = local_claim.is_some();
-        let event = spooled_event(route, &request, route.route.spooled_destinations());
+        let event = spooled_event(route, request, route.route.spooled_destinations());
         let appended = self.spool.append(event, local_claim).await;
         settle(route, appended, claimed_with_the_event, guard).await
     }
@@ -110,7 +110,7 @@ impl Spooling {
 /// values for operators.
 pub(in crate::server::pipeline) fn spooled_event(
     route: &RouteState,
-    request: &Accepted,
+    request: Accepted,
     destinations: &[Destination],
 ) -> NewEvent {
     let config = &route.route;
@@ -136,8 +136,9 @@ pub(in crate::server::pipeline) fn spooled_event(
         .as_ref()
         .and_then(|from| from.event_type(headers, body))
         .and_then(|t| HeaderValue::from_str(&t).ok());
-    let mut outbound = request.clone().outbound(route, &HeaderMap::new());
-    traces::store(request.trace.as_ref(), &mut outbound.headers);
+    let trace = request.trace.clone();
+    let mut outbound = request.outbound(route, &HeaderMap::new());
+    traces::store(trace.as_ref(), &mut outbound.headers);
     if let Some(event_type) = event_type {
         outbound.headers.insert(EVENT_TYPE, event_type);
     }

@@ -71,7 +71,8 @@ impl Forwarding {
             .expect("validated: a sync route's first destination is http");
         // The other destinations get the event once the first took it.
         let others = self.spool.as_ref().map(|spool| {
-            let event = spooled_event(route, &request, route.route.spooled_destinations());
+            // A copy: the request itself is forwarded below.
+            let event = spooled_event(route, request.clone(), route.route.spooled_destinations());
             (spool, event)
         });
         let trace = request.trace.clone();
