@@ -222,18 +222,7 @@ pub fn check(
         now,
     };
     let verifier = Verifier::new(&route.verify);
-    // A JWT route's JWKS keys are fetched, as the gateway would (on a
-    // runtime of its own: this command is synchronous).
-    let fetches_keys =
-        matches!(&route.verify.kind, SpecKind::Jwt { spec, .. } if spec.jwks.is_some());
-    if fetches_keys && tokio::runtime::Handle::try_current().is_err() {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            runtime.block_on(verifier.prepare(&request.headers));
-        }
-    }
+    fetch_keys(route, &verifier, request);
     let verified = match verifier.verify_request(&signed) {
         Ok(v) => v,
         Err(e) => {
@@ -261,6 +250,21 @@ pub fn check(
                 route.events.summary()
             ));
             Ok(Report { lines, ok: false })
+        }
+    }
+}
+
+/// A JWT route's JWKS keys, fetched as the gateway would (on a runtime of
+/// its own: this command is synchronous); nothing for other schemes.
+fn fetch_keys(route: &Route, verifier: &Verifier, request: &Captured) {
+    let fetches_keys =
+        matches!(&route.verify.kind, SpecKind::Jwt { spec, .. } if spec.jwks.is_some());
+    if fetches_keys && tokio::runtime::Handle::try_current().is_err() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(verifier.prepare(&request.headers));
         }
     }
 }

@@ -130,11 +130,20 @@ fn public_key_form(s: &PublicKeySpec) -> Form {
     }
 }
 
-/// The description of one row.
-pub fn describe(row: &Row) -> Description {
-    let preset = row.preset();
-    let public_key = row.public_key.map(|f| f());
-    let (verification, mut credentials, mut signatures) = match &preset.kind {
+/// A form with a header and what it carries, nothing else.
+fn plain_form(header: &str, signed: &str) -> Form {
+    Form {
+        header: header.to_string(),
+        signed: signed.to_string(),
+        separator: None,
+        only_when: None,
+        timestamp: None,
+    }
+}
+
+/// A preset kind's verification, the credentials it takes, and its forms.
+fn kind_forms(kind: &PresetKind) -> (&'static str, Vec<&'static str>, Vec<Form>) {
+    match kind {
         PresetKind::Hmac(spec) => (
             "hmac",
             vec!["secrets"],
@@ -148,37 +157,32 @@ pub fn describe(row: &Row) -> Description {
         PresetKind::Header(h) => (
             "shared_secret",
             vec!["secrets"],
-            vec![Form {
-                header: h.to_string(),
-                signed: "<one of the secrets, verbatim>".into(),
-                separator: None,
-                only_when: None,
-                timestamp: None,
-            }],
+            vec![plain_form(h.as_str(), "<one of the secrets, verbatim>")],
         ),
         PresetKind::ClientState => (
             "client_state",
             vec!["secrets"],
-            vec![Form {
-                header: "body json:/value/*/clientState".into(),
-                signed: "<one of the secrets, verbatim, in every notification>".into(),
-                separator: None,
-                only_when: None,
-                timestamp: None,
-            }],
+            vec![plain_form(
+                "body json:/value/*/clientState",
+                "<one of the secrets, verbatim, in every notification>",
+            )],
         ),
         PresetKind::BasicAuth => (
             "basic_auth",
             vec!["secrets"],
-            vec![Form {
-                header: "authorization".into(),
-                signed: "Basic <base64 of one of the secrets, written user:password>".into(),
-                separator: None,
-                only_when: None,
-                timestamp: None,
-            }],
+            vec![plain_form(
+                "authorization",
+                "Basic <base64 of one of the secrets, written user:password>",
+            )],
         ),
-    };
+    }
+}
+
+/// The description of one row.
+pub fn describe(row: &Row) -> Description {
+    let preset = row.preset();
+    let public_key = row.public_key.map(|f| f());
+    let (verification, mut credentials, mut signatures) = kind_forms(&preset.kind);
     if let Some(pk) = &public_key {
         credentials.push("public_keys");
         signatures.push(public_key_form(pk));
