@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 
 use admin::Admin;
+use config::IngressThreads;
 use stores::Stores;
 use telemetry::Metrics;
 
@@ -85,7 +86,17 @@ impl Server {
                 server::tls::load(tls).map_err(StartError::Tls)?,
             ))),
         };
-        let ingress = bind_listener("ingress", config.listen).await?;
+        let ingress = match config.runtime.ingress {
+            IngressThreads::Shared => bind_listener("ingress", config.listen).await?,
+            // Serving threads bind the same address after it.
+            IngressThreads::PerCore => {
+                server::per_core::bind_shared(config.listen).map_err(|source| StartError::Bind {
+                    what: "ingress",
+                    addr: config.listen,
+                    source,
+                })?
+            }
+        };
         let admin = bind_listener("admin", config.admin_listen).await?;
         // The process's one upstream connection pool: every generation of
         // routes and delivery workers sends through it (see `reload::Live`).
@@ -162,6 +173,39 @@ impl Listening {
     }
 }
 
+/// The ingress listener's accept loops: one task on the process's runtime,
+/// or serving threads of their own (`runtime.ingress`).
+enum Ingress {
+    Shared(Listening),
+    PerCore(server::per_core::PerCore),
+}
+
+impl Ingress {
+    /// Stops accepting and drains the open connections for up to
+    /// `timeout`; false when some had to be closed with requests in progress.
+    async fn stop_and_drain(&mut self, timeout: Duration) -> bool {
+        match self {
+            Ingress::Shared(listening) => {
+                let _ = listening.stop.send(true);
+                let connections = (&mut listening.task).await.unwrap_or_default();
+                tokio::time::timeout(timeout, connections.shutdown())
+                    .await
+                    .is_ok()
+            }
+            // Each thread drains its own connections, with the same timeout.
+            Ingress::PerCore(per_core) => per_core.stop().await,
+        }
+    }
+
+    /// Lets the serving threads' runtimes end (after the stores are flushed:
+    /// tasks they started may hold store connections).
+    async fn finish(self) {
+        if let Ingress::PerCore(per_core) = self {
+            per_core.finish().await;
+        }
+    }
+}
+
 /// The reload tasks (on request, and the file watcher) and their stop signal.
 struct Reloading {
     stop: watch::Sender<bool>,
@@ -176,7 +220,7 @@ struct Running {
     live: Arc<reload::Live>,
     stores: Stores,
     ready: Arc<AtomicBool>,
-    ingress: Listening,
+    ingress: Ingress,
     admin: Listening,
     upkeep: JoinHandle<()>,
     pruner: JoinHandle<()>,
@@ -259,11 +303,8 @@ impl Running {
         self.live.metrics().set_ready(false);
         self.reloading.stop().await;
         let timeout = self.config.shutdown_timeout;
-        let ingress_conns = self.ingress.stop().await;
-        if tokio::time::timeout(timeout, ingress_conns.shutdown())
-            .await
-            .is_err()
-        {
+        let mut ingress = self.ingress;
+        if !ingress.stop_and_drain(timeout).await {
             tracing::warn!(
                 ?timeout,
                 "in-flight requests did not finish in time; closing them"
@@ -277,6 +318,7 @@ impl Running {
         }
         let admin_conns = self.admin.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), admin_conns.shutdown()).await;
+        ingress.finish().await;
         self.upkeep.abort();
         self.pruner.abort();
         self.live.metrics().traces().shutdown().await;
@@ -317,33 +359,65 @@ fn admin_state(
 }
 
 /// Accepts ingress connections (with TLS when configured); each request
-/// runs on the routes in force when it starts.
+/// runs on the routes in force when it starts. `runtime.ingress` says on
+/// which threads: the process's runtime, or serving threads of their own.
 fn serve_ingress(
     config: &Config,
     live: &Arc<reload::Live>,
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
-) -> Listening {
-    let (stop, stop_rx) = watch::channel(false);
+) -> Ingress {
     let tls = live
         .tls
         .clone()
         .map(|shared| (shared, config.limits.header_read_timeout));
-    let live = live.clone();
-    let task = tokio::spawn(server::accept_loop(
-        listener,
-        builder,
+    let make = {
+        let live = live.clone();
         move |peer| {
             let live = live.clone();
             let sensitive = live.sensitive.load().as_slice().into();
             server::ingress_stack(move || live.gateway.load_full(), sensitive, peer)
-        },
-        stop_rx,
+        }
+    };
+    let serving = server::per_core::Serving {
+        builder,
+        make,
         tls,
-        config.limits.max_connections,
-        config.limits.idle_timeout,
+        slots: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+        idle_timeout: config.limits.idle_timeout,
+        on_start: forward::UpstreamClient::use_thread_pool,
+    };
+    let listener = match config.runtime.ingress {
+        IngressThreads::Shared => listener,
+        IngressThreads::PerCore => {
+            let threads = config.runtime.serving_threads();
+            match server::per_core::PerCore::start(
+                listener,
+                threads,
+                serving.clone(),
+                config.shutdown_timeout,
+            ) {
+                Ok(per_core) => return Ingress::PerCore(per_core),
+                // Not even one thread could start (the process is at its
+                // thread limit): the process's runtime serves instead.
+                Err((error, listener)) => {
+                    tracing::warn!(%error, "no serving thread could start; serving on the shared runtime");
+                    listener
+                }
+            }
+        }
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(server::accept_loop(
+        listener,
+        serving.builder,
+        serving.make,
+        stop_rx,
+        serving.tls,
+        serving.slots,
+        serving.idle_timeout,
     ));
-    Listening { stop, task }
+    Ingress::Shared(Listening { stop, task })
 }
 
 /// Accepts admin connections (probes, scrapes, the admin API).
@@ -367,7 +441,7 @@ fn serve_admin(
         stop_rx,
         None,
         // The admin port serves probes and scrapes: a small fixed cap.
-        64,
+        Arc::new(tokio::sync::Semaphore::new(64)),
         config.limits.idle_timeout,
     ));
     Listening { stop, task }

@@ -331,6 +331,7 @@ fn restart_required(old: &Config, new: &Config, stores: &Stores) -> Result<(), R
         ("store", old.store != new.store),
         ("redis", redis(old) != redis(new)),
         ("tls (on or off)", old.tls.is_some() != new.tls.is_some()),
+        ("runtime", old.runtime != new.runtime),
         ("telemetry.otlp", old.otlp != new.otlp),
     ];
     for (what, changed) in checks {

@@ -98,9 +98,13 @@ async fn trutac_signed_request_is_forwarded_exactly() {
     assert_eq!(r.headers["host"], upstream.addr.to_string());
 }
 
-#[tokio::test]
-async fn upstream_connections_are_pooled_and_hop_by_hop_headers_dropped() {
-    let (upstream, gateway) = setup().await;
+/// Sends five signed requests with hop-by-hop headers, each on a new
+/// connection to the gateway (`runtime` is the config's `runtime:` block),
+/// checks what the upstream got, and answers how many connections the
+/// upstream saw.
+async fn five_requests_with_hop_by_hop_headers(runtime: &str) -> usize {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&format!("runtime: {runtime}\n{}", config(&upstream, ""))).await;
     for _ in 0..5 {
         let sig = trutac_signature(SECRET, CLOCKING.as_bytes());
         let answer = post(
@@ -118,13 +122,33 @@ async fn upstream_connections_are_pooled_and_hop_by_hop_headers_dropped() {
         assert_eq!(answer.status, StatusCode::OK);
     }
     assert_eq!(upstream.received().len(), 5);
-    // One keep-alive connection to the upstream, not one per request.
-    assert_eq!(upstream.connections(), 1);
     for r in upstream.received() {
         assert!(r.headers.get("x-hop").is_none());
         assert!(r.headers.get("keep-alive").is_none());
         assert_eq!(r.headers["hookgate-route"], "trutac");
     }
+    upstream.connections()
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_hop_by_hop_headers_dropped() {
+    // One keep-alive connection to the upstream, not one per request.
+    assert_eq!(
+        five_requests_with_hop_by_hop_headers("{ ingress: shared }").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn each_serving_thread_keeps_its_own_upstream_pool() {
+    // Thread per core: each serving thread has its pool, so the upstream
+    // sees at most one connection per thread, never one per request.
+    let connections =
+        five_requests_with_hop_by_hop_headers("{ ingress: per_core, threads: 2 }").await;
+    assert!(
+        (1..=2).contains(&connections),
+        "{connections} upstream connections for 5 requests on 2 serving threads"
+    );
 }
 
 #[tokio::test]
@@ -674,9 +698,19 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_reports_not_ready() {
         },
     )
     .await;
-    assert!(
-        TcpStream::connect(gateway.addr).await.is_err(),
-        "ingress still accepts"
+    // Each serving thread closes its listener when it sees the stop: wait
+    // for that, with the in-flight request still held.
+    let addr = gateway.addr;
+    wait_until(
+        "the ingress refuses new connections while draining",
+        Duration::from_secs(20),
+        || async move { TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "the held request is still in flight"
     );
     gate.add_permits(1);
     let answer = in_flight.await.unwrap();
@@ -740,4 +774,47 @@ async fn the_readme_example_config_forwards_a_trutac_request() {
     let unsigned = post(&gateway.url("/hooks/trutac"), &[], body).await;
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
     assert_eq!(upstream.received().len(), 1);
+}
+
+/// The names of a process's threads that start with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// `runtime.ingress` in the built binary: `per_core` starts the configured
+/// serving threads, which share the listening port and answer; `shared`
+/// starts none. Both stop cleanly on SIGTERM.
+#[tokio::test]
+async fn per_core_starts_its_serving_threads_and_shared_none() {
+    let upstream = Upstream::start().await;
+    for (runtime, expected) in [
+        ("{ ingress: per_core, threads: 3 }", 3),
+        ("{ ingress: shared }", 0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rest = format!("runtime: {runtime}\n{}", config(&upstream, ""));
+        let ProcessConfig { file, ingress, .. } = process_config(dir.path(), &rest);
+        let process = GatewayProcess::spawn(&file);
+        let mut names = threads_named(process.pid(), "hookgate-srv-");
+        names.sort();
+        let wanted: Vec<String> = (0..expected).map(|i| format!("hookgate-srv-{i}")).collect();
+        assert_eq!(names, wanted, "serving threads with runtime {runtime}");
+        // Every request is answered, whichever thread's listener the kernel
+        // gives its connection to.
+        for _ in 0..8 {
+            let answer = post(
+                &format!("http://127.0.0.1:{ingress}/hooks/timify"),
+                &[("X-Timify-Secret", "timify-secret")],
+                "{}",
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "runtime {runtime}");
+        }
+        process.terminate();
+    }
 }

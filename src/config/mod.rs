@@ -47,6 +47,8 @@ pub struct Config {
     /// Embedded store directory (used by the dedup and spool features).
     pub data_dir: PathBuf,
     pub limits: Limits,
+    /// How ingress connections are served (threads and runtimes).
+    pub runtime: RuntimeConfig,
     /// How long shutdown waits for in-flight requests before closing them.
     pub shutdown_timeout: Duration,
     /// Needed only when a route uses `dedup.backend: redis`.
@@ -121,6 +123,38 @@ impl Default for Limits {
             max_headers: 100,
             body_min_rate: 1024,
         }
+    }
+}
+
+/// `runtime`: the threads that serve ingress connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuntimeConfig {
+    pub ingress: IngressThreads,
+    /// `per_core`: how many serving threads; `None` is one per CPU the
+    /// process may run on.
+    pub threads: Option<usize>,
+}
+
+/// `runtime.ingress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IngressThreads {
+    /// One single-threaded runtime per serving thread, each accepting on
+    /// its own `SO_REUSEPORT` listener and sending to upstreams through
+    /// its own connection pool: a request is served on one thread from
+    /// accept to answer, with no wake-up of another thread.
+    #[default]
+    PerCore,
+    /// The process's multi-threaded (work-stealing) runtime serves every
+    /// connection, beside the delivery workers and the admin listener.
+    Shared,
+}
+
+impl RuntimeConfig {
+    /// The number of serving threads `per_core` starts.
+    pub fn serving_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 }
 

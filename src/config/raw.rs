@@ -23,7 +23,7 @@ use super::leaf::{
     Positive, PostgresUrl, PublicUrl, RedisUrl, RouteName, RoutePath, SchemaName, Secret,
     Separator, SettableHeaders, SuccessStatus, UnsignedKey, UpstreamUrl,
 };
-use super::{AckMode, DedupBackend, StoreBackend, StoreErrorPolicy};
+use super::{AckMode, DedupBackend, IngressThreads, StoreBackend, StoreErrorPolicy};
 use crate::dedup::KeyTemplate;
 use crate::events::EventSource;
 use crate::verify::{Algorithm, Encoding, SecretEncoding, Template, TimeUnit, TimestampSource};
@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub data_dir: Option<PathBuf>,
     pub limits: Option<RawLimits>,
+    pub runtime: Option<RawRuntime>,
     pub shutdown_timeout: Option<Parsed<Duration>>,
     pub redis: Option<RawRedis>,
     pub store: Option<RawStore>,
@@ -168,6 +169,14 @@ impl<'de> Deserialize<'de> for RawDedupMode {
 pub struct RawAdmin {
     pub listen: Option<Parsed<SocketAddr>>,
     pub token: Option<AdminToken>,
+}
+
+/// `runtime`: the threads that serve ingress connections.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub ingress: Option<Parsed<IngressThreads>>,
+    pub threads: Option<Positive<u64>>,
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -122,6 +122,36 @@ fn durations_and_limits() {
 }
 
 #[test]
+fn runtime_ingress_threads() {
+    use crate::config::{IngressThreads, RuntimeConfig};
+    let c = load(MINIMAL).unwrap();
+    assert_eq!(c.runtime, RuntimeConfig::default());
+    assert_eq!(c.runtime.ingress, IngressThreads::PerCore);
+    assert!(c.runtime.serving_threads() >= 1);
+    let c = load(&format!(
+        "runtime: {{ ingress: per_core, threads: 3 }}\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.runtime.ingress, c.runtime.serving_threads()),
+        (IngressThreads::PerCore, 3)
+    );
+    let c = load(&format!("runtime: {{ ingress: shared }}\n{MINIMAL}")).unwrap();
+    assert_eq!(c.runtime.ingress, IngressThreads::Shared);
+    let err = load(&format!("runtime: {{ ingress: threads }}\n{MINIMAL}")).unwrap_err();
+    assert_eq!(err.path, "runtime.ingress");
+    assert!(
+        err.message.contains("`per_core` or `shared`"),
+        "{}",
+        err.message
+    );
+    let err = load(&format!("runtime: {{ threads: 0 }}\n{MINIMAL}")).unwrap_err();
+    assert_eq!(err.path, "runtime.threads");
+    let err = load(&format!("runtime: {{ cores: 2 }}\n{MINIMAL}")).unwrap_err();
+    assert!(err.message.contains("cores"), "{}", err.message);
+}
+
+#[test]
 fn unknown_keys_are_errors_with_their_path() {
     let err = load(&format!("lisen: x\n{MINIMAL}")).unwrap_err();
     assert!(err.message.contains("lisen"), "{err}");

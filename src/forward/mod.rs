@@ -60,24 +60,54 @@ pub struct Outgoing<'a> {
 
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The process's pool, for threads without one of their own.
+    client: Pool,
     max_response_bytes: u64,
+}
+
+type Pool = Client<HttpConnector, Full<Bytes>>;
+
+thread_local! {
+    /// A serving thread's own connection pool (`runtime.ingress:
+    /// per_core`, see `server::per_core`): its connections' tasks run on
+    /// that thread's runtime, so a request and its upstream exchange never
+    /// wake another thread. Unset elsewhere.
+    static THREAD_POOL: std::cell::RefCell<Option<Pool>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A connection pool: keep-alive, no Nagle, connection tasks on the runtime
+/// that opens them.
+fn pool() -> Pool {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
 }
 
 impl UpstreamClient {
     pub fn new(max_response_bytes: u64) -> UpstreamClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         UpstreamClient {
-            client,
+            client: pool(),
             max_response_bytes,
         }
+    }
+
+    /// Gives the calling thread a connection pool of its own, which every
+    /// `UpstreamClient` uses for requests sent from this thread. For the
+    /// serving threads of `runtime.ingress: per_core`, at their start.
+    pub fn use_thread_pool() {
+        THREAD_POOL.with(|p| *p.borrow_mut() = Some(pool()));
+    }
+
+    /// The pool for a request sent from this thread: its own, if it has one.
+    fn pool(&self) -> Pool {
+        THREAD_POOL
+            .with(|p| p.borrow().clone())
+            .unwrap_or_else(|| self.client.clone())
     }
 
     /// The same connection pool with another response-size limit: each
@@ -97,7 +127,7 @@ impl UpstreamClient {
         let request = self.request(out);
         let exchange = async {
             let response = self
-                .client
+                .pool()
                 .request(request)
                 .await
                 .map_err(ForwardError::Unavailable)?;
@@ -138,7 +168,7 @@ impl UpstreamClient {
         let timeout = out.upstream.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let request = self.request(out);
-        let response = tokio::time::timeout_at(deadline, self.client.request(request))
+        let response = tokio::time::timeout_at(deadline, self.pool().request(request))
             .await
             .map_err(|_| ForwardError::Timeout(timeout))?
             .map_err(ForwardError::Unavailable)?;

@@ -3,6 +3,7 @@
 
 mod connection;
 mod error;
+pub mod per_core;
 mod pipeline;
 pub mod tls;
 
@@ -97,15 +98,16 @@ where
 
 /// Accepts connections until `stop` turns true, serving each (after a TLS
 /// handshake when `tls` is set) with the service `make(peer)` until it
-/// ends, is idle for `idle_timeout`, or is drained. Hands back the open
-/// connections so the caller can drain them.
+/// ends, is idle for `idle_timeout`, or is drained; each connection holds
+/// one permit of `slots`. Hands back the open connections so the caller
+/// can drain them.
 pub async fn accept_loop<M, S, B>(
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
     make: M,
     mut stop: watch::Receiver<bool>,
     tls: Option<(tls::SharedTls, Duration)>,
-    max_connections: usize,
+    slots: Arc<tokio::sync::Semaphore>,
     idle_timeout: Duration,
 ) -> Connections
 where
@@ -119,9 +121,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let connections = Connections::default();
-    // Past `max_connections`, stop accepting until one closes: new
-    // connections wait in the kernel's backlog, existing ones are unaffected.
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    // Past `max_connections` (the permits of `slots`, which serving threads
+    // share), stop accepting until one closes: new connections wait in the
+    // kernel's backlog, existing ones are unaffected.
     loop {
         let slot = tokio::select! {
             biased;

@@ -2,7 +2,7 @@
 //! `verify.algorithm`, …
 
 use super::Leaf;
-use crate::config::{AckMode, DedupBackend, StoreBackend, StoreErrorPolicy};
+use crate::config::{AckMode, DedupBackend, IngressThreads, StoreBackend, StoreErrorPolicy};
 use crate::verify::{Algorithm, Encoding, SecretEncoding, TimeUnit};
 
 /// `unknown <what> "<word>": <expected>`, with the word only when it is
@@ -56,6 +56,16 @@ words!(
     |w| match w {
         "sqlite" => Some(StoreBackend::Sqlite),
         "postgres" => Some(StoreBackend::Postgres),
+        _ => None,
+    }
+);
+words!(
+    IngressThreads,
+    "ingress threading",
+    "`per_core` or `shared`",
+    |w| match w {
+        "per_core" => Some(IngressThreads::PerCore),
+        "shared" => Some(IngressThreads::Shared),
         _ => None,
     }
 );

@@ -74,6 +74,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(Config::DEFAULT_DATA_DIR)),
         limits: raw.limits.map(sections::limits).unwrap_or_default(),
+        runtime: raw.runtime.map(sections::runtime).unwrap_or_default(),
         shutdown_timeout: raw
             .shutdown_timeout
             .map_or(Config::DEFAULT_SHUTDOWN_TIMEOUT, Parsed::into_inner),

@@ -1,9 +1,9 @@
 //! The top-level sections: defaults, and the few rules within one section.
 
 use super::super::leaf::{LogFormat, Parsed, Positive};
-use super::super::raw::{RawLimits, RawLog, RawOtlp, RawRedis, RawReload, RawTls};
+use super::super::raw::{RawLimits, RawLog, RawOtlp, RawRedis, RawReload, RawRuntime, RawTls};
 use super::super::{
-    ConfigError, Limits, LogConfig, OtlpConfig, RedisConfig, ReloadConfig, TlsConfig,
+    ConfigError, Limits, LogConfig, OtlpConfig, RedisConfig, ReloadConfig, RuntimeConfig, TlsConfig,
 };
 use super::At;
 
@@ -29,6 +29,15 @@ pub fn limits(raw: RawLimits) -> Limits {
             .map_or(d.max_header_bytes, |v| v.0 as usize),
         max_headers: size(raw.max_headers, d.max_headers),
         body_min_rate: raw.body_min_rate.unwrap_or(d.body_min_rate),
+    }
+}
+
+pub fn runtime(raw: RawRuntime) -> RuntimeConfig {
+    RuntimeConfig {
+        ingress: raw
+            .ingress
+            .map_or_else(Default::default, Parsed::into_inner),
+        threads: raw.threads.map(|t| t.get() as usize),
     }
 }
 
