@@ -25,7 +25,7 @@ for r in $(seq 1 "$ROUNDS"); do
     cp "$bin" "$ROOT/target/release/hookgate"
     out="$WORK/ab-$label-$r"
     NO_BUILD=1 ROUNDS=1 WORK="$out" "$ROOT/bench/run.sh" > "$out.log" 2>&1
-    grep -E '^\| [0-9] ' "$out.log" | sed "s/^/$label round $r /"
+    grep -E '^\| [0-9]+ ' "$out.log" | sed "s/^/$label round $r /"
   done
 done
 cp "$B" "$ROOT/target/release/hookgate"

@@ -4,6 +4,12 @@
 -- thread runs out it starts over and counts a wrap: the run then sent
 -- copies, which a deduplicating gateway answers without forwarding, so
 -- run.sh refuses to report such a run.
+--
+-- Headers given with wrk's -H (e.g. "Connection: close", scenario 8) are
+-- added to every request: wrk.format takes only the headers it is handed.
+-- With $BENCH_DELAY_MS set (scenario 9), each connection waits a random
+-- 0.5-1.5 times that before each request, its first included, so the
+-- connections' requests spread out instead of arriving together.
 
 local threads = {}
 local counter = 0
@@ -36,6 +42,19 @@ function init(args)
   count, next_index, wraps = n, 1, 0
   parts = { p1, p2, p3 }
   req_path = path
+  extra = {}
+  for k, v in pairs(wrk.headers) do
+    if k ~= "Host" then extra[k] = v end
+  end
+  math.randomseed(os.time() * 64 + tid)
+end
+
+-- wrk asks delay() only if the script defines it when loaded.
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return math.floor(delay_ms * (0.5 + math.random()))
+  end
 end
 
 function request()
@@ -47,11 +66,13 @@ function request()
   next_index = k + 1
   local id = ids[k]
   local body = parts[1] .. id .. parts[2] .. id .. parts[3]
-  return wrk.format("POST", req_path, {
+  local headers = {
     ["Content-Type"] = "application/json",
     ["TT-Hook-Event"] = "clocking",
     ["TT-Hook-Signature"] = "sha1=" .. sigs[k],
-  }, body)
+  }
+  for name, value in pairs(extra) do headers[name] = value end
+  return wrk.format("POST", req_path, headers, body)
 end
 
 function done(summary, latency, requests)
