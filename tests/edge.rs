@@ -566,3 +566,65 @@ async fn the_access_log_has_one_json_line_per_request_and_no_secret() {
         }
     }
 }
+
+/// A client that puts an IP address in SNI (OpenSSL does when told to, as
+/// wrk and some senders' stacks do) is served without a log line: rustls's
+/// own logging, which warned on every such handshake, is not compiled in,
+/// so no sender can make the log grow by a line per connection.
+// Multi-threaded: the upstream answers while the test waits for curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_address_in_sni_leaves_no_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start().await;
+    let (cert, key, _) = certificate(dir.path(), "edge");
+    let rest = format!(
+        "tls: {{ cert_file: \"{}\", key_file: \"{}\" }}\nroutes:\n  - {{ name: r, path: /r, ack: sync, dedup: off, verify: {{ scheme: header, header: X-Secret, secrets: [s3cret] }}, upstream: {{ url: \"{}\" }} }}\n",
+        cert.display(),
+        key.display(),
+        upstream.url("/")
+    );
+    let ProcessConfig { file, ingress, .. } = process_config(dir.path(), &rest);
+    let process = GatewayProcess::spawn(&file);
+    let served_before = process.log().len();
+    for _ in 0..3 {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-brief", "-connect"])
+            .arg(format!("127.0.0.1:{ingress}"))
+            .args(["-servername", "127.0.0.1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+    }
+    // One request after them: its access line is written after anything
+    // the handshakes wrote, so once it is read, so is everything before it.
+    let status = std::process::Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-H",
+            "X-Secret: s3cret",
+            "-d",
+            "{}",
+        ])
+        .arg(format!("https://127.0.0.1:{ingress}/r"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut log = process.log();
+    while !log.iter().any(|line| line.contains("hookgate::access")) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        log = process.log();
+    }
+    let other: Vec<&String> = log[served_before..]
+        .iter()
+        .filter(|line| !line.contains("hookgate::access"))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "log lines from handshakes with an IP address in SNI: {other:?}"
+    );
+    process.terminate();
+}
