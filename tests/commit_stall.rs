@@ -118,3 +118,45 @@ async fn postgres_no_ack_until_the_commit_with_dedup_in_the_same_transaction() {
     )
     .await;
 }
+
+/// A sender that hangs up while its event's commit is held: the event is
+/// committed all the same (the sender was never answered, so it will send
+/// it again, and the copy is a duplicate or delivered twice, never lost).
+/// Once committed, it must be counted and delivered like any other, at
+/// once: without a poll to find it, and with the pending count back at 0
+/// afterwards (not -1, as when the count was left to the hung-up request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_event_whose_sender_hung_up_before_the_commit_is_counted_and_delivered() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config(&upstream.url("/orders"), "off", "")).await;
+    let first = send(&gateway, r#"{"id":"first"}"#).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    eventually("the first event is delivered", || {
+        upstream.received().len() == 1
+    })
+    .await;
+
+    let gate = CommitGate::close();
+    let url = gateway.url("/hooks/orders");
+    let sender =
+        tokio::spawn(
+            async move { post(&url, &[("X-Secret", "s3cret")], r#"{"id":"hung-up"}"#).await },
+        );
+    let gate = held(gate).await;
+    // The sender goes away (its connection closes) while the commit waits.
+    sender.abort();
+    assert!(sender.await.unwrap_err().is_cancelled());
+    drop(gate);
+    eventually("the hung-up sender's event is delivered", || {
+        upstream.received().len() == 2
+    })
+    .await;
+    let pending = r#"hookgate_spool_pending{route="orders"}"#;
+    let mut value = gateway.metric(pending).await;
+    while value > 0.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        value = gateway.metric(pending).await;
+    }
+    assert_eq!(value, 0.0, "pending after every event was delivered");
+}

@@ -430,6 +430,10 @@ pub struct Spool {
     /// Grows when a reload adds an async route; never shrinks (a removed
     /// route's events stay in the store and in the admin API).
     routes: Arc<std::sync::RwLock<HashMap<String, Arc<RouteCounts>>>>,
+    /// Other processes append too ([`Spool::shared`]): idle workers poll.
+    /// Otherwise every append, replay and lease is this process's own and
+    /// wakes them, and an idle worker sleeps until then.
+    polled: bool,
 }
 
 impl Spool {
@@ -442,6 +446,7 @@ impl Spool {
         let spool = Spool {
             store,
             routes: Arc::default(),
+            polled: false,
         };
         for (name, metrics) in routes {
             spool.add_route(name, metrics).await?;
@@ -456,7 +461,8 @@ impl Spool {
     /// changes. (Workers notice other replicas' appends by polling
     /// [`Spool::next_due_at`], at least once a second.) The refresh ends
     /// when the last handle of this spool is dropped.
-    pub fn shared(self) -> Spool {
+    pub fn shared(mut self) -> Spool {
+        self.polled = true;
         let routes = Arc::downgrade(&self.routes);
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -547,6 +553,12 @@ impl Spool {
         self.store.oldest_pending().await
     }
 
+    /// Whether idle workers must poll the store: other processes append to
+    /// it too, without waking this one's workers.
+    pub fn polled(&self) -> bool {
+        self.polled
+    }
+
     /// Resolves when `route`'s `destination` may have new work.
     pub async fn wait_for_work(&self, route: &str, destination: &str) {
         let wake = self.counts(route).wake(destination);
@@ -555,7 +567,25 @@ impl Spool {
 
     /// Appends an event, with its dedup claim when given, in one
     /// transaction. Resolves after the commit.
+    ///
+    /// The append and what follows its commit (the pending count, the
+    /// workers' wake-up) run as a task of their own: a sender that hangs up
+    /// drops the request's future, but an event it sent may be committed
+    /// already, and must then be counted and delivered like any other.
     pub async fn append(
+        &self,
+        event: NewEvent,
+        claim: Option<LocalClaim>,
+    ) -> Result<Appended, StoreError> {
+        let this = self.clone();
+        tokio::spawn(async move { this.append_and_count(event, claim).await })
+            .await
+            .map_err(|error| StoreError::AppendTask {
+                source: Arc::new(error),
+            })?
+    }
+
+    async fn append_and_count(
         &self,
         event: NewEvent,
         claim: Option<LocalClaim>,
@@ -626,14 +656,18 @@ impl Spool {
     ) -> Result<Recorded, StoreError> {
         let state = outcome.state();
         let recorded = self.store.record(lease, outcome).await?;
-        if recorded == Recorded::Written && state != DeliveryState::Pending {
-            if let Some(counts) = self.known(&lease.route) {
+        if let Some(counts) = self.known(&lease.route) {
+            if recorded == Recorded::Written && state != DeliveryState::Pending {
                 counts.pending.fetch_sub(1, Ordering::Relaxed);
                 if state == DeliveryState::Dead {
                     counts.dead.fetch_add(1, Ordering::Relaxed);
                 }
                 counts.publish();
             }
+            // The lease ended: the delivery may be due again (a retry), or
+            // the next event of its ordering key may be. An idle worker
+            // does not poll its own store, so it is told.
+            counts.wake_up(Some(std::slice::from_ref(&lease.destination)));
         }
         Ok(recorded)
     }

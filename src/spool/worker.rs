@@ -26,8 +26,8 @@ use crate::store::now_ms;
 use crate::telemetry::metrics::DestinationMetrics;
 use crate::telemetry::{traces, DeliveryResult};
 
-/// Longest sleep between polls when nothing is due (new events wake the
-/// worker at once; this only bounds a missed wake-up).
+/// Longest sleep between polls of a store other processes share when
+/// nothing is due (this process's own appends wake its workers at once).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses between tries to record an attempt while the store fails.
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -178,20 +178,37 @@ impl Shared {
         }
     }
 
-    /// Waits for new work, the next due time, or at most [`IDLE_POLL`].
+    /// Waits for new work or the next due time; on a store other
+    /// processes share, for at most [`IDLE_POLL`] (their appends do not wake
+    /// this process). On this process's own store a worker with nothing
+    /// due sleeps until an append, a replay or a stop: no timer, so an idle
+    /// gateway does not wake up.
     async fn idle(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Stopped> {
         let (route, destination) = self.names();
         let spool = &self.worker.spool;
-        let wait = match spool.next_due_at(route, destination).await {
-            Ok(Some(at)) => {
-                Duration::from_millis((at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+        let due = match spool.next_due_at(route, destination).await {
+            Ok(due) => due,
+            // The store failed: try again after a poll's time.
+            Err(_) => Some(now_ms() + IDLE_POLL.as_millis() as i64),
+        };
+        let wait = match due {
+            Some(at) if spool.polled() => {
+                Some((at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64))
             }
-            _ => IDLE_POLL,
+            Some(at) => Some((at - now_ms()).max(1)),
+            None if spool.polled() => Some(IDLE_POLL.as_millis() as i64),
+            None => None,
+        };
+        let sleep = async {
+            match wait {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms as u64)).await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             _ = stop.changed() => Err(Stopped),
             _ = spool.wait_for_work(route, destination) => Ok(()),
-            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = sleep => Ok(()),
         }
     }
 

@@ -120,6 +120,12 @@ pub enum StoreError {
         #[source]
         source: Arc<tokio::task::JoinError>,
     },
+    /// The task that appends an event ended without an answer (it panicked).
+    #[error("store: the append did not finish: {source}")]
+    AppendTask {
+        #[source]
+        source: Arc<tokio::task::JoinError>,
+    },
     /// SQLite rolled the group's transaction back by itself (disk full, I/O
     /// error): nothing of the group was written.
     #[error("store: the transaction was rolled back by SQLite (disk full or I/O error)")]
