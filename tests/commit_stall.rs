@@ -136,6 +136,12 @@ async fn sqlite_an_event_whose_sender_hung_up_before_the_commit_is_counted_and_d
         upstream.received().len() == 1
     })
     .await;
+    // And its delivery recorded (the count drops after the record's
+    // commit), so that the commit the gate holds next is the new event's.
+    let pending = r#"hookgate_spool_pending{route="orders"}"#;
+    while gateway.metric(pending).await != 0.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let gate = CommitGate::close();
     let url = gateway.url("/hooks/orders");
@@ -152,7 +158,6 @@ async fn sqlite_an_event_whose_sender_hung_up_before_the_commit_is_counted_and_d
         upstream.received().len() == 2
     })
     .await;
-    let pending = r#"hookgate_spool_pending{route="orders"}"#;
     let mut value = gateway.metric(pending).await;
     while value > 0.0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
