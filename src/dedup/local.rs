@@ -7,9 +7,16 @@
 //! one transaction with [`claim_in`]. In-flight rows an older version left
 //! on disk are cleared on open. Expired rows are pruned in small batches by
 //! [`LocalStore::prune_expired`], which the server calls periodically.
+//!
+//! The keys with a live row are also in an in-memory filter
+//! (`crate::dedup::filter`, held by the [`Db`]), so a claim of a new key
+//! reads nothing: every write of a row puts its key in the filter first,
+//! and the filter is loaded from the rows on disk in the background when
+//! the store opens (until then, every claim reads the row as before).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +25,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::future::Future;
 use std::pin::Pin;
 
+use super::filter::KeyFilter;
 use super::{
     Claim, ClaimToken, DedupFuture, DedupStore, EventKey, OnCommitFailure, SharedDedupStore,
     StoreError,
@@ -37,6 +45,8 @@ pub struct LocalStore {
     db: Db,
     /// Claims being processed, by key: memory only (see `claim`).
     in_flight: Arc<Mutex<HashMap<EventKey, Holder>>>,
+    /// Rows read by claims (those the filter could not rule out).
+    reads: Arc<AtomicU64>,
 }
 
 /// Who holds an in-flight claim, and until when.
@@ -58,9 +68,11 @@ impl LocalStore {
         })
         .await
         .map_err(store)?;
+        load_filter(&db);
         Ok(LocalStore {
             db,
             in_flight: Arc::default(),
+            reads: Arc::default(),
         })
     }
 
@@ -75,12 +87,44 @@ impl LocalStore {
     }
 }
 
+/// Starts loading the rows on disk into the [`Db`]'s filter of dedup keys,
+/// once per `Db`, on a thread of its own: claims read the store until it is
+/// done, so the gateway need not wait for it.
+fn load_filter(db: &Db) {
+    if !db.dedup_keys().start_loading() {
+        return;
+    }
+    let db = db.clone();
+    let spawned = std::thread::Builder::new()
+        .name("hookgate-dedup-keys".into())
+        .spawn(move || {
+            let started = Instant::now();
+            match db.read_now(|c| db.dedup_keys().load(c, now_ms())) {
+                Ok(keys) => tracing::info!(
+                    keys,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    bytes = db.dedup_keys().bytes(),
+                    "dedup keys loaded into memory"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "cannot load the dedup keys into memory; every claim reads the store"
+                ),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start loading the dedup keys into memory; every claim reads the store");
+    }
+}
+
 /// Claims `key` inside `tx`; shared by the sync path and the async
-/// claim-and-spool transaction. `lease` is how long the claim may stay in
-/// flight; `committed_ttl` set means the claim is committed at once (the
-/// caller spools the event in the same transaction).
+/// claim-and-spool transaction. `keys` is the filter of the store `tx`
+/// writes to. `lease` is how long the claim may stay in flight;
+/// `committed_ttl` set means the claim is committed at once (the caller
+/// spools the event in the same transaction).
 pub(crate) fn claim_in(
     tx: &Transaction<'_>,
+    keys: &KeyFilter,
     route: &str,
     key: &EventKey,
     token: ClaimToken,
@@ -88,18 +132,26 @@ pub(crate) fn claim_in(
     committed_ttl: Option<Duration>,
 ) -> rusqlite::Result<Claim> {
     let now = now_ms();
-    let existing: Option<(i64, i64)> = tx
-        .prepare_cached("SELECT state, expires_at FROM dedup_claims WHERE key = ?1")?
-        .query_row([&key.0[..]], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
+    // A key the filter rules out has no live row to read.
+    let existing: Option<(i64, i64)> = if keys.may_contain(key) {
+        tx.prepare_cached("SELECT state, expires_at FROM dedup_claims WHERE key = ?1")?
+            .query_row([&key.0[..]], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+    } else {
+        None
+    };
     Ok(match existing {
         Some((STATE_COMMITTED, expires)) if expires > now => Claim::Duplicate,
         Some((_, expires)) if expires > now => Claim::InFlight,
         _ => {
-            let (state, until) = match committed_ttl {
-                Some(ttl) => (STATE_COMMITTED, now + ttl.as_millis() as i64),
-                None => (STATE_IN_FLIGHT, now + lease.as_millis() as i64),
+            let (state, ttl) = match committed_ttl {
+                Some(ttl) => (STATE_COMMITTED, ttl.as_millis() as i64),
+                None => (STATE_IN_FLIGHT, lease.as_millis() as i64),
             };
+            let until = now + ttl;
+            // In the filter before the row commits, so no claim that could
+            // see the row misses the key.
+            keys.insert(key, until, ttl);
             tx.prepare_cached(UPSERT)?.execute(params![
                 &key.0[..],
                 route,
@@ -116,6 +168,7 @@ impl LocalStore {
     /// Whether `key` was committed and its window has not passed: one
     /// primary-key lookup, run on the calling thread (see [`Db::read_now`]).
     fn committed(&self, key: &EventKey) -> Result<bool, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let now = now_ms();
         self.db
             .read_now(|c| {
@@ -181,8 +234,13 @@ impl LocalStore {
                 },
             );
         }
-        let (row_key, route) = (*key, route.to_string());
         let ttl = ttl.as_millis() as i64;
+        let expires_at = now_ms() + ttl;
+        // In the filter before the entry can go (once the row is written),
+        // and with the row's own expiry, so that no claim misses the key
+        // while the row is live.
+        self.db.dedup_keys().insert(key, expires_at, ttl);
+        let (row_key, route) = (*key, route.to_string());
         let (this, key) = (self.clone(), *key);
         // Relaxed: a committed key lost with the machine can only let a
         // duplicate through later, never lose an event.
@@ -195,7 +253,7 @@ impl LocalStore {
                         route,
                         STATE_COMMITTED,
                         token.0 as i64,
-                        now_ms() + ttl
+                        expires_at
                     ])
                     .map(|_| ())
             },
@@ -288,6 +346,7 @@ impl DedupStore for LocalStore {
         Box::pin(async move {
             let now = Instant::now();
             self.in_flight().retain(|_, h| h.committed || h.until > now);
+            self.db.dedup_keys().drop_expired(now_ms());
             let mut total = 0;
             loop {
                 let now = now_ms();
@@ -336,8 +395,12 @@ impl LocalStore {
                 },
             );
         }
-        // Checked after the entry went in: a commit writes its row before it
-        // drops its entry, so any commit that let us in is visible here.
+        // Checked after the entry went in: a commit puts its key in the
+        // filter and writes its row before it drops its entry, so any commit
+        // that let us in is visible here.
+        if !self.db.dedup_keys().may_contain(key) {
+            return Ok(Claim::New(token));
+        }
         match self.committed(key) {
             Ok(false) => Ok(Claim::New(token)),
             Ok(true) => {
@@ -366,6 +429,139 @@ fn store(e: crate::store::StoreError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A key as the store's are: a SHA-256 digest.
+    fn key(i: u64) -> EventKey {
+        use sha2::Digest;
+        EventKey(sha2::Sha256::digest(i.to_le_bytes()).into())
+    }
+
+    /// A store whose filter has loaded what `dir` holds.
+    async fn loaded(dir: &Path) -> LocalStore {
+        let store = LocalStore::open(dir).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), store.db.dedup_keys().wait_loaded())
+            .await
+            .expect("the filter loads");
+        store
+    }
+
+    fn reads(store: &LocalStore) -> u64 {
+        store.reads.load(Ordering::Relaxed)
+    }
+
+    async fn claim_and_commit(store: &LocalStore, key: &EventKey, ttl: Duration) {
+        let Claim::New(token) = store.claim("r", key, LEASE).await.unwrap() else {
+            panic!("first claim must be new");
+        };
+        store.commit("r", key, token, ttl).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn new_keys_are_claimed_without_a_read_and_committed_ones_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = loaded(dir.path()).await;
+        for i in 0..100 {
+            claim_and_commit(&store, &key(i), HOUR).await;
+        }
+        for i in 100..200 {
+            assert!(matches!(
+                store.claim("r", &key(i), LEASE).await.unwrap(),
+                Claim::New(_)
+            ));
+        }
+        assert_eq!(reads(&store), 0, "the filter rules out every new key");
+        assert_eq!(store.db.dedup_keys().ruled_out(), 200);
+        // Rows written and entries gone: the filter says "maybe", the row
+        // says "duplicate".
+        assert!(store.in_flight().values().all(|h| !h.committed));
+        for i in 0..100 {
+            assert_eq!(
+                store.claim("r", &key(i), LEASE).await.unwrap(),
+                Claim::Duplicate
+            );
+        }
+        assert_eq!(reads(&store), 100);
+    }
+
+    #[tokio::test]
+    async fn committed_keys_are_duplicates_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = loaded(dir.path()).await;
+            claim_and_commit(&store, &key(1), HOUR).await;
+            claim_and_commit(&store, &key(2), HOUR).await;
+        }
+        let store = loaded(dir.path()).await;
+        assert_eq!(store.db.dedup_keys().keys(), 2, "loaded from the rows");
+        for i in [1, 2] {
+            assert_eq!(
+                store.claim("r", &key(i), LEASE).await.unwrap(),
+                Claim::Duplicate
+            );
+        }
+        assert!(matches!(
+            store.claim("r", &key(3), LEASE).await.unwrap(),
+            Claim::New(_)
+        ));
+        assert_eq!(reads(&store), 2, "the new key was not read");
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_is_new_again_and_leaves_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = loaded(dir.path()).await;
+        claim_and_commit(&store, &key(1), Duration::from_millis(1)).await;
+        let keys = store.db.dedup_keys();
+        assert_eq!(keys.keys(), 1);
+        // The filter still has it: the read finds the row expired.
+        let wait = async {
+            while store.claim("r", &key(1), LEASE).await.unwrap() == Claim::Duplicate {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the key expires");
+        assert!(reads(&store) >= 1);
+        // Its bucket goes with the pruning once its span has passed.
+        let pruned = async {
+            while keys.keys() > 0 {
+                store.prune_expired().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), pruned)
+            .await
+            .expect("the bucket is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_key_the_async_path_committed_is_a_duplicate_for_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = loaded(dir.path()).await;
+        let spool = |key: EventKey| {
+            let keys = store.db.dedup_keys().clone();
+            let token = ClaimToken::random();
+            store
+                .db
+                .write(move |tx| claim_in(tx, &keys, "r", &key, token, LEASE, Some(HOUR)))
+        };
+        assert!(matches!(spool(key(1)).await.unwrap(), Claim::New(_)));
+        assert_eq!(
+            store.db.dedup_keys().ruled_out(),
+            1,
+            "the writer did not read the new key"
+        );
+        assert_eq!(spool(key(1)).await.unwrap(), Claim::Duplicate);
+        assert_eq!(
+            store.claim("r", &key(1), LEASE).await.unwrap(),
+            Claim::Duplicate
+        );
+        assert_eq!(reads(&store), 1);
+    }
 
     #[tokio::test]
     async fn a_detached_commit_answers_copies_before_and_after_its_row_is_written() {

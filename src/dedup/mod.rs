@@ -17,6 +17,7 @@
 //!
 //! Dedup runs after verification: unverified requests never reach a store.
 
+pub mod filter;
 pub mod key;
 pub mod local;
 pub mod postgres;

@@ -155,11 +155,12 @@ impl SpoolStore for SqliteSpoolStore {
     fn append(&self, event: NewEvent, claim: Option<LocalClaim>) -> StoreFuture<'_, Appended> {
         let event_id = uuid::Uuid::now_v7().to_string();
         let headers = encode_headers(&event.headers);
+        let keys = self.db.dedup_keys().clone();
         Box::pin(self.db.write(move |tx| {
             if let Some(claim) = claim {
                 // Lease unused: a spooled claim is committed at once.
                 let token = ClaimToken::random();
-                match claim_in(tx, &event.route, &claim.key, token, claim.ttl, Some(claim.ttl))? {
+                match claim_in(tx, &keys, &event.route, &claim.key, token, claim.ttl, Some(claim.ttl))? {
                     Claim::New(_) => {}
                     Claim::Duplicate => return Ok(Appended::Duplicate),
                     Claim::InFlight => return Ok(Appended::InFlight),

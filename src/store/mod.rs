@@ -67,6 +67,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::dedup::filter::KeyFilter;
+
 pub mod postgres;
 
 /// The store could not do what was asked (I/O error, disk full, closed).
@@ -300,6 +302,10 @@ pub struct Db {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Readers>,
     path: PathBuf,
+    /// The keys with a live row in `dedup_claims`, in memory: kept with the
+    /// handle so that every writer of that table through it (the dedup
+    /// store and the spool's claim-and-spool) feeds the one filter.
+    dedup_keys: Arc<KeyFilter>,
 }
 
 /// Idle reader connections. A read takes one (opening one when none is
@@ -440,11 +446,17 @@ impl Db {
             jobs,
             readers: Arc::new(readers),
             path,
+            dedup_keys: Arc::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The in-memory filter of `dedup_claims` (see `crate::dedup::filter`).
+    pub fn dedup_keys(&self) -> &Arc<KeyFilter> {
+        &self.dedup_keys
     }
 
     /// Runs `f` in the next group transaction; resolves once that group is
