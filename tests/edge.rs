@@ -180,7 +180,9 @@ fn reload_config(
     secret_file: &std::path::Path,
 ) -> String {
     format!(
-        "listen: \"127.0.0.1:0\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\ndata_dir: \"{}\"\nroutes:\n  - name: r\n    path: /r\n    ack: sync\n    dedup: off\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"${{file:{}}}\"] }}\n    upstream: {{ url: \"{}\", headers: {{ X-Generation: \"{generation}\" }} }}\n",
+        // One serving thread: one upstream pool, whichever connection a
+        // request comes on (the pool-keeping test counts its connections).
+        "listen: \"127.0.0.1:0\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\ndata_dir: \"{}\"\nruntime: {{ threads: 1 }}\nroutes:\n  - name: r\n    path: /r\n    ack: sync\n    dedup: off\n    verify: {{ scheme: header, header: X-Secret, secrets: [\"${{file:{}}}\"] }}\n    upstream: {{ url: \"{}\", headers: {{ X-Generation: \"{generation}\" }} }}\n",
         dir.join("data").display(),
         secret_file.display(),
         upstream.url("/")

@@ -282,10 +282,22 @@ async fn a_body_trickled_below_the_minimum_rate_is_cut_off_before_the_body_timeo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_new_connections_wait_until_one_closes() {
+    max_connections_wait("{ ingress: shared }").await;
+}
+
+/// With a listener per serving thread, the kernel picks which thread gets
+/// a connection: the waiting one must still get the slot that frees, not a
+/// thread whose listener has nothing to accept.
+#[tokio::test]
+async fn past_max_connections_new_connections_wait_until_one_closes_on_every_thread() {
+    max_connections_wait("{ ingress: per_core, threads: 2 }").await;
+}
+
+async fn max_connections_wait(runtime: &str) {
     let upstream = Upstream::start().await;
-    let gateway = Gateway::start(&config(
-        &upstream,
-        "max_connections: 2, header_read_timeout: 30s",
+    let gateway = Gateway::start(&format!(
+        "runtime: {runtime}\n{}",
+        config(&upstream, "max_connections: 2, header_read_timeout: 30s")
     ))
     .await;
     let idle1 = TcpStream::connect(gateway.addr).await.unwrap();

@@ -121,18 +121,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let connections = Connections::default();
-    // Past `max_connections` (the permits of `slots`, which serving threads
-    // share), stop accepting until one closes: new connections wait in the
-    // kernel's backlog, existing ones are unaffected.
     loop {
-        let slot = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             biased;
             // The only change ever sent is "stop"; a dropped sender also stops.
@@ -146,6 +135,22 @@ where
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            },
+        };
+        // Past `max_connections` (the permits of `slots`, which serving
+        // threads share), the connection just accepted waits unserved until
+        // one closes, and this listener accepts no other meanwhile: the
+        // next ones wait in the kernel's backlog, existing ones are
+        // unaffected. Accepting first means a permit only ever goes to a
+        // connection that exists: with a listener per thread, a permit
+        // taken before accepting could sit with a thread whose listener
+        // has nothing, while another's connection waits for it.
+        let slot = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
             },
         };
         let _ = stream.set_nodelay(true);
