@@ -347,7 +347,7 @@ def main():
 
     tests = area_tests(changed)
     test_args = ["--lib"] + [a for t in tests for a in ("--test", t)]
-    budget = int(os.environ.get("MUTANTS_BUDGET_MINUTES", "30"))
+    budget = float(os.environ.get("MUTANTS_BUDGET_MINUTES", "30"))
     timeout = os.environ.get("MUTANTS_TIMEOUT", "120")
     build_timeout = os.environ.get("MUTANTS_BUILD_TIMEOUT", "600")
     print(f"{len(listed)} mutant(s) on the changed lines; tests: {' '.join(test_args)}")
@@ -366,7 +366,7 @@ def main():
         "--", *test_args,
     ]
     print("$ " + " ".join(cmd) + f"   (budget {budget} min)", flush=True)
-    code, budget_ran_out = run_with_budget(cmd, env, budget * 60)
+    code, budget_ran_out = run_with_budget(cmd, env, int(budget * 60))
 
     out_dir = os.path.join(out, "mutants.out")
     if not os.path.exists(os.path.join(out_dir, "outcomes.json")):
