@@ -347,6 +347,10 @@ def main():
 
     tests = area_tests(changed)
     test_args = ["--lib"] + [a for t in tests for a in ("--test", t)]
+    # As --cargo-arg, not after `--`: cargo-mutants adds the args after `--`
+    # only to `cargo test`, so its build step (`cargo test --no-run`) would
+    # build and link every test binary of the crate for each mutant.
+    cargo_args = [f"--cargo-arg={a}" for a in test_args]
     budget = float(os.environ.get("MUTANTS_BUDGET_MINUTES", "30"))
     timeout = os.environ.get("MUTANTS_TIMEOUT", "120")
     build_timeout = os.environ.get("MUTANTS_BUILD_TIMEOUT", "600")
@@ -362,8 +366,7 @@ def main():
     env.setdefault("CARGO_TARGET_DIR", os.path.join(root, "target"))
     cmd = [
         "cargo", "mutants", "--in-diff", diff_file, "--no-shuffle", "-j", "1",
-        "--timeout", timeout, "--build-timeout", build_timeout, "-o", out,
-        "--", *test_args,
+        "--timeout", timeout, "--build-timeout", build_timeout, "-o", out, *cargo_args,
     ]
     print("$ " + " ".join(cmd) + f"   (budget {budget} min)", flush=True)
     code, budget_ran_out = run_with_budget(cmd, env, int(budget * 60))
