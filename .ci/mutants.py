@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 # Paths whose changed lines are mutated.
 GUARDED = [
@@ -290,6 +291,7 @@ def git(*args):
 
 
 def main():
+    started = time.monotonic()
     root = git("rev-parse", "--show-toplevel").strip()
     os.chdir(root)
 
@@ -381,7 +383,7 @@ def main():
     if code in CARGO_MUTANTS_ERRORS:
         print(f"error: cargo mutants: {CARGO_MUTANTS_ERRORS[code]} (exit {code})")
         status = 1
-    print(f"\noutput: {out_dir}")
+    print(f"\noutput: {out_dir}; {(time.monotonic() - started) / 60:.1f} minutes")
     print("mutation step: " + ("FAILED" if status else "passed"))
     return status
 
