@@ -365,7 +365,7 @@ def main():
     # reuses them). The scratch copies share the checkout's target
     # directory, so the dependencies the tests built are not rebuilt.
     env = dict(os.environ, CARGO_INCREMENTAL="1")
-    env.setdefault("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    env["CARGO_TARGET_DIR"] = os.path.abspath(env.get("CARGO_TARGET_DIR", "target"))
     cmd = [
         "cargo", "mutants", "--in-diff", diff_file, "--no-shuffle", "-j", "1",
         "--timeout", timeout, "--build-timeout", build_timeout, "-o", out, *cargo_args,
@@ -375,8 +375,13 @@ def main():
 
     out_dir = os.path.join(out, "mutants.out")
     if not os.path.exists(os.path.join(out_dir, "outcomes.json")):
-        print(f"error: cargo mutants wrote no outcomes (exit {code})")
-        return 1
+        if not budget_ran_out:
+            print(f"error: cargo mutants wrote no outcomes (exit {code})")
+            return 1
+        # Out of time before the first outcome: every mutant is untested.
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "outcomes.json"), "w", encoding="utf-8") as f:
+            json.dump({"outcomes": []}, f)
     report = summarize(out_dir, root, entries, listed)
     print_report(report)
     status = verdict(report, budget_ran_out)
