@@ -268,6 +268,29 @@ mod tests {
     }
 
     #[test]
+    fn unit_names_round_trip() {
+        for unit in [TimeUnit::Seconds, TimeUnit::Milliseconds, TimeUnit::Rfc3339] {
+            assert_eq!(TimeUnit::parse(unit.as_str()), Some(unit), "{unit:?}");
+        }
+        assert_eq!(TimeUnit::parse("Seconds"), None);
+        assert_eq!(TimeUnit::parse("ms"), None);
+    }
+
+    #[test]
+    fn numbers_have_at_most_nineteen_digits() {
+        // 10^18 and 10^19 milliseconds both fit a u64 and a SystemTime:
+        // only the digit limit tells them apart.
+        assert_eq!(
+            TimeUnit::Milliseconds.parse_time("1000000000000000000"),
+            Some(at(1_000_000_000_000_000))
+        );
+        assert_eq!(
+            TimeUnit::Milliseconds.parse_time("10000000000000000000"),
+            None
+        );
+    }
+
+    #[test]
     fn tolerance_applies_to_past_and_future() {
         let spec = TimestampSpec {
             source: TimestampSource::Header(HeaderName::from_static("x-ts")),
