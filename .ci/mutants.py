@@ -26,6 +26,9 @@ Environment:
   MUTANTS_TIMEOUT          seconds a mutant's test run may take (default 120)
   MUTANTS_BUILD_TIMEOUT    seconds a mutant's build may take (default 600)
   MUTANTS_OUT              where mutants.out goes (default target/mutants-ci)
+  MUTANTS_TARGET_DIR       the target directory of the mutants' builds
+                           (default the checkout's: nothing else may build
+                           there while the step runs)
 """
 
 import contextlib
@@ -364,8 +367,15 @@ def main():
     # of the time (CI turns them off for the clean test build, which never
     # reuses them). The scratch copies share the checkout's target
     # directory, so the dependencies the tests built are not rebuilt.
+    # Only one build may use that directory meanwhile: the copy's crate has
+    # the same artifact names as the checkout's, so a build in the checkout
+    # during the run overwrites a mutant's test binaries with unmutated ones
+    # and the mutant's verdict is wrong. In CI nothing else builds; locally,
+    # MUTANTS_TARGET_DIR sets a directory of its own (a full build first).
     env = dict(os.environ, CARGO_INCREMENTAL="1")
-    env["CARGO_TARGET_DIR"] = os.path.abspath(env.get("CARGO_TARGET_DIR", "target"))
+    target = env.get("MUTANTS_TARGET_DIR") or env.get("CARGO_TARGET_DIR") or "target"
+    env["CARGO_TARGET_DIR"] = os.path.abspath(target)
+    print(f"building in {env['CARGO_TARGET_DIR']}: build nothing else there until this finishes")
     cmd = [
         "cargo", "mutants", "--in-diff", diff_file, "--no-shuffle", "-j", "1",
         "--timeout", timeout, "--build-timeout", build_timeout, "-o", out, *cargo_args,
