@@ -100,22 +100,29 @@ def key_name(name):
 
 
 def source_line(root, mutant):
-    """The trimmed source line where the mutation starts."""
+    """The trimmed source line where the mutation starts, and the mutation's
+    column in it (1-based, counted from its first non-blank character, so
+    that re-indenting the line changes neither)."""
     path = os.path.join(root, mutant["file"])
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
     except OSError:
-        return ""
+        return "", 0
     n = mutant["span"]["start"]["line"]
-    return lines[n - 1].strip() if 0 < n <= len(lines) else ""
+    if not 0 < n <= len(lines):
+        return "", 0
+    line = lines[n - 1]
+    indent = len(line) - len(line.lstrip())
+    return line.strip(), mutant["span"]["start"]["column"] - indent
 
 
 def parse_reviewed(text):
     """Entries of the reviewed list: a mutant's name (as key_name prints it)
     on a line of its own, then indented `at:` (the trimmed source line the
-    mutation starts on) and `why:` lines (further indented lines continue
-    the reason). Returns (entries, errors)."""
+    mutation starts on), `col:` (the mutation's column in that trimmed line,
+    which tells apart two `||` on one line) and `why:` lines (further
+    indented lines continue the reason). Returns (entries, errors)."""
     entries, errors = [], []
     current = None
     for number, raw in enumerate(text.split("\n"), 1):
@@ -123,7 +130,7 @@ def parse_reviewed(text):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line[0].isspace():
-            current = {"name": line.strip(), "at": None, "why": "", "line": number}
+            current = {"name": line.strip(), "at": None, "col": None, "why": "", "line": number}
             entries.append(current)
             continue
         if current is None:
@@ -132,30 +139,38 @@ def parse_reviewed(text):
         body = line.strip()
         if body.startswith("at:"):
             current["at"] = body[3:].strip()
+        elif body.startswith("col:"):
+            col = body[4:].strip()
+            if col.isdigit():
+                current["col"] = int(col)
+            else:
+                errors.append(f"line {number}: `col:` needs a number, found {col!r}")
         elif body.startswith("why:"):
             current["why"] = body[4:].strip()
         elif current["why"]:
             current["why"] += " " + body
         else:
-            errors.append(f"line {number}: expected `at:` or `why:`, found {body!r}")
+            errors.append(f"line {number}: expected `at:`, `col:` or `why:`, found {body!r}")
     for e in entries:
         if not re.match(r"^[^:\s]+\.rs: \S", e["name"]) or re.match(r"^[^:]+:\d+:\d+:", e["name"]):
             errors.append(f"line {e['line']}: {e['name']!r} is not a mutant name without line:col")
         if not e["at"]:
             errors.append(f"line {e['line']}: {e['name']!r} has no `at:` line")
+        if e["col"] is None:
+            errors.append(f"line {e['line']}: {e['name']!r} has no `col:` line")
         if not e["why"] or e["why"].upper().startswith("TODO"):
             errors.append(f"line {e['line']}: {e['name']!r} has no reason (`why:`)")
     return entries, errors
 
 
-def excused(entries, mutant, at):
+def excused(entries, mutant, at, col):
     """The reviewed entry that excuses this mutant, or None. An entry matches
-    on the file, the function, the replacement and the source line, never on
-    line numbers, so it survives edits elsewhere in the file but not an edit
-    of the mutated line itself."""
+    on the file, the function, the replacement, the source line and the
+    column in it, never on line numbers, so it survives edits elsewhere in
+    the file but not an edit of the mutated line itself."""
     k = key_name(mutant["name"])
     for e in entries:
-        if e["name"] == k and e["at"] == at:
+        if e["name"] == k and e["at"] == at and e["col"] == col:
             return e
     return None
 
@@ -194,8 +209,8 @@ def summarize(out_dir, root, entries, listed):
         label = labels.get(o["summary"], "failure")
         counts[label] += 1
         if label == "missed":
-            at = source_line(root, m)
-            entry = excused(entries, m, at)
+            at, col = source_line(root, m)
+            entry = excused(entries, m, at, col)
             diff = ""
             if o.get("diff_path"):
                 try:
@@ -203,7 +218,8 @@ def summarize(out_dir, root, entries, listed):
                         diff = f.read()
                 except OSError:
                     pass
-            item = {"name": m["name"], "key": key_name(m["name"]), "at": at, "diff": diff}
+            item = {"name": m["name"], "key": key_name(m["name"]), "at": at, "col": col,
+                    "diff": diff}
             if entry:
                 item["why"] = entry["why"]
                 report["excused"].append(item)
@@ -251,7 +267,8 @@ def verdict(report, budget_ran_out):
         print(f"\nerror: MISSED mutant, no test fails with it: {item['name']}")
         print(item["diff"].rstrip() or "  (no diff recorded)")
         print("Kill it with a test, or if it is equivalent add to " + REVIEWED + ":")
-        print(f"{item['key']}\n    at: {item['at']}\n    why: <why no test can tell it apart>")
+        print(f"{item['key']}\n    at: {item['at']}\n    col: {item['col']}\n"
+              "    why: <why no test can tell it apart>")
     if report["untested"]:
         cause = "the time budget ran out" if budget_ran_out else "the run stopped early"
         print(f"\nWARNING: {cause}; {len(report['untested'])} mutant(s) NOT TESTED:")
@@ -409,18 +426,20 @@ def self_test():
     entries, errors = parse_reviewed(
         "# comment\n"
         "src/a.rs: replace > with >= in f\n"
-        "    at: if x > 1 {\n"
+        "    at: if x > 1 && x > 1 {\n"
+        "    col: 6\n"
         "    why: x is never 1 here:\n"
         "      the caller checks it\n"
         "src/b.rs: delete ! in g\n"
         "    at: !y\n"
+        "    col: 1\n"
     )
-    assert errors == ["line 6: 'src/b.rs: delete ! in g' has no reason (`why:`)"], errors
+    assert errors == ["line 7: 'src/b.rs: delete ! in g' has no reason (`why:`)"], errors
     assert entries[0]["why"] == "x is never 1 here: the caller checks it", entries
-    _, errors = parse_reviewed("src/a.rs:3:4: replace f with ()\n    at: x\n    why: y\n")
+    _, errors = parse_reviewed("src/a.rs:3:4: replace f with ()\n    at: x\n    col: 1\n    why: y\n")
     assert any("without line:col" in e for e in errors), errors
     _, errors = parse_reviewed("src/a.rs: replace f with ()\n    why: TODO\n")
-    assert len(errors) == 2, errors
+    assert len(errors) == 3, errors
     assert key_name("src/a.rs:12:9: replace > with >= in f") == "src/a.rs: replace > with >= in f"
     assert area_tests(["src/verify/jwt/keys.rs"]) == [
         "jwt", "vectors", "handshakes", "timestamp_scan", "trust_headers"]
@@ -431,14 +450,14 @@ def self_test():
     with tempfile.TemporaryDirectory() as tmp:
         os.makedirs(os.path.join(tmp, "src"))
         with open(os.path.join(tmp, "src/a.rs"), "w") as f:
-            f.write("fn f(x: u8) -> bool {\n    if x > 1 {\n        return true;\n    }\n    x > 1\n}\n")
+            f.write("fn f(x: u8) -> bool {\n    if x > 1 && x > 1 {\n        return true;\n    }\n    x > 1\n}\n")
 
         def mutant(line, col, what="replace > with >= in f"):
             return {"name": f"src/a.rs:{line}:{col}: {what}", "file": "src/a.rs",
                     "span": {"start": {"line": line, "column": col}}}
 
         listed = [mutant(2, 10), mutant(5, 7), mutant(1, 1, "replace f -> bool with true"),
-                  mutant(3, 16, "replace f -> bool with false")]
+                  mutant(3, 16, "replace f -> bool with false"), mutant(2, 19)]
         out = os.path.join(tmp, "mutants.out")
         os.makedirs(os.path.join(out, "diff"))
         with open(os.path.join(out, "diff/m.diff"), "w") as f:
@@ -448,20 +467,23 @@ def self_test():
             {"scenario": {"Mutant": listed[0]}, "summary": "MissedMutant"},
             {"scenario": {"Mutant": listed[1]}, "summary": "MissedMutant", "diff_path": "diff/m.diff"},
             {"scenario": {"Mutant": listed[2]}, "summary": "CaughtMutant"},
+            {"scenario": {"Mutant": listed[4]}, "summary": "MissedMutant"},
         ]
         with open(os.path.join(out, "outcomes.json"), "w") as f:
             json.dump({"outcomes": outcomes}, f)
         report = summarize(out, tmp, entries, listed)
-        # The entry names line 2's `if x > 1 {`; line 5's `x > 1` is another mutant.
-        assert [i["at"] for i in report["excused"]] == ["if x > 1 {"], report
-        assert [i["at"] for i in report["missed"]] == ["x > 1"], report
+        # The entry names the first `>` of line 2; the second `>` there and
+        # line 5's are other mutants of the same name.
+        assert [(i["at"], i["col"]) for i in report["excused"]] == [("if x > 1 && x > 1 {", 6)]
+        assert [(i["at"], i["col"]) for i in report["missed"]] == [
+            ("x > 1", 3), ("if x > 1 && x > 1 {", 15)], report
         assert report["missed"][0]["diff"].startswith("-    x > 1"), report
         assert report["untested"] == [listed[3]["name"]], report
         assert report["files"]["src/a.rs"] == {
-            "caught": 1, "missed": 2, "unviable": 0, "timeout": 0, "failure": 0, "untested": 1}
+            "caught": 1, "missed": 3, "unviable": 0, "timeout": 0, "failure": 0, "untested": 1}
         with contextlib.redirect_stdout(io.StringIO()) as printed:
             assert verdict(report, budget_ran_out=True) == 1
-            assert "at: x > 1" in printed.getvalue(), printed.getvalue()
+            assert "at: x > 1\n    col: 3\n" in printed.getvalue(), printed.getvalue()
             report["missed"] = []
             assert verdict(report, budget_ran_out=True) == 0
             assert "NOT TESTED: src/a.rs:3:16" in printed.getvalue(), printed.getvalue()
