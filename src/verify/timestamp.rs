@@ -268,6 +268,55 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_offsets_both_ways() {
+        // 2021-02-25T15:02:10Z written with other offsets: west of UTC (a
+        // minus sign), and with every digit of hours and minutes counting
+        // (two-digit hours, minutes that are not whole hours).
+        for text in [
+            "2021-02-25T10:02:10-05:00",
+            "2021-02-26T02:32:10+11:30",
+            "2021-02-25T03:17:10-11:45",
+        ] {
+            assert_eq!(
+                TimeUnit::Rfc3339.parse_time(text),
+                Some(at(1614265330)),
+                "{text}"
+            );
+        }
+        // An offset needs its colon, digits around it, and a sign.
+        for bad in [
+            "2021-02-25T16:02:10+01-00",
+            "2021-02-25T16:02:10+0a:00",
+            "2021-02-25T16:02:10 01:00",
+        ] {
+            assert_eq!(TimeUnit::Rfc3339.parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unit_names_round_trip() {
+        for unit in [TimeUnit::Seconds, TimeUnit::Milliseconds, TimeUnit::Rfc3339] {
+            assert_eq!(TimeUnit::parse(unit.as_str()), Some(unit), "{unit:?}");
+        }
+        assert_eq!(TimeUnit::parse("Seconds"), None);
+        assert_eq!(TimeUnit::parse("ms"), None);
+    }
+
+    #[test]
+    fn numbers_have_at_most_nineteen_digits() {
+        // 10^18 and 10^19 milliseconds both fit a u64 and a SystemTime:
+        // only the digit limit tells them apart.
+        assert_eq!(
+            TimeUnit::Milliseconds.parse_time("1000000000000000000"),
+            Some(at(1_000_000_000_000_000))
+        );
+        assert_eq!(
+            TimeUnit::Milliseconds.parse_time("10000000000000000000"),
+            None
+        );
+    }
+
+    #[test]
     fn tolerance_applies_to_past_and_future() {
         let spec = TimestampSpec {
             source: TimestampSource::Header(HeaderName::from_static("x-ts")),
