@@ -90,7 +90,7 @@ impl Server {
             IngressThreads::Shared => bind_listener("ingress", config.listen).await?,
             // Serving threads bind the same address after it.
             IngressThreads::PerCore => {
-                server::per_core::bind_shared(config.listen).map_err(|source| StartError::Bind {
+                server::per_core::bind_first(config.listen).map_err(|source| StartError::Bind {
                     what: "ingress",
                     addr: config.listen,
                     source,

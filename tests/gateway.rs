@@ -818,3 +818,29 @@ async fn per_core_starts_its_serving_threads_and_shared_none() {
         process.terminate();
     }
 }
+
+/// A port another process listens on is refused at start-up, serving
+/// threads or not: `SO_REUSEPORT` must not let a second gateway share it.
+#[tokio::test]
+async fn a_port_already_in_use_is_refused_whatever_the_runtime() {
+    let upstream = Upstream::start().await;
+    // Held as another gateway's serving thread holds it: with SO_REUSEPORT
+    // (a plain listener would refuse a SO_REUSEPORT bind by itself).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let taken = socket.listen(16).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for runtime in ["{ ingress: per_core, threads: 2 }", "{ ingress: shared }"] {
+        let yaml = format!(
+            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\nruntime: {runtime}\n{}",
+            config(&upstream, "")
+        );
+        let config = hookgate::Config::from_yaml(&yaml, &Default::default()).unwrap();
+        let error = hookgate::Server::bind(config)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("bound a port in use with runtime {runtime}"));
+        assert!(error.to_string().contains("ingress"), "{error}");
+    }
+}

@@ -36,9 +36,22 @@ use super::tls::SharedTls;
 /// The listen backlog of each serving thread's socket.
 const BACKLOG: u32 = 1024;
 
-/// Binds `addr` with `SO_REUSEPORT`, so that serving threads can bind the
-/// same address after it (port 0 picks a free port, which they then share).
-pub fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds the ingress address for the serving threads: first as a plain
+/// listener would, so that a port another process holds is refused as it
+/// always was (`SO_REUSEPORT` would otherwise let a second gateway of the
+/// same user, started by mistake, take a share of the connections), then
+/// with `SO_REUSEPORT` for the threads (port 0 picks a free port, which
+/// they then share).
+pub fn bind_first(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
+    bind_shared(addr)
+}
+
+/// Binds `addr` with `SO_REUSEPORT`, beside the serving threads' other
+/// listeners.
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -83,7 +96,7 @@ struct ServingThread {
 
 impl PerCore {
     /// Starts `threads` serving threads: the first accepts on `first`
-    /// (bound by [`bind_shared`]), the others on listeners of their own
+    /// (bound by [`bind_first`]), the others on listeners of their own
     /// bound to the same address. A thread that cannot start is logged and
     /// left out. When not even the first can, `first` is handed back with
     /// the error, to be served some other way.
