@@ -559,7 +559,19 @@ fn summary(config: &Config) -> String {
     let mut out = String::new();
     let l = &config.limits;
     let _ = writeln!(out, "configuration OK");
-    let _ = writeln!(out, "ingress  {}", config.listen);
+    let _ = match config.runtime.ingress {
+        hookgate::config::IngressThreads::PerCore => writeln!(
+            out,
+            "ingress  {} ({} serving threads, each with its own listener and upstream pool)",
+            config.listen,
+            config.runtime.serving_threads()
+        ),
+        hookgate::config::IngressThreads::Shared => writeln!(
+            out,
+            "ingress  {} (served on the shared multi-threaded runtime)",
+            config.listen
+        ),
+    };
     let _ = writeln!(
         out,
         "admin    {} (/healthz /readyz /metrics)",

@@ -43,6 +43,8 @@ fn check_passes_on_the_example_and_prints_routes_without_secrets() {
         "RS256 token in authorization, keys from https://www.googleapis.com/oauth2/v3/certs",
         "TT-Hook-Signature",
         "x-timify-secret",
+        // The example leaves `runtime` out: a serving thread per CPU.
+        "serving threads, each with its own listener and upstream pool",
     ] {
         assert!(
             stdout.to_lowercase().contains(&expected.to_lowercase()),
