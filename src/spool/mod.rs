@@ -794,6 +794,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_a_spool_shared_with_other_processes_is_polled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = spool(dir.path()).await;
+        assert!(!spool.polled(), "this process's own store: wake-ups only");
+        assert!(spool.shared().polled(), "a shared store: its workers poll");
+    }
+
+    #[tokio::test]
     async fn delivered_events_are_pruned_after_retention_and_dead_letters_never() {
         let dir = tempfile::tempdir().unwrap();
         let spool = spool(dir.path()).await;

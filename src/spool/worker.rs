@@ -32,6 +32,28 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses between tries to record an attempt while the store fails.
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long an idle worker sleeps when nothing wakes it, given `due`: the
+/// store's answer to `next_due_at` (`None` when the store failed; inside,
+/// the next delivery's due time or lease expiry, if any), `now`, and
+/// whether other processes share the store. `None`: until woken.
+///
+/// On this process's own store, until the next due time, and with nothing
+/// due, until an append, a record or a replay wakes the worker: no timer,
+/// so an idle gateway does not wake up. On a shared store, at most
+/// [`IDLE_POLL`], since other replicas' appends wake nobody here. After a
+/// failed read, [`IDLE_POLL`] before trying again.
+fn idle_wait(due: Option<Option<i64>>, now: i64, polled: bool) -> Option<Duration> {
+    let poll = IDLE_POLL.as_millis() as i64;
+    let ms = match due {
+        None => Some(poll),
+        Some(Some(at)) if polled => Some((at - now).clamp(1, poll)),
+        Some(Some(at)) => Some((at - now).max(1)),
+        Some(None) if polled => Some(poll),
+        Some(None) => None,
+    };
+    ms.map(|ms| Duration::from_millis(ms as u64))
+}
+
 /// A lease outlasts the destination's timeout by this much: time to record
 /// the outcome. Its holder renews it while the store refuses the record.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -178,30 +200,15 @@ impl Shared {
         }
     }
 
-    /// Waits for new work or the next due time; on a store other
-    /// processes share, for at most [`IDLE_POLL`] (their appends do not wake
-    /// this process). On this process's own store a worker with nothing
-    /// due sleeps until an append, a replay or a stop: no timer, so an idle
-    /// gateway does not wake up.
+    /// Waits for new work or for [`idle_wait`]'s time.
     async fn idle(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Stopped> {
         let (route, destination) = self.names();
         let spool = &self.worker.spool;
-        let due = match spool.next_due_at(route, destination).await {
-            Ok(due) => due,
-            // The store failed: try again after a poll's time.
-            Err(_) => Some(now_ms() + IDLE_POLL.as_millis() as i64),
-        };
-        let wait = match due {
-            Some(at) if spool.polled() => {
-                Some((at - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64))
-            }
-            Some(at) => Some((at - now_ms()).max(1)),
-            None if spool.polled() => Some(IDLE_POLL.as_millis() as i64),
-            None => None,
-        };
+        let due = spool.next_due_at(route, destination).await;
+        let wait = idle_wait(due.ok(), now_ms(), spool.polled());
         let sleep = async {
             match wait {
-                Some(ms) => tokio::time::sleep(Duration::from_millis(ms as u64)).await,
+                Some(wait) => tokio::time::sleep(wait).await,
                 None => std::future::pending().await,
             }
         };
@@ -361,5 +368,45 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+
+    fn ms(ms: u64) -> Option<Duration> {
+        Some(Duration::from_millis(ms))
+    }
+
+    #[test]
+    fn an_idle_worker_on_its_own_store_sleeps_until_due_or_woken() {
+        // Nothing due: no timer at all.
+        assert_eq!(idle_wait(Some(None), NOW, false), None);
+        // Due later: until then, however far.
+        assert_eq!(idle_wait(Some(Some(NOW + 5_000)), NOW, false), ms(5_000));
+        assert_eq!(
+            idle_wait(Some(Some(NOW + 3_600_000)), NOW, false),
+            ms(3_600_000)
+        );
+        // Due now or past: at once (a millisecond, never a zero-time spin).
+        assert_eq!(idle_wait(Some(Some(NOW)), NOW, false), ms(1));
+        assert_eq!(idle_wait(Some(Some(NOW - 5_000)), NOW, false), ms(1));
+    }
+
+    #[test]
+    fn an_idle_worker_on_a_shared_store_polls() {
+        assert_eq!(idle_wait(Some(None), NOW, true), ms(1_000));
+        assert_eq!(idle_wait(Some(Some(NOW + 5_000)), NOW, true), ms(1_000));
+        assert_eq!(idle_wait(Some(Some(NOW + 300)), NOW, true), ms(300));
+        assert_eq!(idle_wait(Some(Some(NOW - 5_000)), NOW, true), ms(1));
+    }
+
+    #[test]
+    fn after_a_failed_read_an_idle_worker_tries_again_after_a_poll() {
+        assert_eq!(idle_wait(None, NOW, false), ms(1_000));
+        assert_eq!(idle_wait(None, NOW, true), ms(1_000));
     }
 }
