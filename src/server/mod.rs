@@ -58,6 +58,50 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// What a connection is served with: a cloneable service that answers
+/// every request (errors are answers too) with a [`ResponseBody`]. The
+/// accept loop, the serving threads and `connection::serve` share it.
+pub trait ConnectionService<B>:
+    tower::Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> ConnectionService<B> for S where
+    S: tower::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// A response body hyper can send on any thread.
+pub trait ResponseBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Unpin
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Unpin
+        + Send
+        + 'static
+{
+}
+
 /// The ingress stack for one connection, outermost layer first. Each
 /// request runs on the gateway `current()` returns when it starts (the
 /// routes in force, see `reload`); `sensitive` are the headers marked
@@ -112,13 +156,8 @@ pub async fn accept_loop<M, S, B>(
 ) -> Connections
 where
     M: Fn(SocketAddr) -> S,
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService<B>,
+    B: ResponseBody,
 {
     let connections = Connections::default();
     loop {

@@ -18,20 +18,17 @@
 //! tasks started while serving (a dedup release, a pooled store
 //! connection) may still be needed until the stores are flushed.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use super::tls::SharedTls;
+use super::{ConnectionService, ResponseBody};
 
 /// The listen backlog of each serving thread's socket.
 const BACKLOG: u32 = 1024;
@@ -108,13 +105,8 @@ impl PerCore {
     ) -> Result<PerCore, (std::io::Error, TcpListener)>
     where
         M: Fn(SocketAddr) -> S + Clone + Send + 'static,
-        S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: ConnectionService<B>,
+        B: ResponseBody,
     {
         let (stop, stop_rx) = watch::channel(false);
         let mut first = Some(first);
@@ -226,13 +218,8 @@ fn serve_thread<M, S, B>(
     finish: oneshot::Receiver<()>,
 ) where
     M: Fn(SocketAddr) -> S,
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService<B>,
+    B: ResponseBody,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
