@@ -398,7 +398,12 @@ impl RouteCounts {
         match destinations {
             Some(destinations) => {
                 for destination in destinations {
-                    wakes.entry(destination.clone()).or_default().notify_one();
+                    // Every record wakes its worker: no allocation when the
+                    // worker's wake-up exists already (nearly always).
+                    match wakes.get(destination) {
+                        Some(wake) => wake.notify_one(),
+                        None => wakes.entry(destination.clone()).or_default().notify_one(),
+                    }
                 }
             }
             None => wakes.values().for_each(|wake| wake.notify_one()),
